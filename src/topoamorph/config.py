@@ -1,0 +1,142 @@
+"""Campaign configuration: defaults, merging, validation with messages that name the key."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError, InputFileError
+
+
+def schema() -> dict:
+    text = resources.files("topoamorph").joinpath("schemas/config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def load_yaml(path) -> dict:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputFileError(path, "config file not found") from None
+    except yaml.YAMLError as exc:
+        raise InputFileError(path, f"not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputFileError(path, "a config file must be a mapping of keys to values")
+    return data
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Return ``base`` updated by ``override``: mappings merge recursively, anything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _key_of(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    if error.validator == "additionalProperties":
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - allowed)
+        if extra:
+            parts.append(extra[0])
+    elif error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else ""
+        parts.append(missing)
+    return ".".join(parts) or "<top level>"
+
+
+def _message_of(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        return f"unknown key (allowed here: {', '.join(allowed)})"
+    if error.validator == "required":
+        return "missing (required)"
+    if error.validator == "enum":
+        return f"{error.instance!r} is not one of {error.validator_value}"
+    if error.validator == "type":
+        return f"{error.instance!r} has the wrong type (expected {error.validator_value})"
+    return error.message
+
+
+def _best_error(errors):
+    # prefer the deepest error (most specific key); conditional (if/then) errors surface their inner errors
+    flat = []
+    for e in errors:
+        flat.extend(e.context or [e]) if e.validator in ("allOf", "oneOf", "anyOf") else flat.append(e)
+    return max(flat, key=lambda e: (len(e.absolute_path), e.validator == "additionalProperties"))
+
+
+def validate(cfg: dict) -> dict:
+    """Validate a merged config; raise ConfigError naming the first offending key."""
+    validator = jsonschema.Draft7Validator(schema())
+    errors = list(validator.iter_errors(cfg))
+    if errors:
+        err = _best_error(errors)
+        raise ConfigError(_key_of(err), _message_of(err))
+    _semantic_checks(cfg)
+    return cfg
+
+
+def _semantic_checks(cfg: dict) -> None:
+    s = cfg["structures"]
+    segs = s["protocol"]["segments"]
+    names = [seg["name"] for seg in segs]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise ConfigError("structures.protocol.segments", f"segment names must be unique (repeated: {sorted(dup)})")
+    dt_ps = s["protocol"]["timestep_fs"] / 1000.0
+    for i, seg in enumerate(segs):
+        steps = round(seg["duration_ps"] / dt_ps)
+        if steps < 1:
+            raise ConfigError(f"structures.protocol.segments.{i}.duration_ps", "shorter than one time step")
+        if seg["frames"] > steps:
+            raise ConfigError(
+                f"structures.protocol.segments.{i}.frames",
+                f"{seg['frames']} frames requested but the segment has only {steps} steps",
+            )
+    if sum(seg["frames"] for seg in segs) == 0:
+        raise ConfigError("structures.protocol.segments", "no segment samples any frame (all frames are 0)")
+    for i, seg in enumerate(segs[1:], start=1):
+        prev = segs[i - 1]
+        if abs(seg["t_start_K"] - prev["t_end_K"]) > 1e-9:
+            raise ConfigError(
+                f"structures.protocol.segments.{i}.t_start_K",
+                f"{seg['t_start_K']} K does not continue the previous segment's end ({prev['t_end_K']} K)",
+            )
+    maxdim = cfg["homology"]["maxdim"]
+    for i, d in enumerate(cfg["descriptors"]["dims"]):
+        if d > maxdim:
+            raise ConfigError(f"descriptors.dims.{i}", f"dimension {d} exceeds homology.maxdim = {maxdim}")
+    lo, hi = cfg["descriptors"]["range"]
+    if not lo < hi:
+        raise ConfigError("descriptors.range", f"low ({lo}) must be below high ({hi})")
+    r = cfg["train"]["ridge"]
+    if r.get("alpha_min", 0) > r.get("alpha_max", float("inf")):
+        raise ConfigError("train.ridge.alpha_min", "must not exceed train.ridge.alpha_max")
+
+
+def load(configfile=None, defaults=None, overrides: dict | None = None) -> dict:
+    """Defaults (``config/config.yaml``), then ``configfile``, then ``overrides``; validated."""
+    cfg = load_yaml(defaults) if defaults else {}
+    if configfile:
+        cfg = deep_merge(cfg, load_yaml(configfile))
+    if overrides:
+        cfg = deep_merge(cfg, overrides)
+    return validate(cfg)
+
+
+def config_hash(cfg: dict) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,144 @@
+"""The campaign plan: runs, the melt-quench schedule, sampling times and homology batches.
+
+Everything here follows from the config alone (no file is read), so the workflow knows every job
+before any MD has run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .paths import CampaignPaths, fmt_density
+
+
+@dataclass(frozen=True)
+class Segment:
+    name: str
+    t_start_K: float
+    t_end_K: float
+    steps: int
+    sample_steps: tuple[int, ...]  # 1-based step counts within the segment at which frames are taken
+
+    def temperature_at(self, step: int) -> float:
+        """Target temperature after ``step`` (1-based) steps of this segment: linear ramp."""
+        return self.t_start_K + (self.t_end_K - self.t_start_K) * step / self.steps
+
+
+@dataclass(frozen=True)
+class Schedule:
+    timestep_fs: float
+    segments: tuple[Segment, ...]
+
+    @property
+    def total_steps(self) -> int:
+        return sum(s.steps for s in self.segments)
+
+    @property
+    def frames(self) -> int:
+        return sum(len(s.sample_steps) for s in self.segments)
+
+    def frame_table(self):
+        """(segment name, global step, time in ps, target temperature K) for each sampled frame."""
+        rows, offset = [], 0
+        for seg in self.segments:
+            for k in seg.sample_steps:
+                step = offset + k
+                rows.append((seg.name, step, step * self.timestep_fs / 1000.0, seg.temperature_at(k)))
+            offset += seg.steps
+        return rows
+
+
+def sample_steps(steps: int, frames: int) -> tuple[int, ...]:
+    """``frames`` evenly spaced steps in 1..steps, the last at the segment's end."""
+    return tuple(int(round((i + 1) * steps / frames)) for i in range(frames))
+
+
+def schedule(protocol: dict) -> Schedule:
+    dt = float(protocol["timestep_fs"])
+    segs = []
+    for seg in protocol["segments"]:
+        steps = int(round(seg["duration_ps"] * 1000.0 / dt))
+        segs.append(
+            Segment(
+                name=seg["name"],
+                t_start_K=float(seg["t_start_K"]),
+                t_end_K=float(seg["t_end_K"]),
+                steps=steps,
+                sample_steps=sample_steps(steps, int(seg["frames"])),
+            )
+        )
+    return Schedule(dt, tuple(segs))
+
+
+def run_seed(campaign_seed: int, density: float, run: int) -> int:
+    """A seed per run, derived from the campaign seed (stable when densities are added or reordered)."""
+    ss = np.random.SeedSequence([int(campaign_seed), int(round(float(density) * 1000)), int(run)])
+    return int(ss.generate_state(1, dtype=np.uint32)[0])
+
+
+@dataclass(frozen=True)
+class Run:
+    density: float
+    run: int
+    seed: int
+    path: str
+
+    @property
+    def density_label(self) -> str:
+        return fmt_density(self.density)
+
+
+def runs(cfg: dict) -> list[Run]:
+    paths = CampaignPaths(cfg["campaign"])
+    s = cfg["structures"]
+    out = []
+    for density in s["densities"]:
+        for r in range(1, s["runs"] + 1):
+            out.append(Run(float(density), r, run_seed(cfg["seed"], density, r), paths.structures(density, r)))
+    return out
+
+
+def find_run(cfg: dict, density: str, run: str) -> Run:
+    for r in runs(cfg):
+        if r.density_label == fmt_density(density) and str(r.run) == str(run):
+            return r
+    raise KeyError(f"no run rho{density}/run{run} in campaign {cfg['campaign']}")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Frames ``start:stop`` of one file (ASE's ``file@start:stop`` selection)."""
+
+    path: str
+    start: int
+    stop: int
+
+    def spec(self) -> str:
+        return f"{self.path}@{self.start}:{self.stop}"
+
+
+def batches(cfg: dict) -> list[list[Chunk]]:
+    """Homology batches of at most ``homology.batch_size`` frames, in run order, spanning files."""
+    size = int(cfg["homology"].get("batch_size", 255))
+    nframes = schedule(cfg["structures"]["protocol"]).frames
+    out: list[list[Chunk]] = [[]]
+    filled = 0
+    for r in runs(cfg):
+        start = 0
+        while start < nframes:
+            take = min(nframes - start, size - filled)
+            out[-1].append(Chunk(r.path, start, start + take))
+            start += take
+            filled += take
+            if filled == size:
+                out.append([])
+                filled = 0
+    if not out[-1]:
+        out.pop()
+    return out
+
+
+def batch_ids(cfg: dict) -> list[str]:
+    return [f"{i:04d}" for i in range(len(batches(cfg)))]
