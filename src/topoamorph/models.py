@@ -1,0 +1,233 @@
+"""Models predicting energy per atom (eV/atom) from descriptors, evaluated on one shared split.
+
+- ``split``: train/test indices, by frame (random, the paper's choice) or by run (whole trajectories).
+- ``RidgeModel``: ridge regression, regularisation chosen by k-fold cross-validation.
+- ``CNNModel``: a small convolutional network on the histogram images (PyTorch; CUDA with mixed
+  precision when available, else CPU, deterministic there).
+- Baselines on the same split: ``mean`` (the training mean) and ``density`` (a cubic polynomial of the
+  mass density, ridge): a PH model is only worth something if it beats what density alone explains.
+Errors are reported in meV/atom.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+
+import numpy as np
+
+from .units import ev_to_mev
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------- split and metrics
+def split(meta: dict, test_fraction: float, seed: int, by: str = "frame") -> dict:
+    n = len(meta["energy"])
+    rng = np.random.default_rng(seed)
+    if by == "frame":
+        perm = rng.permutation(n)
+        n_test = max(1, int(round(test_fraction * n)))
+        test = np.sort(perm[:n_test])
+    elif by == "run":
+        groups = [f"{s}" for s in meta["source"]]
+        uniq = sorted(set(groups))
+        n_test = max(1, int(round(test_fraction * len(uniq))))
+        chosen = set(rng.permutation(uniq)[:n_test].tolist())
+        test = np.array([i for i, g in enumerate(groups) if g in chosen], dtype=np.int64)
+    else:
+        raise ValueError(f"unknown split kind {by!r}")
+    train = np.setdiff1d(np.arange(n), test)
+    if len(train) < 2:
+        raise ValueError(f"only {len(train)} training frames after the split: lower train.split.test_fraction")
+    return {"train": train.tolist(), "test": test.tolist(), "by": by, "seed": int(seed),
+            "test_fraction": float(test_fraction)}
+
+
+def errors(y_true, y_pred) -> dict:
+    d = np.asarray(y_pred, float) - np.asarray(y_true, float)
+    return {"mae_mev_per_atom": float(ev_to_mev(np.mean(np.abs(d)))) if len(d) else None,
+            "rmse_mev_per_atom": float(ev_to_mev(np.sqrt(np.mean(d**2)))) if len(d) else None,
+            "n": int(len(d))}
+
+
+def per_density(y_true, y_pred, density) -> dict:
+    out = {}
+    labels = np.round(np.asarray(density, float), 1)
+    for lab in np.unique(labels):
+        m = labels == lab
+        out[f"{lab:.1f}"] = errors(np.asarray(y_true)[m], np.asarray(y_pred)[m])
+    return out
+
+
+def report_metrics(name, y, pred, density, parts: dict, hyper: dict, provenance: dict) -> dict:
+    """``parts``: {"train": idx, "validation": idx, "test": idx}."""
+    out = {"model": name, "target": "energy per atom (eV/atom)", "error_units": "meV/atom",
+           "hyperparameters": hyper, "provenance": provenance}
+    for part, idx in parts.items():
+        idx = np.asarray(idx, dtype=np.int64)
+        out[part] = errors(y[idx], pred[idx])
+    test = np.asarray(parts["test"], dtype=np.int64)
+    out["per_density"] = {"test": per_density(y[test], pred[test], density[test])}
+    return out
+
+
+# ---------------------------------------------------------------- ridge
+class RidgeModel:
+    """Ridge on flattened descriptors with the regularisation picked by k-fold CV (scikit-learn RidgeCV)."""
+
+    def __init__(self, alpha_min=1e-6, alpha_max=1e3, n_alphas=19, cv_folds=5, seed=0):
+        self.alpha_min, self.alpha_max, self.n_alphas, self.cv_folds, self.seed = (
+            alpha_min, alpha_max, n_alphas, cv_folds, seed)
+
+    def fit(self, X, y):
+        from sklearn.linear_model import RidgeCV
+        from sklearn.model_selection import KFold
+
+        alphas = np.logspace(np.log10(self.alpha_min), np.log10(self.alpha_max), self.n_alphas)
+        folds = min(self.cv_folds, len(y))
+        self.model_ = RidgeCV(alphas=alphas, cv=KFold(folds, shuffle=True, random_state=self.seed))
+        self.model_.fit(X.reshape(len(X), -1), y)
+        self.alpha_ = float(self.model_.alpha_)
+        at_edge = self.alpha_ in (alphas[0], alphas[-1])
+        log.info("ridge: alpha=%.3g chosen by %d-fold CV%s", self.alpha_, folds,
+                 " (at the edge of the grid: widen train.ridge.alpha_min/alpha_max)" if at_edge else "")
+        return self
+
+    def predict(self, X):
+        return self.model_.predict(X.reshape(len(X), -1))
+
+
+class DensityBaseline:
+    """Ridge on (ρ, ρ², ρ³) of the mass density: what density alone explains."""
+
+    def fit(self, density, y):
+        from sklearn.linear_model import RidgeCV
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+        self.model_ = make_pipeline(PolynomialFeatures(3, include_bias=False), StandardScaler(),
+                                    RidgeCV(alphas=np.logspace(-6, 2, 9)))
+        self.model_.fit(np.asarray(density).reshape(-1, 1), y)
+        return self
+
+    def predict(self, density):
+        return self.model_.predict(np.asarray(density).reshape(-1, 1))
+
+
+# ---------------------------------------------------------------- CNN
+def _torch_device(requested: str):
+    import torch
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.cnn.device is 'cuda' but no CUDA device is available")
+    if requested in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _build_cnn(in_channels: int, bins: int, channels=(16, 32), hidden: int = 64):
+    import torch.nn as nn
+
+    layers, c, side = [], in_channels, bins
+    for ch in channels:
+        layers += [nn.Conv2d(c, ch, 3, padding=1), nn.ReLU()]
+        if side >= 4:
+            layers.append(nn.MaxPool2d(2))
+            side //= 2
+        c = ch
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * side * side, hidden), nn.ReLU(),
+                         nn.Linear(hidden, 1))
+
+
+class CNNModel:
+    """A small CNN regressor on (channels, bins, bins) images, with early stopping on a validation split."""
+
+    def __init__(self, epochs=150, batch_size=32, learning_rate=2e-3, weight_decay=1e-5, channels=(16, 32),
+                 hidden=64, validation_fraction=0.1, patience=30, device="auto", seed=0):
+        self.epochs, self.batch_size, self.learning_rate, self.weight_decay = epochs, batch_size, learning_rate, weight_decay
+        self.channels, self.hidden, self.validation_fraction = tuple(channels), hidden, validation_fraction
+        self.patience, self.device, self.seed = patience, device, seed
+
+    def fit(self, X, y, validation_index=None):
+        import torch
+
+        torch.manual_seed(self.seed)
+        dev = _torch_device(self.device)
+        if dev.type == "cpu":
+            torch.use_deterministic_algorithms(True)
+        self.device_ = str(dev)
+        n = len(y)
+        if validation_index is None:
+            rng = np.random.default_rng(self.seed)
+            validation_index = np.sort(rng.permutation(n)[: max(1, int(round(self.validation_fraction * n)))])
+        val = np.asarray(validation_index, dtype=np.int64)
+        tr = np.setdiff1d(np.arange(n), val)
+        self.x_scale_ = np.maximum(X[tr].max(axis=(0, 2, 3)), 1e-12).astype(np.float32)
+        self.y_mean_, self.y_std_ = float(y[tr].mean()), float(y[tr].std() or 1.0)
+        Xt = torch.as_tensor(X / self.x_scale_[None, :, None, None], dtype=torch.float32, device=dev)
+        yt = torch.as_tensor((y - self.y_mean_) / self.y_std_, dtype=torch.float32, device=dev)
+        self.net_ = _build_cnn(X.shape[1], X.shape[2], self.channels, self.hidden).to(dev)
+        opt = torch.optim.AdamW(self.net_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs)
+        use_amp = dev.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        gen = torch.Generator().manual_seed(self.seed)
+        best, best_state, since_best, self.history_ = np.inf, None, 0, []
+        tr_t = torch.as_tensor(tr)
+        t0 = time.perf_counter()
+        for epoch in range(1, self.epochs + 1):
+            self.net_.train()
+            perm = tr_t[torch.randperm(len(tr_t), generator=gen)]
+            total = 0.0
+            for start in range(0, len(perm), self.batch_size):
+                b = perm[start:start + self.batch_size].to(dev)
+                opt.zero_grad(set_to_none=True)
+                with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
+                    loss = torch.nn.functional.mse_loss(self.net_(Xt[b]).squeeze(1), yt[b])
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                total += float(loss) * len(b)
+            sched.step()
+            val_mae = float(np.mean(np.abs(self._predict_scaled(Xt[val]) - yt[val].cpu().numpy()))) * self.y_std_
+            self.history_.append({"epoch": epoch, "train_mse": total / len(tr), "val_mae_ev": val_mae})
+            if val_mae < best - 1e-12:
+                best, best_state, since_best, self.best_epoch_ = val_mae, copy.deepcopy(self.net_.state_dict()), 0, epoch
+            else:
+                since_best += 1
+            if epoch % 10 == 0 or epoch == 1:
+                log.info("cnn epoch %d/%d train_mse=%.4f val_mae=%.2f meV/atom (best %.2f at %d) %.1f s", epoch,
+                         self.epochs, total / len(tr), 1000 * val_mae, 1000 * best, self.best_epoch_,
+                         time.perf_counter() - t0)
+            if since_best >= self.patience:
+                log.info("cnn: early stop at epoch %d (no improvement for %d epochs)", epoch, self.patience)
+                break
+        self.net_.load_state_dict(best_state)
+        self.validation_index_, self.train_index_ = val, tr
+        return self
+
+    def _predict_scaled(self, Xt):
+        import torch
+
+        self.net_.eval()
+        with torch.no_grad():
+            return torch.cat([self.net_(Xt[i:i + 1024]).squeeze(1).float() for i in range(0, len(Xt), 1024)]).cpu().numpy()
+
+    def predict(self, X):
+        import torch
+
+        dev = next(self.net_.parameters()).device
+        Xt = torch.as_tensor(X / self.x_scale_[None, :, None, None], dtype=torch.float32, device=dev)
+        return self._predict_scaled(Xt).astype(float) * self.y_std_ + self.y_mean_
+
+    def save(self, path):
+        import torch
+
+        from .io import atomic_path
+
+        with atomic_path(path) as tmp:
+            torch.save({"state_dict": self.net_.state_dict(), "x_scale": self.x_scale_, "y_mean": self.y_mean_,
+                        "y_std": self.y_std_, "channels": self.channels, "hidden": self.hidden,
+                        "best_epoch": self.best_epoch_, "history": self.history_}, tmp)

@@ -1,0 +1,138 @@
+"""Figures and tables of a campaign: metrics table, parity plots, example diagrams, ridge
+coefficient maps on the (birth, death) plane, and energy against density per protocol stage."""
+
+from __future__ import annotations
+
+import csv
+import logging
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .io import atomic_path, read_json  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+def _read_predictions(path) -> dict:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {
+        "part": np.array([r["part"] for r in rows]),
+        "y": np.array([float(r["y_true_ev_per_atom"]) for r in rows]),
+        "pred": np.array([float(r["y_pred_ev_per_atom"]) for r in rows]),
+        "density": np.array([float(r["density"]) for r in rows]),
+        "stage": np.array([r["stage"] for r in rows]),
+    }
+
+
+def _save(fig, path, dpi):
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    plt.close(fig)
+
+
+def metrics_table(metrics_files: dict, md_out, csv_out) -> list[dict]:
+    rows = []
+    for name, path in metrics_files.items():
+        m = read_json(path)
+        row = {"model": name}
+        for part in ("train", "validation", "test"):
+            if part in m:
+                row[f"{part}_mae"] = m[part]["mae_mev_per_atom"]
+                row[f"{part}_rmse"] = m[part]["rmse_mev_per_atom"]
+                row[f"{part}_n"] = m[part]["n"]
+        rows.append(row)
+    rows.sort(key=lambda r: r.get("test_mae", np.inf))
+    cols = ["model", "test_mae", "test_rmse", "test_n", "train_mae", "train_rmse", "train_n",
+            "validation_mae", "validation_n"]
+    with atomic_path(csv_out) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    fmt = lambda v: "–" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))  # noqa: E731
+    lines = ["| model | test MAE | test RMSE | test n | train MAE | train RMSE | train n |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append("| " + " | ".join(fmt(r.get(c)) for c in cols[:7]) + " |")
+    text = "Errors in meV/atom (energy per atom), best test MAE first.\n\n" + "\n".join(lines) + "\n"
+    with atomic_path(md_out) as tmp:
+        tmp.write_text(text)
+    return rows
+
+
+def parity_plots(prediction_files: dict, out, dpi=110) -> None:
+    names = list(prediction_files)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        p = _read_predictions(prediction_files[name])
+        for part, color in (("train", "0.75"), ("validation", "tab:orange"), ("test", "tab:blue")):
+            m = p["part"] == part
+            if m.any():
+                ax.scatter(p["y"][m], p["pred"][m], s=6, c=color, label=part, alpha=0.8, lw=0)
+        lo, hi = min(p["y"].min(), p["pred"].min()), max(p["y"].max(), p["pred"].max())
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        t = p["part"] == "test"
+        mae = 1000 * np.mean(np.abs(p["pred"][t] - p["y"][t]))
+        ax.set_title(f"{name}: test MAE {mae:.1f} meV/atom", fontsize=9)
+        ax.set_xlabel("reference energy (eV/atom)")
+        ax.set_ylabel("predicted (eV/atom)")
+        ax.legend(fontsize=7, markerscale=2)
+    _save(fig, out, dpi)
+
+
+def diagram_examples(dataset_meta: dict, diagrams: list, out, n_examples=4, dpi=110) -> None:
+    """PD0–PD2 of frames chosen across the density range (final stage where available)."""
+    rho = np.asarray(dataset_meta["density"])
+    stage = np.asarray(dataset_meta["stage"])
+    final = stage == stage[-1] if len(stage) else np.ones(len(rho), bool)
+    pool = np.nonzero(final)[0] if final.any() else np.arange(len(rho))
+    order = pool[np.argsort(rho[pool], kind="stable")]
+    picks = order[np.linspace(0, len(order) - 1, min(n_examples, len(order))).round().astype(int)]
+    dims = sorted(diagrams[0])
+    fig, axes = plt.subplots(len(dims), len(picks), figsize=(3.0 * len(picks), 2.9 * len(dims)), squeeze=False)
+    for j, i in enumerate(picks):
+        for r, d in enumerate(dims):
+            ax = axes[r, j]
+            p = diagrams[i][d]
+            fin = p[np.isfinite(p[:, 1])]
+            ax.scatter(fin[:, 0], fin[:, 1], s=4, alpha=0.6)
+            top = max(fin[:, 1].max() if len(fin) else 1.0, 1e-3)
+            ax.plot([0, top], [0, top], "k-", lw=0.5)
+            ax.set_title(f"PD{d}, ρ={rho[i]:.2f} g/cm³, {stage[i]}", fontsize=8)
+            ax.set_xlabel("birth (Å²)", fontsize=8)
+            ax.set_ylabel("death (Å²)", fontsize=8)
+    _save(fig, out, dpi)
+
+
+def ridge_map(coef_file, dims, value_range, out, dpi=110) -> None:
+    """Ridge coefficients on the (birth, death) plane: red raises the energy, blue lowers it."""
+    z = np.load(coef_file)
+    coef = z["coef"]
+    lo, hi = value_range
+    fig, axes = plt.subplots(1, len(dims), figsize=(3.6 * len(dims), 3.2), squeeze=False)
+    for ax, d, c in zip(axes[0], dims, coef):
+        v = np.abs(c).max() or 1.0
+        im = ax.imshow(c.T, origin="lower", extent=[lo, hi, lo, hi], cmap="RdBu_r", vmin=-v, vmax=v)
+        ax.plot([lo, hi], [lo, hi], "k-", lw=0.5)
+        ax.set_title(f"ridge coefficients, PD{d}", fontsize=9)
+        ax.set_xlabel("birth (Å²)")
+        ax.set_ylabel("death (Å²)")
+        fig.colorbar(im, ax=ax, shrink=0.8, label="eV/atom per (pair/atom)")
+    _save(fig, out, dpi)
+
+
+def energy_vs_density(dataset_meta: dict, y, out, dpi=110) -> None:
+    rho = np.asarray(dataset_meta["density"])
+    stage = np.asarray(dataset_meta["stage"])
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for s in dict.fromkeys(stage):
+        m = stage == s
+        ax.scatter(rho[m], y[m], s=6, label=s or "(none)", alpha=0.7)
+    ax.set_xlabel("density (g/cm³)")
+    ax.set_ylabel("energy (eV/atom)")
+    ax.legend(fontsize=7, title="stage", title_fontsize=7)
+    _save(fig, out, dpi)

@@ -1,0 +1,124 @@
+"""Stage entry points called by the workflow's scripts (the rules stay thin; the science is here)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+
+import numpy as np
+
+from . import generate, models, plan, provenance
+from .descriptors import Dataset, build_dataset
+from .io import atomic_path, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+
+def melt_quench(structures: dict, density: float, run: int, seed: int, output: str) -> None:
+    sched = plan.schedule(structures["protocol"])
+    frames = generate.melt_quench(structures, sched, density, run, seed)
+    generate.write_frames(output, frames)
+    log.info("wrote %d frames to %s", len(frames), output)
+
+
+def descriptors(diagram_files, params: dict, output: str) -> None:
+    build_dataset(list(diagram_files), output, params, provenance.record(params))
+
+
+def make_split(dataset: str, params: dict, seed: int, output: str) -> None:
+    with Dataset(dataset) as ds:
+        s = models.split(ds.meta, params["test_fraction"], seed, params.get("by", "frame"))
+    s["provenance"] = provenance.record(params, seed)
+    write_json(output, s)
+    log.info("split: %d train, %d test frames (by %s)", len(s["train"]), len(s["test"]), s["by"])
+
+
+def _load(dataset: str, split_file: str):
+    s = read_json(split_file)
+    with Dataset(dataset) as ds:
+        X = ds.rows(np.arange(len(ds)))
+        return X, ds.y.copy(), {k: v.copy() for k, v in ds.meta.items()}, s
+
+
+def write_predictions(path, y, pred, meta, parts: dict) -> None:
+    part_of = np.full(len(y), "", dtype=object)
+    for name, idx in parts.items():
+        part_of[np.asarray(idx, dtype=np.int64)] = name
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["row", "part", "y_true_ev_per_atom", "y_pred_ev_per_atom", "density", "stage", "n_atoms",
+                    "source", "frame"])
+        for i in range(len(y)):
+            w.writerow([i, part_of[i], f"{y[i]:.8f}", f"{pred[i]:.8f}", f"{meta['density'][i]:.4f}",
+                        meta["stage"][i], meta["n_atoms"][i], meta["source"][i], meta["index"][i]])
+
+
+def train_ridge(dataset, split_file, params: dict, seed: int, metrics_out, predictions_out, model_out) -> dict:
+    X, y, meta, s = _load(dataset, split_file)
+    tr, te = np.asarray(s["train"]), np.asarray(s["test"])
+    m = models.RidgeModel(**params, seed=seed).fit(X[tr], y[tr])
+    pred = m.predict(X)
+    parts = {"train": tr, "test": te}
+    hyper = dict(params, alpha=m.alpha_)
+    out = models.report_metrics("ridge", y, pred, meta["density"], parts, hyper, provenance.record(params, seed))
+    with atomic_path(model_out) as tmp:
+        np.savez(tmp, coef=m.model_.coef_.reshape(X.shape[1:]), intercept=m.model_.intercept_, alpha=m.alpha_)
+    write_predictions(predictions_out, y, pred, meta, parts)
+    write_json(metrics_out, out)
+    log.info("ridge test MAE %.2f meV/atom", out["test"]["mae_mev_per_atom"])
+    return out
+
+
+def train_cnn(dataset, split_file, params: dict, seed: int, threads: int, metrics_out, predictions_out,
+              model_out) -> dict:
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+    X, y, meta, s = _load(dataset, split_file)
+    tr, te = np.asarray(s["train"]), np.asarray(s["test"])
+    m = models.CNNModel(**params, seed=seed).fit(X[tr], y[tr])
+    pred = m.predict(X)
+    parts = {"train": tr[m.train_index_], "validation": tr[m.validation_index_], "test": te}
+    hyper = dict(params, best_epoch=m.best_epoch_, epochs_run=len(m.history_), device_used=m.device_)
+    out = models.report_metrics("cnn", y, pred, meta["density"], parts, hyper, provenance.record(params, seed))
+    out["history"] = m.history_
+    m.save(model_out)
+    write_predictions(predictions_out, y, pred, meta, parts)
+    write_json(metrics_out, out)
+    log.info("cnn test MAE %.2f meV/atom on %s", out["test"]["mae_mev_per_atom"], m.device_)
+    return out
+
+
+def train_baselines(dataset, split_file, seed: int, outputs: dict) -> None:
+    """``outputs``: {name: (metrics path, predictions path)} for the names 'mean' and 'density'."""
+    X, y, meta, s = _load(dataset, split_file)
+    tr, te = np.asarray(s["train"]), np.asarray(s["test"])
+    parts = {"train": tr, "test": te}
+    rho = meta["density"]
+    preds = {
+        "mean": np.full(len(y), y[tr].mean()),
+        "density": models.DensityBaseline().fit(rho[tr], y[tr]).predict(rho),
+    }
+    for name, (metrics_out, predictions_out) in outputs.items():
+        out = models.report_metrics(name, y, preds[name], rho, parts, {}, provenance.record(None, seed))
+        write_predictions(predictions_out, y, preds[name], meta, parts)
+        write_json(metrics_out, out)
+        log.info("%s baseline test MAE %.2f meV/atom", name, out["test"]["mae_mev_per_atom"])
+
+
+def report(metrics_files: dict, prediction_files: dict, ridge_model, dataset, diagram_files, params: dict,
+           dims, value_range, outputs: dict) -> None:
+    from . import report as rep
+    from .store import read_diagrams
+
+    dpi = params.get("dpi", 110)
+    rows = rep.metrics_table(metrics_files, outputs["table"], outputs["table_csv"])
+    rep.parity_plots(prediction_files, outputs["parity"], dpi)
+    rep.ridge_map(ridge_model, dims, value_range, outputs["ridge_map"], dpi)
+    with Dataset(dataset) as ds:
+        meta, y = ds.meta, ds.y
+    diagrams = [d for f in diagram_files for d in read_diagrams(f)["diagrams"]]
+    rep.diagram_examples(meta, diagrams, outputs["diagrams"], params.get("example_frames", 4), dpi)
+    rep.energy_vs_density(meta, y, outputs["energy_density"], dpi)
+    for r in rows:
+        log.info("%-8s test MAE %s meV/atom", r["model"], r.get("test_mae"))

@@ -1,0 +1,70 @@
+# Configuration (validated before anything is planned), paths and input functions.
+import os
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+# Jobs use the tools of the environment running snakemake (topoamorph, mpiexec), activated or not.
+os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+try:
+    from topoamorph import config as tconfig
+    from topoamorph import plan
+    from topoamorph.errors import TopoamorphError
+    from topoamorph.paths import CampaignPaths
+except ImportError as exc:
+    raise WorkflowError(
+        f"the topoamorph package is not importable ({exc}): run 'make venv' and use .venv/bin/snakemake"
+    )
+
+DEFAULTS = Path(workflow.basedir).parent / "config" / "config.yaml"
+try:
+    _merged = tconfig.validate(tconfig.deep_merge(tconfig.load_yaml(DEFAULTS), config))
+except TopoamorphError as exc:
+    raise WorkflowError(f"invalid configuration: {exc}")
+config.clear()
+config.update(_merged)
+
+P = CampaignPaths(config["campaign"])
+RUNS = plan.runs(config)
+BATCHES = plan.batches(config)
+BATCH_IDS = plan.batch_ids(config)
+MODELS = ["ridge", "cnn"]
+BASELINES = ["mean", "density"]
+STRUCTURE_KEYS = ("element", "natoms", "lattice", "rattle_angstrom", "engine", "protocol")
+
+
+wildcard_constraints:
+    density=r"\d+\.\d\d",
+    run=r"\d+",
+    batch=r"\d{4}",
+
+
+def structures_params():
+    """What one melt-quench depends on (not the list of densities or the number of runs)."""
+    s = config["structures"]
+    return {k: s[k] for k in STRUCTURE_KEYS if k in s}
+
+
+def run_seed(wildcards):
+    return plan.find_run(config, wildcards.density, wildcards.run).seed
+
+
+def batch_files(wildcards):
+    return sorted({c.path for c in BATCHES[int(wildcards.batch)]})
+
+
+def batch_specs(wildcards):
+    return [c.spec() for c in BATCHES[int(wildcards.batch)]]
+
+
+def report_files():
+    return [P.report(n) for n in ("metrics.md", "metrics.csv", "parity.png", "diagrams.png",
+                                  "ridge_coefficients.png", "energy_density.png")]
+
+
+def all_outputs():
+    return [P.metrics(m) for m in MODELS + BASELINES] + report_files()

@@ -1,0 +1,24 @@
+rule homology:
+    """Persistence diagrams of one batch of frames, spread over MPI ranks (one job per batch)."""
+    input:
+        batch_files,
+    output:
+        P.diagrams(),
+    params:
+        specs=batch_specs,
+        backend=config["homology"]["backend"],
+        maxdim=config["homology"]["maxdim"],
+        precision=config["homology"].get("precision", "safe"),
+    log:
+        P.log("homology", "batch{batch}"),
+    threads: config["homology"].get("mpi_ranks", 1)
+    resources:
+        tasks=config["homology"].get("mpi_ranks", 1),
+        mpi="mpiexec",
+        runtime=60,
+        mem_mb=2000,
+    conda:
+        "../envs/homology.yaml"
+    shell:
+        "{resources.mpi} -n {resources.tasks} topoamorph homology {params.specs:q} --output {output:q}"
+        " --backend {params.backend} --maxdim {params.maxdim} --precision {params.precision} > {log:q} 2>&1"

@@ -1,0 +1,30 @@
+rule report:
+    """Metrics table, parity plots, example diagrams, ridge coefficient maps, energy vs density."""
+    input:
+        metrics=[P.metrics(m) for m in MODELS + BASELINES],
+        predictions=[P.predictions(m) for m in MODELS + BASELINES],
+        ridge_model=P.model("ridge", "npz"),
+        dataset=P.dataset(),
+        diagrams=expand(P.diagrams(), batch=BATCH_IDS),
+    output:
+        table=report(P.report("metrics.md"), caption="../report/metrics.rst", category="Metrics"),
+        table_csv=P.report("metrics.csv"),
+        parity=report(P.report("parity.png"), caption="../report/parity.rst", category="Models"),
+        diagrams=report(P.report("diagrams.png"), caption="../report/diagrams.rst", category="Homology"),
+        ridge_map=report(
+            P.report("ridge_coefficients.png"), caption="../report/ridge_map.rst", category="Models"
+        ),
+        energy_density=report(
+            P.report("energy_density.png"), caption="../report/energy_density.rst", category="Structures"
+        ),
+    params:
+        models=MODELS + BASELINES,
+        report=config["report"],
+        dims=config["descriptors"]["dims"],
+        value_range=config["descriptors"]["range"],
+    log:
+        P.log("report"),
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/report.py"

@@ -1,0 +1,81 @@
+rule split:
+    """One train/test split shared by every model and baseline."""
+    input:
+        P.dataset(),
+    output:
+        P.split(),
+    params:
+        split=config["train"]["split"],
+        seed=config["seed"],
+    log:
+        P.log("split"),
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/split.py"
+
+
+rule train_ridge:
+    """Ridge regression, regularisation chosen by cross-validation."""
+    input:
+        dataset=P.dataset(),
+        split=P.split(),
+    output:
+        metrics=P.metrics("ridge"),
+        predictions=P.predictions("ridge"),
+        model=P.model("ridge", "npz"),
+    params:
+        ridge=config["train"]["ridge"],
+        seed=config["seed"],
+    log:
+        P.log("train_ridge"),
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/train_ridge.py"
+
+
+rule train_cnn:
+    """A small CNN on the histogram images (CUDA when available, else CPU)."""
+    input:
+        dataset=P.dataset(),
+        split=P.split(),
+    output:
+        metrics=P.metrics("cnn"),
+        predictions=P.predictions("cnn"),
+        model=P.model("cnn", "pt"),
+    params:
+        cnn=config["train"]["cnn"],
+        seed=config["seed"],
+    log:
+        P.log("train_cnn"),
+    threads: 2
+    resources:
+        runtime=120,
+        mem_mb=8000,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/train_cnn.py"
+
+
+rule train_baselines:
+    """Honest baselines on the same split: the training mean, and energy from density alone."""
+    input:
+        dataset=P.dataset(),
+        split=P.split(),
+    output:
+        metrics=[P.metrics(b) for b in BASELINES],
+        predictions=[P.predictions(b) for b in BASELINES],
+    params:
+        seed=config["seed"],
+        names=BASELINES,
+    log:
+        P.log("train_baselines"),
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/train_baselines.py"
