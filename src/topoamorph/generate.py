@@ -81,10 +81,10 @@ def melt_quench(structures: dict, sched: Schedule, density: float, run: int, see
     atoms.calc = engines.calculator(structures["engine"], element)
     engine_name = engines.describe(structures["engine"])
 
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
     t0 = protocol.get("initial_temperature_K", sched.segments[0].t_start_K)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=t0, rng=rng)
+    thermalize_momenta(atoms, temperature_K=t0, rng=rng)
     Stationary(atoms)
     dyn, set_temperature = _thermostat(atoms, protocol, t0, rng)
 

@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 UNITS = {"alpha": "angstrom^2 (squared radius)"}
 ZERO_PERSISTENCE = 1e-9  # Å²: pairs closer than this to the diagonal are dropped
+#: Coordinates go onto an integer grid of this spacing (Å), cell vectors too, so that every periodic
+#: translate of an atom is bit-exact and CGAL's exact predicates (with their symbolic perturbation)
+#: triangulate all translates of a degenerate (crystalline) configuration identically.
+GRID = 2.0**-30
 BACKENDS = ("alpha",)
 
 
@@ -100,7 +104,7 @@ def _periodic_alpha_once(positions, cell, maxdim, precision):
     frac[frac >= 1.0] = 0.0
     heights = _cell_heights(cell)
     margin = 2.5 * (abs(np.linalg.det(cell)) / n) ** (1.0 / 3.0)
-    for _attempt in range(8):
+    for _attempt in range(4):
         out = _quotient(frac, cell, heights, margin, precision)
         if out is MERGED:
             return MERGED
@@ -111,7 +115,7 @@ def _periodic_alpha_once(positions, cell, maxdim, precision):
                 return PersistenceResult(_diagrams(_simplex_tree(simplices, filtrations), maxdim), 1, margin, n)
             margin = 1.05 * needed
         else:  # the kept simplices do not triangulate the torus yet: look further
-            margin *= 1.5
+            margin *= 1.3
     return MERGED
 
 
@@ -141,12 +145,14 @@ def _quotient(frac, cell, heights, margin, precision):
     shifts = np.array(list(itertools.product(*[range(-r, r + 1) for r in reach])), dtype=np.int64)
     # central cell first, so that padded indices 0..n-1 are the original atoms
     shifts = shifts[np.argsort(np.abs(shifts).sum(axis=1), kind="stable")]
+    cell_grid = np.round(cell / GRID)
+    pos_grid = np.round((frac @ cell) / GRID)
     pts, orig, img = [], [], []
     for s in shifts:
         f = frac + s
         keep = np.all((f >= -mfrac) & (f < 1.0 + mfrac), axis=1)
         idx = np.nonzero(keep)[0]
-        pts.append(f[idx] @ cell)
+        pts.append(pos_grid[idx] + s @ cell_grid)  # exact: integers below 2**53
         orig.append(idx)
         img.append(np.repeat(s[None, :], len(idx), axis=0))
     pts = np.concatenate(pts)
@@ -167,7 +173,7 @@ def _quotient(frac, cell, heights, margin, precision):
             filtrations[d] = np.zeros(0)
             continue
         s = np.asarray(sl, dtype=np.int64)
-        f = np.asarray(fl, dtype=float)
+        f = np.asarray(fl, dtype=float) * GRID**2
         o = orig[s]
         lowest = np.argmin(o, axis=1)
         anchor = s[np.arange(len(s)), lowest]

@@ -30,6 +30,7 @@ def _read_predictions(path) -> dict:
 
 
 def _save(fig, path, dpi):
+    fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     plt.close(fig)

@@ -62,7 +62,8 @@ def train_ridge(dataset, split_file, params: dict, seed: int, metrics_out, predi
     hyper = dict(params, alpha=m.alpha_)
     out = models.report_metrics("ridge", y, pred, meta["density"], parts, hyper, provenance.record(params, seed))
     with atomic_path(model_out) as tmp:
-        np.savez(tmp, coef=m.model_.coef_.reshape(X.shape[1:]), intercept=m.model_.intercept_, alpha=m.alpha_)
+        np.savez(tmp, coef=m.coef_.reshape(X.shape[1:]), intercept=m.intercept_, alpha=m.alpha_,
+                 alphas=m.alphas_, cv_rmse=m.cv_rmse_)
     write_predictions(predictions_out, y, pred, meta, parts)
     write_json(metrics_out, out)
     log.info("ridge test MAE %.2f meV/atom", out["test"]["mae_mev_per_atom"])

@@ -1,0 +1,79 @@
+import pytest
+import yaml
+
+from conftest import ROOT
+from topoamorph import config
+from topoamorph.errors import ConfigError, InputFileError
+
+DEFAULTS = ROOT / "config" / "config.yaml"
+
+
+def load_with(tmp_path, overrides):
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump(overrides))
+    return config.load(f, defaults=DEFAULTS)
+
+
+def test_default_campaign_is_valid_and_meets_the_foundation_contract(default_config):
+    c = default_config
+    assert c["campaign"] == "demo" and c["source"]["kind"] == "generate"
+    s = c["structures"]
+    assert s["element"] == "C" and s["natoms"] == 64 and s["runs"] >= 2
+    assert len(s["densities"]) >= 4 and min(s["densities"]) <= 1.5 and max(s["densities"]) >= 3.5
+    temps = [(g["t_start_K"], g["t_end_K"]) for g in s["protocol"]["segments"]]
+    assert temps[0][1] == max(t for seg in temps for t in seg) and temps[-1][1] == 300
+
+
+def test_absent_keys_take_defaults_and_nested_keys_merge(tmp_path):
+    c = load_with(tmp_path, {"campaign": "x", "train": {"cnn": {"epochs": 3}}})
+    assert c["campaign"] == "x" and c["train"]["cnn"]["epochs"] == 3
+    assert c["train"]["cnn"]["batch_size"] == yaml.safe_load(DEFAULTS.read_text())["train"]["cnn"]["batch_size"]
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"structures": {"bogus": 1}}, "structures.bogus"),
+        ({"nonsense": 1}, "nonsense"),
+        ({"structures": {"natoms": "many"}}, "structures.natoms"),
+        ({"structures": {"densities": []}}, "structures.densities"),
+        ({"structures": {"densities": [2.0, -1.0]}}, "structures.densities.1"),
+        ({"structures": {"engine": {"name": "nwchem"}}}, "structures.engine.name"),
+        ({"structures": {"engine": {"name": "lammps", "potential": "eam"}}}, "structures.engine.potential"),
+        ({"structures": {"engine": {"name": "lammps", "kpoints": 3}}}, "structures.engine.kpoints"),
+        ({"structures": {"protocol": {"thermostat": {"name": "berendsen"}}}}, "structures.protocol.thermostat.name"),
+        ({"homology": {"maxdim": 3}}, "homology.maxdim"),
+        ({"homology": {"backend": "cech"}}, "homology.backend"),
+        ({"train": {"split": {"test_fraction": 1.5}}}, "train.split.test_fraction"),
+        ({"train": {"cnn": {"epochs": 0}}}, "train.cnn.epochs"),
+        ({"descriptors": {"range": [5.0, 1.0]}}, "descriptors.range"),
+        ({"homology": {"maxdim": 1}}, "descriptors.dims.2"),
+        ({"campaign": "has space"}, "campaign"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path, overrides, key):
+    with pytest.raises(ConfigError) as exc:
+        load_with(tmp_path, overrides)
+    assert exc.value.key == key, str(exc.value)
+    assert f"'{key}'" in str(exc.value)
+
+
+def test_segments_must_chain_and_fit_their_frames(tmp_path):
+    segs = yaml.safe_load(DEFAULTS.read_text())["structures"]["protocol"]["segments"]
+    broken = [dict(s) for s in segs]
+    broken[2]["t_start_K"] = 1234
+    with pytest.raises(ConfigError, match="segments.2.t_start_K"):
+        load_with(tmp_path, {"structures": {"protocol": {"segments": broken}}})
+    crowded = [dict(s) for s in segs]
+    crowded[1]["frames"] = 10**6
+    with pytest.raises(ConfigError, match="segments.1.frames"):
+        load_with(tmp_path, {"structures": {"protocol": {"segments": crowded}}})
+
+
+def test_missing_or_malformed_config_file_is_named(tmp_path):
+    with pytest.raises(InputFileError, match="nope.yaml"):
+        config.load(tmp_path / "nope.yaml", defaults=DEFAULTS)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("campaign: [unclosed\n")
+    with pytest.raises(InputFileError, match="bad.yaml"):
+        config.load(bad, defaults=DEFAULTS)

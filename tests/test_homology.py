@@ -1,0 +1,138 @@
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import random_cell
+from topoamorph import homology
+from topoamorph.errors import HomologyError
+
+ESSENTIAL = {0: 1, 1: 3, 2: 3}  # Betti numbers of the 3-torus
+
+
+def finite(p):
+    return p[np.isfinite(p[:, 1])]
+
+
+def essential(p):
+    return p[~np.isfinite(p[:, 1])]
+
+
+def assert_same(a, b, tol=1e-9):
+    for d in a:
+        assert a[d].shape == b[d].shape, d
+        fa, fb = finite(a[d]), finite(b[d])
+        np.testing.assert_allclose(np.sort(fa, axis=0), np.sort(fb, axis=0), atol=tol)
+        np.testing.assert_allclose(np.sort(essential(a[d])[:, 0]), np.sort(essential(b[d])[:, 0]), atol=tol)
+
+
+def simple_cubic(n, a):
+    g = np.arange(n) * a
+    pos = np.array(np.meshgrid(g, g, g, indexing="ij")).reshape(3, -1).T
+    return Atoms(f"C{n ** 3}", positions=pos, cell=[n * a] * 3, pbc=True)
+
+
+@pytest.mark.parametrize("n, a", [(4, 1.5), (5, 1.3)])
+def test_simple_cubic_lattice_has_its_analytic_diagram(n, a):
+    N = n**3
+    dg = homology.persistence_diagrams(simple_cubic(n, a))
+    # edges at a²/4 connect everything; squares fill at a²/2; cubes at 3a²/4
+    assert np.allclose(finite(dg[0]), [0, a * a / 4]) and len(finite(dg[0])) == N - 1
+    assert np.allclose(finite(dg[1]), [a * a / 4, a * a / 2]) and len(finite(dg[1])) == 2 * N - 2
+    assert np.allclose(finite(dg[2]), [a * a / 2, 3 * a * a / 4]) and len(finite(dg[2])) == N - 1
+    for d, k in ESSENTIAL.items():
+        assert len(essential(dg[d])) == k
+
+
+def test_values_are_squared_radii_in_angstrom2():
+    # two atoms 1.0 Å apart along x in a big cell: the H0 pair dies at (1.0/2)^2
+    atoms = Atoms("C2", positions=[[2, 2, 2], [3, 2, 2]], cell=[6, 6, 6], pbc=True)
+    dg = homology.persistence_diagrams(atoms, maxdim=0)
+    assert finite(dg[0])[0, 1] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("n, density", [(64, 2.0), (64, 3.5), (100, 2.6)])
+def test_amorphous_like_cells_pd0_and_essential_counts(n, density):
+    res = homology.compute(random_cell(n, density, seed=n))
+    dg = res.diagrams
+    assert len(finite(dg[0])) == n * res.replicas - 1
+    assert np.all(finite(dg[0])[:, 0] == 0)
+    for d, k in ESSENTIAL.items():
+        assert len(essential(dg[d])) == k
+    for d in dg:
+        f = finite(dg[d])
+        assert np.all(f[:, 1] - f[:, 0] > homology.ZERO_PERSISTENCE)
+
+
+def test_small_cells_are_replicated_and_recorded():
+    diamond = bulk("C", "diamond", a=3.567, cubic=True)  # 8 atoms: too small for its own quotient
+    res = homology.compute(diamond)
+    assert res.replicas == 8
+    assert len(finite(res.diagrams[0])) == 8 * 8 - 1
+    # finite features of a crystal repeat: every diamond H0 death is the bond midpoint, (1.5445/2)^2
+    assert np.allclose(finite(res.diagrams[0])[:, 1], (3.567 * np.sqrt(3) / 8) ** 2, atol=1e-6)
+    # a single atom in a cube is a simple cubic lattice once replicated
+    one = homology.compute(Atoms("C", positions=[[0.3, 0.2, 0.1]], cell=[2.0] * 3, pbc=True))
+    assert one.replicas == 27 and np.allclose(finite(one.diagrams[1]), [1.0, 2.0])
+
+
+def test_larger_cell_needs_no_replication():
+    assert homology.compute(random_cell(64, 3.0, seed=1)).replicas == 1
+
+
+def test_bad_structures_are_refused():
+    with pytest.raises(HomologyError, match="periodic"):
+        homology.compute(Atoms("C2", positions=[[0, 0, 0], [1, 0, 0]], cell=[5, 5, 5], pbc=False))
+    bad = random_cell(10, 2.0, 0)
+    bad.positions[3, 1] = np.nan
+    with pytest.raises(HomologyError, match="NaN"):
+        homology.compute(bad)
+    with pytest.raises(HomologyError, match="backend"):
+        homology.compute(random_cell(10, 2.0, 0), backend="cech")
+
+
+# ---------------------------------------------------------------- invariants (hypothesis)
+cells = st.tuples(st.integers(20, 48), st.floats(1.8, 3.4), st.integers(0, 10**6))
+SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(cells, st.tuples(st.floats(-20, 20), st.floats(-20, 20), st.floats(-20, 20)))
+def test_translation_invariance(cell, shift):
+    atoms = random_cell(*cell)
+    moved = atoms.copy()
+    moved.translate(shift)
+    assert_same(homology.persistence_diagrams(atoms), homology.persistence_diagrams(moved), tol=1e-7)
+
+
+@SETTINGS
+@given(cells, st.randoms(use_true_random=False))
+def test_permutation_invariance(cell, rnd):
+    atoms = random_cell(*cell)
+    order = list(range(len(atoms)))
+    rnd.shuffle(order)
+    assert_same(homology.persistence_diagrams(atoms), homology.persistence_diagrams(atoms[order]))
+
+
+@SETTINGS
+@given(cells, st.integers(-3, 3), st.integers(-3, 3))
+def test_wrapping_invariance(cell, i, j):
+    atoms = random_cell(*cell)
+    unwrapped = atoms.copy()
+    pos = unwrapped.get_positions()
+    pos[::2] += i * atoms.cell[0] + j * atoms.cell[2]
+    unwrapped.set_positions(pos)
+    assert_same(homology.persistence_diagrams(atoms), homology.persistence_diagrams(unwrapped), tol=1e-7)
+
+
+@SETTINGS
+@given(cells)
+def test_euler_characteristic_of_the_torus_in_the_diagrams(cell):
+    # at a filtration value beyond every death, Betti numbers are those of the torus: 1, 3, 3
+    dg = homology.persistence_diagrams(random_cell(*cell))
+    top = max(finite(dg[d])[:, 1].max() for d in dg if len(finite(dg[d])))
+    for d, k in ESSENTIAL.items():
+        alive = np.sum((dg[d][:, 0] <= top) & (dg[d][:, 1] > top))
+        assert alive == k

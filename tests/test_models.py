@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from topoamorph import models
+
+
+def synthetic(n=300, seed=0, channels=2, bins=8):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, channels, bins, bins)).astype(np.float32) * (rng.random((1, channels, bins, bins)) < 0.3)
+    w = rng.normal(size=(channels, bins, bins))
+    y = -7.0 + 0.05 * np.tensordot(X, w, axes=3) + rng.normal(0, 0.002, n)
+    return X, y
+
+
+def test_split_by_frame_and_by_run_are_disjoint_and_seeded():
+    meta = {"energy": np.zeros(100), "source": np.array([f"run{i // 10}" for i in range(100)], dtype=object)}
+    a = models.split(meta, 0.2, seed=1)
+    assert len(a["test"]) == 20 and not set(a["test"]) & set(a["train"])
+    assert a == models.split(meta, 0.2, seed=1) and a["test"] != models.split(meta, 0.2, seed=2)["test"]
+    r = models.split(meta, 0.2, seed=1, by="run")
+    held = {meta["source"][i] for i in r["test"]}
+    assert len(held) == 2 and not held & {meta["source"][i] for i in r["train"]}
+    with pytest.raises(ValueError, match="training frames"):
+        models.split({"energy": np.zeros(2), "source": np.array(["a", "b"])}, 0.9, 0)
+
+
+def test_errors_in_mev_per_atom():
+    e = models.errors([-7.0, -7.0], [-7.001, -6.997])
+    assert e["mae_mev_per_atom"] == pytest.approx(2.0) and e["n"] == 2
+    assert e["rmse_mev_per_atom"] == pytest.approx(np.sqrt((1 + 9) / 2))
+
+
+def test_ridge_matches_scikit_learn_at_the_chosen_alpha_and_learns():
+    from sklearn.linear_model import Ridge
+
+    X, y = synthetic()
+    m = models.RidgeModel(alpha_min=1e-6, alpha_max=1e2, n_alphas=9, cv_folds=4, seed=0).fit(X[:240], y[:240])
+    ref = Ridge(alpha=m.alpha_).fit(X[:240].reshape(240, -1), y[:240])
+    np.testing.assert_allclose(m.predict(X[240:]), ref.predict(X[240:].reshape(60, -1)), atol=1e-6)
+    mae = np.mean(np.abs(m.predict(X[240:]) - y[240:]))
+    assert mae < 0.25 * np.mean(np.abs(y[240:] - y[:240].mean()))
+
+
+def test_density_baseline_recovers_a_polynomial():
+    rho = np.linspace(1.5, 3.5, 50)
+    y = -6 - 0.4 * rho + 0.05 * rho**2
+    b = models.DensityBaseline().fit(rho, y)
+    assert np.max(np.abs(b.predict(rho) - y)) < 1e-3
+
+
+def test_cnn_learns_and_is_deterministic_on_cpu(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.random((200, 2, 8, 8)).astype(np.float32)
+    # energy from the weight of two regions of the (birth, death) plane, as for real diagrams
+    y = -7.0 + 0.05 * X[:, 0, :4, :].sum(axis=(1, 2)) - 0.03 * X[:, 1, 4:, 4:].sum(axis=(1, 2))
+    kw = dict(epochs=60, batch_size=16, learning_rate=3e-3, channels=(4, 8), hidden=16, patience=60, pool="avg",
+              device="cpu", seed=5)
+    a = models.CNNModel(**kw).fit(X[:160], y[:160])
+    b = models.CNNModel(**kw).fit(X[:160], y[:160])
+    pa, pb = a.predict(X[160:]), b.predict(X[160:])
+    np.testing.assert_array_equal(pa, pb)
+    base = np.mean(np.abs(y[160:] - y[:160].mean()))
+    assert np.mean(np.abs(pa - y[160:])) < 0.6 * base
+    assert a.device_ == "cpu" and 1 <= a.best_epoch_ <= 60 and len(a.validation_index_) == 16
+    a.save(tmp_path / "cnn.pt")
+    assert (tmp_path / "cnn.pt").stat().st_size > 1000
+
+
+def test_report_metrics_structure():
+    y = np.array([-7.0, -6.0, -5.0, -6.5])
+    out = models.report_metrics("m", y, y + 0.01, np.array([2.0, 2.0, 3.0, 3.0]),
+                                {"train": [0, 1], "test": [2, 3]}, {}, {})
+    for part in ("train", "test"):
+        assert set(out[part]) == {"mae_mev_per_atom", "rmse_mev_per_atom", "n"}
+    assert out["test"]["mae_mev_per_atom"] == pytest.approx(10.0)
+    assert set(out["per_density"]["test"]) == {"3.0"}

@@ -1,0 +1,104 @@
+import h5py
+import numpy as np
+import pytest
+
+from conftest import random_cell
+from topoamorph import homology
+from topoamorph.descriptors import Dataset, PersistenceHistogram, build_dataset
+from topoamorph.errors import InputFileError
+from topoamorph.store import read_diagrams, write_diagrams
+
+
+def record(i, atoms, res):
+    return {"source": "x.extxyz", "index": i, "n_atoms": len(atoms), "energy": -7.0 * len(atoms) - i,
+            "density": 2.5, "stage": "quench2", "run": 1, "info": {"seed": 1}, "replicas": res.replicas,
+            "diagrams": res.diagrams}
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    path = tmp_path_factory.mktemp("d") / "batch0000.h5"
+    recs = []
+    for i, (n, rho) in enumerate([(40, 2.0), (64, 3.0), (8, 3.5)]):
+        atoms = random_cell(n, rho, seed=i)
+        recs.append(record(i, atoms, homology.compute(atoms)))
+    write_diagrams(path, recs, "alpha", 2, homology.UNITS["alpha"], {"test": True})
+    return path, recs
+
+
+def test_diagrams_round_trip_exactly(batch):
+    path, recs = batch
+    back = read_diagrams(path)
+    assert back["attrs"]["units"].startswith("angstrom^2")
+    assert list(back["frames"]["n_atoms"]) == [40, 64, 8]
+    assert list(back["frames"]["replicas"]) == [r["replicas"] for r in recs]
+    for a, r in zip(back["diagrams"], recs):
+        for d in range(3):
+            np.testing.assert_array_equal(a[d], r["diagrams"][d])
+
+
+def test_truncated_or_foreign_files_are_named(batch, tmp_path):
+    path, _ = batch
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(InputFileError, match="cut.h5"):
+        read_diagrams(cut)
+    forged = tmp_path / "forged.h5"
+    forged.write_bytes(path.read_bytes())
+    with h5py.File(forged, "a") as h:
+        del h["pd1/offsets"]
+        h["pd1/offsets"] = np.array([0, 1])
+    with pytest.raises(InputFileError, match="forged.h5.*pd1"):
+        read_diagrams(forged)
+    with pytest.raises(InputFileError, match="missing.h5"):
+        read_diagrams(tmp_path / "missing.h5")
+
+
+def test_histogram_counts_and_normalisation():
+    dg = {0: np.array([[0, 0.5], [0, 0.7], [0, np.inf]]), 1: np.array([[1.0, 2.0], [9.0, 12.0]]),
+          2: np.zeros((0, 2))}
+    vec = PersistenceHistogram(dims=(0, 1, 2), bins=10, range=(0, 10)).fit()
+    X = vec.transform([dg], n_atoms=[2])
+    assert X.shape == (1, 3, 10, 10)
+    assert X[0, 0].sum() == pytest.approx(1.0)  # two finite H0 pairs / 2 atoms; the essential one excluded
+    assert X[0, 1, 1, 2] == pytest.approx(0.5)  # birth bin 1, death bin 2
+    assert X[0, 1].sum() == pytest.approx(0.5)  # (9, 12) is out of range
+    assert vec.out_of_range_fraction([dg]) == pytest.approx(1 / 4)
+    raw = PersistenceHistogram(dims=(1,), bins=10, range=(0, 10), normalize="none").fit_transform([dg])
+    assert raw.sum() == 1.0
+    with pytest.raises(ValueError, match="n_atoms"):
+        vec.transform([dg])
+    assert len(vec.get_feature_names_out()) == 300
+
+
+def test_replicated_frames_normalise_like_the_original():
+    from ase.build import bulk
+
+    small = bulk("C", "diamond", a=3.567, cubic=True)
+    rs, r2, r3 = (homology.compute(small.repeat(k)) for k in (1, 2, 3))
+    assert (rs.replicas, r2.replicas, r3.replicas) == (8, 1, 1)
+    # the replicated 8-atom cell is exactly the explicit 2x2x2 supercell
+    for d in range(3):
+        np.testing.assert_allclose(rs.diagrams[d], r2.diagrams[d], atol=1e-7)
+    # per-atom histograms of different cell sizes agree up to the 1/N effect of the essential classes
+    vec = PersistenceHistogram(bins=20, range=(0, 4)).fit()
+    xs = vec.transform([rs.diagrams], n_atoms=[len(small) * rs.replicas])[0]
+    x3 = vec.transform([r3.diagrams], n_atoms=[216])[0]
+    for c in range(3):
+        assert np.abs(xs[c] - x3[c]).sum() <= 3 * (1 / 64 + 1 / 216) + 1e-12
+
+
+def test_dataset_file(batch, tmp_path):
+    path, recs = batch
+    out = tmp_path / "ds.h5"
+    info = build_dataset([str(path)], str(out), {"dims": [0, 1, 2], "bins": 8, "range": [0, 10]})
+    assert info["shape"] == [3, 3, 8, 8]
+    with Dataset(out) as ds:
+        assert len(ds) == 3
+        np.testing.assert_allclose(ds.y, [r["energy"] / r["n_atoms"] for r in recs])
+        assert ds.attrs["y_units"] == "eV/atom" and list(ds.meta["stage"]) == ["quench2"] * 3
+        np.testing.assert_array_equal(ds.rows([2, 0, 2]), ds.X[()][[2, 0, 2]])
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(out.read_bytes()[:1000])
+    with pytest.raises(InputFileError, match="cut.h5"):
+        Dataset(cut)
