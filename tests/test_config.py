@@ -77,3 +77,10 @@ def test_missing_or_malformed_config_file_is_named(tmp_path):
     bad.write_text("campaign: [unclosed\n")
     with pytest.raises(InputFileError, match="bad.yaml"):
         config.load(bad, defaults=DEFAULTS)
+
+
+def test_canonical_config_ignores_key_order():
+    a = {"b": 1, "a": {"y": [3, {"q": 1, "p": 2}], "x": 2}}
+    b = {"a": {"x": 2, "y": [3, {"p": 2, "q": 1}]}, "b": 1}
+    assert repr(config.canonical(a)) == repr(config.canonical(b))
+    assert config.canonical(a)["a"]["y"][0] == 3

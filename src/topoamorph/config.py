@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from importlib import resources
 from pathlib import Path
 
@@ -138,5 +136,14 @@ def load(configfile=None, defaults=None, overrides: dict | None = None) -> dict:
     return validate(cfg)
 
 
-def config_hash(cfg: dict) -> str:
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+def canonical(obj):
+    """The same config with mapping keys sorted recursively (list order kept).
+
+    Snakemake compares rule params by their text: without this, merely re-ordering keys in a YAML
+    file would look like a change and rerun every job depending on them.
+    """
+    if isinstance(obj, dict):
+        return {k: canonical(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list):
+        return [canonical(v) for v in obj]
+    return obj

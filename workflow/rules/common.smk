@@ -26,7 +26,7 @@ try:
 except TopoamorphError as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
 config.clear()
-config.update(_merged)
+config.update(tconfig.canonical(_merged))
 
 P = CampaignPaths(config["campaign"])
 RUNS = plan.runs(config)

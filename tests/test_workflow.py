@@ -1,0 +1,119 @@
+"""End-to-end: the real Snakemake workflow on a small campaign, then the rerun rules and config errors."""
+
+import json
+import re
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT, snakemake
+
+pytestmark = pytest.mark.slow
+TINY = ROOT / "tests" / "data" / "tiny.yaml"
+
+
+def job_counts(output: str) -> dict:
+    """Parse Snakemake's 'Job stats' table."""
+    table = output.split("Job stats:")[1]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        counts[m.group(1)] = int(m.group(2))
+    counts.pop("total", None)
+    return counts
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    work = tmp_path_factory.mktemp("campaign")
+    cfg = work / "tiny.yaml"
+    shutil.copy(TINY, cfg)
+    p = snakemake(["--cores", "2", "--configfile", cfg], work, timeout=1200)
+    return work, cfg, p
+
+
+def test_workflow_runs_end_to_end(campaign):
+    work, cfg, p = campaign
+    res = work / "results" / "tiny"
+    for model in ("ridge", "cnn", "mean", "density"):
+        m = json.loads((res / "metrics" / f"{model}.json").read_text())
+        for part in ("train", "test"):
+            assert set(m[part]) >= {"mae_mev_per_atom", "rmse_mev_per_atom", "n"}
+        assert m["test"]["n"] == 12  # 2 runs x 30 frames, 20% test
+        assert m["test"]["mae_mev_per_atom"] > 0
+    assert json.loads((res / "metrics" / "cnn.json").read_text())["validation"]["n"] > 0
+    # structures: every frame with energy and the promised metadata
+    from ase.io import read
+
+    frames = read(res / "structures" / "rho2.00" / "run1.extxyz", ":")
+    assert len(frames) == 30
+    for key in ("density", "stage", "temperature_K", "time_ps", "run", "seed", "engine"):
+        assert key in frames[0].info
+    assert {f.info["stage"] for f in frames} == {"hold_9000", "quench1", "hold_5000", "quench2"}
+    # homology: 60 frames in batches of 20, computed with 2 MPI ranks
+    batches = sorted((res / "diagrams").glob("batch*.h5"))
+    assert len(batches) == 3
+    assert "on 2 rank(s)" in (res / "logs" / "homology" / "batch0000.log").read_text()
+    with h5py.File(res / "dataset" / "descriptors.h5") as h:
+        assert h["X"].shape == (60, 3, 16, 16) and h.attrs["y_units"] == "eV/atom"
+        y = h["y"][()]
+    np.testing.assert_allclose(y[0], frames[0].get_potential_energy() / 64)
+    for name in ("metrics.md", "parity.png", "diagrams.png", "ridge_coefficients.png", "energy_density.png"):
+        assert (res / "report" / name).stat().st_size > 0
+    # the models learn something: better than predicting the mean
+    mean = json.loads((res / "metrics" / "mean.json").read_text())["test"]["mae_mev_per_atom"]
+    ridge = json.loads((res / "metrics" / "ridge.json").read_text())["test"]["mae_mev_per_atom"]
+    assert ridge < mean
+    # nothing left to do
+    again = snakemake(["-n", "--cores", "2", "--configfile", cfg], work)
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def edited(work, cfg, name, change):
+    c = yaml.safe_load(cfg.read_text())
+    change(c)
+    out = work / name
+    out.write_text(yaml.safe_dump(c))
+    return out
+
+
+def test_changing_cnn_epochs_reruns_only_training_and_report(campaign):
+    work, cfg, _ = campaign
+    new = edited(work, cfg, "epochs.yaml", lambda c: c["train"]["cnn"].update(epochs=7))
+    p = snakemake(["-n", "--cores", "2", "--configfile", new], work)
+    assert set(job_counts(p.stdout)) == {"train_cnn", "report", "all"}
+
+
+def test_changing_homology_reruns_homology_and_after_never_md(campaign):
+    work, cfg, _ = campaign
+    new = edited(work, cfg, "homology.yaml", lambda c: c["homology"].update(precision="exact"))
+    counts = job_counts(snakemake(["-n", "--cores", "2", "--configfile", new], work).stdout)
+    assert "melt_quench" not in counts
+    assert counts["homology"] == 3 and {"descriptors", "split", "train_ridge", "train_cnn", "report"} <= set(counts)
+
+
+def test_adding_a_density_runs_only_its_md(campaign):
+    work, cfg, _ = campaign
+    new = edited(work, cfg, "density.yaml", lambda c: c["structures"].update(densities=[2.0, 3.0, 3.5]))
+    counts = job_counts(snakemake(["-n", "--cores", "2", "--configfile", new], work).stdout)
+    assert counts["melt_quench"] == 1
+
+
+def test_bad_config_stops_the_dry_run_naming_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"structures": {"densities": [2.0, "dense"]}}))
+    p = snakemake(["-n", "--configfile", bad], tmp_path, check=False)
+    assert p.returncode != 0
+    assert "structures.densities.1" in p.stdout + p.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_default_campaign_dry_run_shows_the_dag(tmp_path):
+    p = snakemake(["-n", "--cores", "2"], tmp_path)
+    counts = job_counts(p.stdout)
+    assert counts["melt_quench"] == 10 and counts["homology"] == 4 and counts["train_cnn"] == 1
