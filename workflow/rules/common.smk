@@ -1,4 +1,7 @@
 # Configuration (validated before anything is planned), paths and input functions.
+envvars:
+    "PATH",
+
 import os
 import sys
 from pathlib import Path
