@@ -73,3 +73,18 @@ def test_missing_input_is_named(tmp_path):
     p = run([venv_tool("topoamorph"), "homology", str(tmp_path / "none.extxyz"), "--output", tmp_path / "o.h5"],
             check=False)
     assert p.returncode != 0 and "none.extxyz" in p.stderr and "not found" in p.stderr
+
+
+def test_rips_backend_and_more_ranks_than_frames(frames):
+    d, a, b = frames
+    outs = []
+    for n in (1, 3):
+        out = d / f"rips{n}.h5"
+        p = homology(n, [f"{b}@0:2", "--output", out, "--backend", "rips", "--threshold", "3.5", "--maxdim", "1"], d)
+        assert p.returncode == 0, p.stderr
+        outs.append(out)
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+    back = read_diagrams(outs[0])
+    assert back["attrs"]["units"] == "angstrom (edge length)" and back["attrs"]["maxdim"] == 1
+    assert all(r > 1 for r in back["frames"]["replicas"])  # 3.5 Å > L/3 for these 9.6 and 7.6 Å cells
+    assert "rips_threshold_angstrom" in back["attrs"]["provenance"]

@@ -117,3 +117,11 @@ def test_default_campaign_dry_run_shows_the_dag(tmp_path):
     p = snakemake(["-n", "--cores", "2"], tmp_path)
     counts = job_counts(p.stdout)
     assert counts["melt_quench"] == 10 and counts["homology"] == 4 and counts["train_cnn"] == 1
+
+
+def test_rips_backend_options_reach_the_homology_jobs(tmp_path):
+    cfg = tmp_path / "rips.yaml"
+    cfg.write_text(yaml.safe_dump({"homology": {"backend": "rips", "rips_threshold": 4.0},
+                                   "descriptors": {"range": [0.0, 5.0]}}))
+    p = snakemake(["-n", "-p", "--configfile", cfg], tmp_path)
+    assert "--backend rips" in p.stdout and "--threshold 4.0" in p.stdout and "--precision" not in p.stdout

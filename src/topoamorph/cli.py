@@ -14,7 +14,7 @@ def _homology(args) -> int:
     from . import distribute
 
     return distribute.run(args.frames, args.output, backend=args.backend, maxdim=args.maxdim,
-                          precision=args.precision)
+                          precision=args.precision, threshold=args.threshold)
 
 
 def _validate(args) -> int:
@@ -47,7 +47,8 @@ def main(argv=None) -> int:
     h = sub.add_parser("homology", help="persistence diagrams of frames (run under mpiexec -n N or srun)")
     h.add_argument("frames", nargs="+", help="extxyz files, optionally path@start:stop")
     h.add_argument("--output", required=True, help="output HDF5 file (written atomically)")
-    h.add_argument("--backend", default="alpha", choices=["alpha"])
+    h.add_argument("--backend", default="alpha", choices=["alpha", "rips"])
+    h.add_argument("--threshold", type=float, default=5.0, help="Rips threshold in Å (rips backend)")
     h.add_argument("--maxdim", type=int, default=2, choices=[0, 1, 2])
     h.add_argument("--precision", default="safe", choices=["fast", "safe", "exact"])
     h.set_defaults(func=_homology)

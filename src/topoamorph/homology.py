@@ -24,17 +24,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .alpha_fast import unique_rows
 from .errors import HomologyError
 
 log = logging.getLogger(__name__)
 
-UNITS = {"alpha": "angstrom^2 (squared radius)"}
+UNITS = {"alpha": "angstrom^2 (squared radius)", "rips": "angstrom (edge length)"}
+#: Default Vietoris-Rips threshold (Å): H2 of amorphous carbon needs about 5 Å.
+RIPS_THRESHOLD = 5.0
 ZERO_PERSISTENCE = 1e-9  # Å²: pairs closer than this to the diagonal are dropped
 #: Coordinates go onto an integer grid of this spacing (Å), cell vectors too, so that every periodic
 #: translate of an atom is bit-exact and CGAL's exact predicates (with their symbolic perturbation)
 #: triangulate all translates of a degenerate (crystalline) configuration identically.
-GRID = 2.0**-30
-BACKENDS = ("alpha",)
+GRID = 2.0**-40
+BACKENDS = ("alpha", "rips")
 
 
 @dataclass
@@ -46,16 +49,19 @@ class PersistenceResult:
     info: dict = field(default_factory=dict)
 
 
-def persistence_diagrams(atoms, backend: str = "alpha", maxdim: int = 2, precision: str = "safe") -> dict:
+def persistence_diagrams(atoms, backend: str = "alpha", maxdim: int = 2, precision: str = "safe",
+                         threshold: float = RIPS_THRESHOLD) -> dict:
     """Persistence diagrams ``{dim: (k, 2) array}`` (essential classes with death = inf).
 
-    For ``backend="alpha"`` values are squared radii (Å²). See :func:`compute` for the replication
-    record that goes with a diagram.
+    ``backend="alpha"``: values are squared radii (Å²). ``backend="rips"``: values are edge lengths (Å),
+    up to ``threshold``; classes still alive at the threshold have death = inf. See :func:`compute` for
+    the replication record that goes with a diagram.
     """
-    return compute(atoms, backend=backend, maxdim=maxdim, precision=precision).diagrams
+    return compute(atoms, backend=backend, maxdim=maxdim, precision=precision, threshold=threshold).diagrams
 
 
-def compute(atoms, backend: str = "alpha", maxdim: int = 2, precision: str = "safe") -> PersistenceResult:
+def compute(atoms, backend: str = "alpha", maxdim: int = 2, precision: str = "safe",
+            threshold: float = RIPS_THRESHOLD) -> PersistenceResult:
     if backend not in BACKENDS:
         raise HomologyError(f"unknown homology backend {backend!r} (known: {', '.join(BACKENDS)})")
     if not 0 <= maxdim <= 2:
@@ -68,7 +74,52 @@ def compute(atoms, backend: str = "alpha", maxdim: int = 2, precision: str = "sa
         raise HomologyError("positions contain NaN or infinite values")
     if abs(np.linalg.det(cell)) < 1e-9:
         raise HomologyError("the cell has zero volume")
+    if backend == "rips":
+        return periodic_rips(positions, cell, maxdim=maxdim, threshold=threshold)
     return periodic_alpha(positions, cell, maxdim=maxdim, precision=precision)
+
+
+def rips_replication(cell, threshold: float) -> int:
+    """Smallest k such that the threshold stays below a third of every height of the k x k x k cell.
+
+    Three edges shorter than L/3 cannot close a loop around the torus, so below that the Rips complex
+    of minimum-image distances has no wrap-around simplices; beyond it the diagram is wrong.
+    """
+    hmin = _cell_heights(np.asarray(cell, dtype=float)).min()
+    return int(np.floor(3.0 * threshold / hmin * (1.0 + 1e-12))) + 1
+
+
+def periodic_rips(positions, cell, maxdim: int = 2, threshold: float = RIPS_THRESHOLD,
+                  replicas: int | None = None) -> PersistenceResult:
+    """Vietoris-Rips persistence (ripser) of periodic minimum-image distances up to ``threshold`` (Å).
+
+    The cell is replicated k x k x k (``rips_replication``) so the threshold stays below a third of the
+    cell; ``replicas = k**3`` is recorded.
+    """
+    from ase import Atoms
+    from ase.neighborlist import neighbor_list
+    from ripser import ripser
+    from scipy.sparse import coo_matrix
+
+    if threshold <= 0:
+        raise HomologyError(f"the Rips threshold must be positive, not {threshold}")
+    cell = np.asarray(cell, dtype=float)
+    k = replicas or rips_replication(cell, threshold)
+    pos, sup = replicate(np.asarray(positions, dtype=float), cell, k)
+    atoms = Atoms(numbers=np.zeros(len(pos), dtype=int), positions=pos, cell=sup, pbc=True)
+    i, j, d = neighbor_list("ijd", atoms, threshold)
+    n = len(pos)
+    # symmetric: ripser's sparse path aborts the process on a triangular matrix of this size
+    dm = coo_matrix((d, (i, j)), shape=(n, n)).tocsr()
+    dgms = ripser(dm, distance_matrix=True, maxdim=maxdim, thresh=threshold)["dgms"]
+    out = {}
+    for dim in range(maxdim + 1):
+        pairs = np.asarray(dgms[dim], dtype=float).reshape(-1, 2)
+        finite = np.isfinite(pairs[:, 1])
+        pairs = pairs[~finite | (pairs[:, 1] - pairs[:, 0] > ZERO_PERSISTENCE)]
+        order = np.lexsort((pairs[:, 1], pairs[:, 0], ~np.isfinite(pairs[:, 1])))
+        out[dim] = pairs[order]
+    return PersistenceResult(out, k**3, 0.0, len(positions), {"path": "ripser", "threshold": threshold})
 
 
 def _cell_heights(cell: np.ndarray) -> np.ndarray:
@@ -103,7 +154,27 @@ def _periodic_alpha_once(positions, cell, maxdim, precision):
     frac -= np.floor(frac)
     frac[frac >= 1.0] = 0.0
     heights = _cell_heights(cell)
-    margin = 2.5 * (abs(np.linalg.det(cell)) / n) ** (1.0 / 3.0)
+    spacing = (abs(np.linalg.det(cell)) / n) ** (1.0 / 3.0)
+    # fast path: Qhull + NumPy, certified; the margin grows to what the certificate asks
+    margin = 2.2 * spacing
+    for _attempt in range(4):
+        out = _quotient_fast(frac, cell, heights, margin)
+        if out is MERGED:
+            return MERGED
+        if out is DEGENERATE:
+            break
+        if out is None:  # a periodic tetrahedron reaches beyond the images: look further
+            margin *= 1.3
+            continue
+        simplices, filtrations, excess = out
+        if excess <= 0:
+            diagrams = _diagrams(_simplex_tree(simplices, filtrations), maxdim)
+            if _torus_classes_ok(diagrams):
+                return PersistenceResult(diagrams, 1, margin, n, {"path": "qhull"})
+            break
+        margin += excess * 1.05 + 1e-6
+    # exact path: CGAL through gudhi
+    margin = 2.5 * spacing
     for _attempt in range(4):
         out = _quotient(frac, cell, heights, margin, precision)
         if out is MERGED:
@@ -112,11 +183,24 @@ def _periodic_alpha_once(positions, cell, maxdim, precision):
             simplices, filtrations = out
             needed = 2.0 * np.sqrt(filtrations[3].max())
             if needed <= margin:
-                return PersistenceResult(_diagrams(_simplex_tree(simplices, filtrations), maxdim), 1, margin, n)
+                diagrams = _diagrams(_simplex_tree(simplices, filtrations), maxdim)
+                if not _torus_classes_ok(diagrams):
+                    raise HomologyError("the periodic complex does not have the homology of the 3-torus "
+                                        f"({ {d: int(np.sum(~np.isfinite(p[:, 1]))) for d, p in diagrams.items()} } "
+                                        "essential classes); refusing a wrong diagram")
+                return PersistenceResult(diagrams, 1, margin, n, {"path": "cgal"})
             margin = 1.05 * needed
         else:  # the kept simplices do not triangulate the torus yet: look further
             margin *= 1.3
     return MERGED
+
+
+TORUS_BETTI = (1, 3, 3)
+
+
+def _torus_classes_ok(diagrams) -> bool:
+    """The essential classes of a periodic alpha filtration are those of the 3-torus: 1, 3, 3."""
+    return all(int(np.sum(~np.isfinite(p[:, 1]))) == TORUS_BETTI[d] for d, p in diagrams.items())
 
 
 def replicate(positions, cell, k: int = 2):
@@ -129,17 +213,15 @@ def replicate(positions, cell, k: int = 2):
 
 
 MERGED = "merged"
+DEGENERATE = "degenerate"
 
 
-def _quotient(frac, cell, heights, margin, precision):
-    """Kept simplices (relabelled mod N) and their filtration values per dimension.
+def _padded(frac, cell, heights, margin):
+    """Atoms plus periodic images within ``margin`` (Å) of the cell, on the exact grid.
 
-    Returns MERGED if two kept simplices fall onto one (the quotient is not simplicial) and None if
-    the kept simplices do not triangulate the torus (Euler characteristic, faces = 2 x tetrahedra).
+    Returns points (Å), original index and image shift per point, whether each point is in the central
+    cell, and the margin in fractional units per axis.
     """
-    import gudhi
-
-    n = len(frac)
     mfrac = margin / heights
     reach = np.ceil(mfrac).astype(int)
     shifts = np.array(list(itertools.product(*[range(-r, r + 1) for r in reach])), dtype=np.int64)
@@ -155,31 +237,25 @@ def _quotient(frac, cell, heights, margin, precision):
         pts.append(pos_grid[idx] + s @ cell_grid)  # exact: integers below 2**53
         orig.append(idx)
         img.append(np.repeat(s[None, :], len(idx), axis=0))
-    pts = np.concatenate(pts)
     orig = np.concatenate(orig)
     img = np.concatenate(img)
-    central = np.all(img == 0, axis=1)
+    return np.concatenate(pts), orig, np.all(img == 0, axis=1), mfrac
 
-    st = gudhi.AlphaComplex(points=pts, precision=precision).create_simplex_tree()
-    by_dim: dict[int, tuple[list, list]] = {d: ([], []) for d in range(4)}
-    for simplex, filt in st.get_simplices():
-        by_dim[len(simplex) - 1][0].append(simplex)
-        by_dim[len(simplex) - 1][1].append(filt)
 
+def _canonical(simplices_by_dim, filtrations_by_dim, orig, central, n):
+    """Keep each periodic simplex once and relabel modulo N; MERGED or None as in :func:`_quotient`."""
     simplices, filtrations = {}, {}
-    for d, (sl, fl) in by_dim.items():
-        if not sl:
-            simplices[d] = np.zeros((0, d + 1), dtype=np.int64)
-            filtrations[d] = np.zeros(0)
+    for d in range(4):
+        s = simplices_by_dim[d]
+        f = filtrations_by_dim[d]
+        if len(s) == 0:
+            simplices[d], filtrations[d] = np.zeros((0, d + 1), dtype=np.int64), np.zeros(0)
             continue
-        s = np.asarray(sl, dtype=np.int64)
-        f = np.asarray(fl, dtype=float) * GRID**2
         o = orig[s]
-        lowest = np.argmin(o, axis=1)
-        anchor = s[np.arange(len(s)), lowest]
+        anchor = s[np.arange(len(s)), np.argmin(o, axis=1)]
         keep = central[anchor]
         o, f = np.sort(o[keep], axis=1), f[keep]
-        if d > 0 and (np.any(o[:, 1:] == o[:, :-1]) or len(np.unique(o, axis=0)) != len(o)):
+        if d > 0 and (np.any(o[:, 1:] == o[:, :-1]) or len(unique_rows(o, n)[0]) != len(o)):
             return MERGED
         simplices[d], filtrations[d] = o, f
     counts = [len(simplices[d]) for d in range(4)]
@@ -187,6 +263,54 @@ def _quotient(frac, cell, heights, margin, precision):
             or counts[2] != 2 * counts[3]:
         return None
     return simplices, filtrations
+
+
+def _quotient(frac, cell, heights, margin, precision):
+    """Kept simplices (relabelled mod N) and their filtration values per dimension (CGAL, exact).
+
+    Returns MERGED if two kept simplices fall onto one (the quotient is not simplicial) and None if
+    the kept simplices do not triangulate the torus (Euler characteristic, faces = 2 x tetrahedra).
+    """
+    import gudhi
+
+    pts, orig, central, _ = _padded(frac, cell, heights, margin)
+    st = gudhi.AlphaComplex(points=pts, precision=precision).create_simplex_tree()
+    by_dim: dict[int, tuple[list, list]] = {d: ([], []) for d in range(4)}
+    for simplex, filt in st.get_simplices():
+        by_dim[len(simplex) - 1][0].append(simplex)
+        by_dim[len(simplex) - 1][1].append(filt)
+    simplices = {d: np.asarray(sl, dtype=np.int64).reshape(-1, d + 1) for d, (sl, _) in by_dim.items()}
+    values = {d: np.asarray(fl, dtype=float) * GRID**2 for d, (_, fl) in by_dim.items()}
+    return _canonical(simplices, values, orig, central, len(frac))
+
+
+def _quotient_fast(frac, cell, heights, margin):
+    """As :func:`_quotient` with Qhull and NumPy (see :mod:`topoamorph.alpha_fast`).
+
+    Returns (simplices, filtrations, extra margin needed in Å), MERGED, None (look further), or
+    DEGENERATE when Qhull's triangulation has flat tetrahedra, which sends the caller to the exact path.
+    """
+    from .alpha_fast import alpha_filtration
+
+    pts, orig, central, mfrac = _padded(frac, cell, heights, margin)
+    pts = pts * GRID
+    out = alpha_filtration(pts, central)
+    if out is None:
+        return DEGENERATE
+    simplices, values, centre, r2, touching, volume = out
+    kept = _canonical(simplices, values, orig, central, len(frac))
+    if kept is None or kept is MERGED:
+        return kept
+    # the kept tetrahedra must tile the torus: no overlap, no gap (Qhull is not exact on degenerate input)
+    s3 = simplices[3]
+    canonical_tets = central[s3[np.arange(len(s3)), np.argmin(orig[s3], axis=1)]]
+    if abs(volume[canonical_tets].sum() - abs(np.linalg.det(cell))) > 1e-9 * abs(np.linalg.det(cell)):
+        return DEGENERATE
+    # every tetrahedron touching the central cell must have its circumsphere inside the padded region
+    c = centre[touching] @ np.linalg.inv(cell)
+    r = np.sqrt(r2[touching])[:, None] / heights[None, :]
+    excess = np.maximum((c + r) - (1.0 + mfrac), -mfrac - (c - r)).max()
+    return kept[0], kept[1], float(excess * heights.max())
 
 
 def _simplex_tree(simplices, filtrations):

@@ -64,6 +64,15 @@ def batch_specs(wildcards):
     return [c.spec() for c in BATCHES[int(wildcards.batch)]]
 
 
+def homology_options():
+    """Backend-specific CLI options: only what the chosen backend uses, so that changing another
+    backend's setting does not rerun homology."""
+    h = config["homology"]
+    if h["backend"] == "rips":
+        return f"--threshold {h.get('rips_threshold', 5.0)}"
+    return f"--precision {h.get('precision', 'safe')}"
+
+
 def report_files():
     return [P.report(n) for n in ("metrics.md", "metrics.csv", "parity.png", "diagrams.png",
                                   "ridge_coefficients.png", "energy_density.png")]

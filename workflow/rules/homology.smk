@@ -8,7 +8,7 @@ rule homology:
         specs=batch_specs,
         backend=config["homology"]["backend"],
         maxdim=config["homology"]["maxdim"],
-        precision=config["homology"].get("precision", "safe"),
+        backend_options=homology_options(),
     log:
         P.log("homology", "batch{batch}"),
     threads: config["homology"].get("mpi_ranks", 1)
@@ -21,4 +21,4 @@ rule homology:
         "../envs/homology.yaml"
     shell:
         "{resources.mpi} -n {resources.tasks} topoamorph homology {params.specs:q} --output {output:q}"
-        " --backend {params.backend} --maxdim {params.maxdim} --precision {params.precision} > {log:q} 2>&1"
+        " --backend {params.backend} --maxdim {params.maxdim} {params.backend_options} > {log:q} 2>&1"
