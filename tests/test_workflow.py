@@ -125,3 +125,13 @@ def test_rips_backend_options_reach_the_homology_jobs(tmp_path):
                                    "descriptors": {"range": [0.0, 5.0]}}))
     p = snakemake(["-n", "-p", "--configfile", cfg], tmp_path)
     assert "--backend rips" in p.stdout and "--threshold 4.0" in p.stdout and "--precision" not in p.stdout
+
+
+def test_paper_campaign_dry_run_counts(tmp_path):
+    from topoamorph import config, plan
+
+    cfg = config.load(ROOT / "config" / "paper.yaml", defaults=ROOT / "config" / "config.yaml")
+    assert plan.schedule(cfg["structures"]["protocol"]).frames == 255
+    assert len(plan.runs(cfg)) * 255 == 16830
+    counts = job_counts(snakemake(["-n", "--configfile", ROOT / "config" / "paper.yaml"], tmp_path).stdout)
+    assert counts["melt_quench"] == 66 and counts["homology"] == 17

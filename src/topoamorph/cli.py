@@ -40,6 +40,13 @@ def _plan(args) -> int:
     return 0
 
 
+def _submit(args) -> int:
+    from . import submit
+
+    return submit.submit(args.profile, args.snakemake_args, site_file=args.site, workdir=args.directory,
+                         dry_run=args.dry_run)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="topoamorph", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -62,7 +69,22 @@ def main(argv=None) -> int:
             v.add_argument("--print", action="store_true", help="print the merged config")
         v.set_defaults(func=func)
 
+    s = sub.add_parser("submit", help="run the campaign with a Snakemake profile plus this site's values "
+                       "(account, partition, QoS, constraint from TOPOAMORPH_SLURM_* or a site file)")
+    s.add_argument("profile", help="profile directory, e.g. profiles/slurm")
+    s.add_argument("--site", help="site file (YAML: account, partition, gpu_partition, qos, constraint)")
+    s.add_argument("-n", "--dry-run", action="store_true", help="show the jobs, submit nothing")
+    s.add_argument("--directory", default=".", help="campaign working directory (default: here)")
+    s.epilog = "Arguments after -- go to snakemake, e.g. topoamorph submit profiles/slurm -- --configfile c.yaml"
+    s.set_defaults(func=_submit)
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough = []
+    if "--" in argv:  # everything after -- goes to snakemake (topoamorph submit PROFILE -- ARGS)
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1:]
     args = p.parse_args(argv)
+    args.snakemake_args = passthrough
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
