@@ -26,7 +26,7 @@ def slurm():
 
 def test_default_campaign_runs_as_slurm_jobs(slurm, tmp_path):
     p = run([venv_tool("topoamorph"), "submit", ROOT / "profiles" / "slurm-local", "--directory", tmp_path,
-             "--", "--snakefile", ROOT / "workflow" / "Snakefile"], cwd=tmp_path, timeout=1500, check=False)
+             "--", "--snakefile", ROOT / "workflow" / "Snakefile"], cwd=tmp_path, timeout=1000, check=False)
     assert p.returncode == 0, f"{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
     res = tmp_path / "results" / "demo"
     # every generation, homology and training job ran as a SLURM job (one log directory per rule)
