@@ -42,10 +42,15 @@ BACKENDS = ("alpha", "rips")
 
 @dataclass
 class PersistenceResult:
+    """Diagrams of one structure, with how they were obtained.
+
+    ``replicas``: atoms of the complex per atom of the input cell (1, 8 or 27 for alpha; k**3 for rips);
+    ``margin``: width of the periodic images used (Å); ``info``: the path taken (qhull, cgal, ripser).
+    """
+
     diagrams: dict[int, np.ndarray]
     replicas: int = 1
     margin: float = 0.0
-    n_complex_atoms: int = 0
     info: dict = field(default_factory=dict)
 
 
@@ -119,7 +124,7 @@ def periodic_rips(positions, cell, maxdim: int = 2, threshold: float = RIPS_THRE
         pairs = pairs[~finite | (pairs[:, 1] - pairs[:, 0] > ZERO_PERSISTENCE)]
         order = np.lexsort((pairs[:, 1], pairs[:, 0], ~np.isfinite(pairs[:, 1])))
         out[dim] = pairs[order]
-    return PersistenceResult(out, k**3, 0.0, len(positions), {"path": "ripser", "threshold": threshold})
+    return PersistenceResult(out, k**3, 0.0, {"path": "ripser", "threshold": threshold})
 
 
 def _cell_heights(cell: np.ndarray) -> np.ndarray:
@@ -170,7 +175,7 @@ def _periodic_alpha_once(positions, cell, maxdim, precision):
         if excess <= 0:
             diagrams = _diagrams(_simplex_tree(simplices, filtrations), maxdim)
             if _torus_classes_ok(diagrams):
-                return PersistenceResult(diagrams, 1, margin, n, {"path": "qhull"})
+                return PersistenceResult(diagrams, 1, margin, {"path": "qhull"})
             break
         margin += excess * 1.05 + 1e-6
     # exact path: CGAL through gudhi
@@ -188,7 +193,7 @@ def _periodic_alpha_once(positions, cell, maxdim, precision):
                     raise HomologyError("the periodic complex does not have the homology of the 3-torus "
                                         f"({ {d: int(np.sum(~np.isfinite(p[:, 1]))) for d, p in diagrams.items()} } "
                                         "essential classes); refusing a wrong diagram")
-                return PersistenceResult(diagrams, 1, margin, n, {"path": "cgal"})
+                return PersistenceResult(diagrams, 1, margin, {"path": "cgal"})
             margin = 1.05 * needed
         else:  # the kept simplices do not triangulate the torus yet: look further
             margin *= 1.3
