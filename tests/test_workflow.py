@@ -63,7 +63,8 @@ def test_workflow_runs_end_to_end(campaign):
         assert h["X"].shape == (60, 3, 16, 16) and h.attrs["y_units"] == "eV/atom"
         y = h["y"][()]
     np.testing.assert_allclose(y[0], frames[0].get_potential_energy() / 64)
-    for name in ("metrics.md", "parity.png", "diagrams.png", "ridge_coefficients.png", "energy_density.png"):
+    for name in ("metrics.md", "parity.png", "diagrams.png", "ridge_coefficients.png", "energy_density.png",
+                 "structure.png", "structure.csv"):
         assert (res / "report" / name).stat().st_size > 0
     # the models learn something: better than predicting the mean
     mean = json.loads((res / "metrics" / "mean.json").read_text())["test"]["mae_mev_per_atom"]

@@ -38,7 +38,7 @@ def _preload_mpi_for_lammps() -> None:
 
 
 def _lammps_calculator(cfg: dict, element: str):
-    potential = cfg.get("potential", "lcbop")
+    potential = cfg.get("potential", "rebo")
     if potential not in _LAMMPS_POTENTIALS:
         raise ConfigError("structures.engine.potential", f"unknown LAMMPS potential {potential!r}")
     style, files, elem = _LAMMPS_POTENTIALS[potential]
@@ -61,7 +61,7 @@ def _lammps_calculator(cfg: dict, element: str):
 def _lammps_version(cfg: dict) -> str:
     from importlib.metadata import version
 
-    return f"lammps {version('lammps')} ({cfg.get('potential', 'lcbop')})"
+    return f"lammps {version('lammps')} ({cfg.get('potential', 'rebo')})"
 
 
 @dataclass(frozen=True)

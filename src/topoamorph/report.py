@@ -137,3 +137,30 @@ def energy_vs_density(dataset_meta: dict, y, out, dpi=110) -> None:
     ax.set_ylabel("energy (eV/atom)")
     ax.legend(fontsize=7, title="stage", title_fontsize=7)
     _save(fig, out, dpi)
+
+
+def structure_summary(rows: list[dict], rdfs: dict, out_png, out_csv, dpi=110) -> None:
+    """sp3 fraction against density per protocol stage (mean and spread over frames), and g(r) of the final
+    frames per density: the sanity check of generated amorphous carbon (sp3 must rise with density)."""
+    keys = ["source", "frame", "density", "stage", "run", "time_ps", "sp", "sp2", "sp3", "mean_coordination"]
+    with atomic_path(out_csv) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.8))
+    stages = list(dict.fromkeys(r["stage"] for r in rows))
+    for s in stages:
+        sel = [r for r in rows if r["stage"] == s]
+        dens = sorted({round(r["density"], 2) for r in sel})
+        mean = [np.mean([r["sp3"] for r in sel if round(r["density"], 2) == d]) for d in dens]
+        std = [np.std([r["sp3"] for r in sel if round(r["density"], 2) == d]) for d in dens]
+        ax.errorbar(dens, mean, yerr=std, marker="o", ms=3, capsize=2, label=s or "(none)")
+    ax.set_xlabel("density (g/cm³)")
+    ax.set_ylabel("sp³ fraction (coordination ≥ 4 within 1.85 Å)")
+    ax.legend(fontsize=7, title="stage", title_fontsize=7)
+    for d, (r, g) in sorted(rdfs.items()):
+        bx.plot(r, g, lw=1, label=f"{d:.2f} g/cm³")
+    bx.set_xlabel("r (Å)")
+    bx.set_ylabel("g(r), final frames")
+    bx.legend(fontsize=7)
+    _save(fig, out_png, dpi)

@@ -108,7 +108,7 @@ def train_baselines(dataset, split_file, seed: int, outputs: dict) -> None:
 
 
 def report(metrics_files: dict, prediction_files: dict, ridge_model, dataset, diagram_files, params: dict,
-           dims, value_range, outputs: dict) -> None:
+           dims, value_range, outputs: dict, structure_files=()) -> None:
     from . import report as rep
     from .store import read_diagrams
 
@@ -121,5 +121,28 @@ def report(metrics_files: dict, prediction_files: dict, ridge_model, dataset, di
     diagrams = [d for f in diagram_files for d in read_diagrams(f)["diagrams"]]
     rep.diagram_examples(meta, diagrams, outputs["diagrams"], params.get("example_frames", 4), dpi)
     rep.energy_vs_density(meta, y, outputs["energy_density"], dpi)
+    if structure_files:
+        _structure_report(structure_files, outputs, dpi)
     for r in rows:
         log.info("%-8s test MAE %s meV/atom", r["model"], r.get("test_mae"))
+
+
+def _structure_report(structure_files, outputs: dict, dpi) -> None:
+    from . import report as rep
+    from . import structure
+    from .frames import read_spec
+
+    rows, rdfs, finals = [], {}, {}
+    for path in structure_files:
+        frames = read_spec(str(path))
+        rows.extend(structure.analyse_frames(frames))
+        last = frames[-1].atoms
+        finals.setdefault(round(float(last.info.get("density", 0.0)), 2), []).append(last)
+    for density, atoms_list in finals.items():
+        curves = [structure.rdf(a) for a in atoms_list]
+        rdfs[density] = (curves[0][0], np.mean([g for _, g in curves], axis=0))
+    rep.structure_summary(rows, rdfs, outputs["structure"], outputs["structure_csv"], dpi)
+    final_stage = rows[-1]["stage"] if rows else ""
+    for density in sorted(finals):
+        sel = [r["sp3"] for r in rows if r["stage"] == final_stage and round(r["density"], 2) == density]
+        log.info("sp3 fraction at %.2f g/cm3 (%s): %.3f", density, final_stage, float(np.mean(sel)) if sel else np.nan)

@@ -75,7 +75,7 @@ def homology_options():
 
 def report_files():
     return [P.report(n) for n in ("metrics.md", "metrics.csv", "parity.png", "diagrams.png",
-                                  "ridge_coefficients.png", "energy_density.png")]
+                                  "ridge_coefficients.png", "energy_density.png", "structure.png", "structure.csv")]
 
 
 def all_outputs():

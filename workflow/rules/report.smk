@@ -1,11 +1,12 @@
 rule report:
-    """Metrics table, parity plots, example diagrams, ridge coefficient maps, energy vs density."""
+    """Metrics table, parity plots, example diagrams, ridge coefficient maps, energy vs density, structure."""
     input:
         metrics=[P.metrics(m) for m in MODELS + BASELINES],
         predictions=[P.predictions(m) for m in MODELS + BASELINES],
         ridge_model=P.model("ridge", "npz"),
         dataset=P.dataset(),
         diagrams=expand(P.diagrams(), batch=BATCH_IDS),
+        structures=[r.path for r in RUNS],
     output:
         table=report(P.report("metrics.md"), caption="../report/metrics.rst", category="Metrics"),
         table_csv=P.report("metrics.csv"),
@@ -17,6 +18,8 @@ rule report:
         energy_density=report(
             P.report("energy_density.png"), caption="../report/energy_density.rst", category="Structures"
         ),
+        structure=report(P.report("structure.png"), caption="../report/structure.rst", category="Structures"),
+        structure_csv=P.report("structure.csv"),
     params:
         models=MODELS + BASELINES,
         report=config["report"],

@@ -1,0 +1,52 @@
+"""Structure analysis of frames: coordination, sp/sp2/sp3 fractions (carbon) and the radial distribution.
+
+Hybridisation is read from the coordination number within ``BOND_CUTOFF`` (1.85 Å, the usual choice for
+amorphous carbon, between the first-neighbour peak at 1.4-1.6 Å and the first minimum of g(r)):
+coordination <= 2 counts as sp, 3 as sp2, >= 4 as sp3.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ase.neighborlist import neighbor_list
+
+BOND_CUTOFF = 1.85  # Å
+
+
+def coordination(atoms, cutoff: float = BOND_CUTOFF) -> np.ndarray:
+    i = neighbor_list("i", atoms, cutoff)
+    return np.bincount(i, minlength=len(atoms))
+
+
+def hybridisation(atoms, cutoff: float = BOND_CUTOFF) -> dict:
+    """Fractions of sp (coordination <= 2), sp2 (3) and sp3 (>= 4) atoms, and the mean coordination."""
+    cn = coordination(atoms, cutoff)
+    n = max(len(cn), 1)
+    return {"sp": float(np.sum(cn <= 2) / n), "sp2": float(np.sum(cn == 3) / n), "sp3": float(np.sum(cn >= 4) / n),
+            "mean_coordination": float(cn.mean()) if len(cn) else 0.0}
+
+
+def rdf(atoms, rmax: float = 5.0, nbins: int = 100):
+    """g(r) of a periodic cell up to ``rmax`` (Å): (bin centres, g). Normalised to 1 for an ideal gas."""
+    d = neighbor_list("d", atoms, rmax)
+    edges = np.linspace(0.0, rmax, nbins + 1)
+    counts, _ = np.histogram(d, bins=edges)
+    shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+    rho = len(atoms) / atoms.get_volume()
+    g = counts / (len(atoms) * rho * shell)
+    return 0.5 * (edges[1:] + edges[:-1]), g
+
+
+def analyse_frames(frames) -> list[dict]:
+    """One row per frame: density, stage, run, time and hybridisation."""
+    from .units import density_of
+
+    rows = []
+    for fr in frames:
+        atoms = fr.atoms if hasattr(fr, "atoms") else fr
+        row = {"source": getattr(fr, "source", ""), "frame": getattr(fr, "index", -1),
+               "density": density_of(atoms), "stage": str(atoms.info.get("stage", "")),
+               "run": int(atoms.info.get("run", -1)), "time_ps": float(atoms.info.get("time_ps", np.nan))}
+        row.update(hybridisation(atoms))
+        rows.append(row)
+    return rows

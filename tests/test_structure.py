@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk, graphene
+
+from topoamorph import structure
+
+
+def test_diamond_is_all_sp3_with_first_rdf_peak_at_the_bond():
+    d = bulk("C", "diamond", a=3.567, cubic=True).repeat(2)
+    h = structure.hybridisation(d)
+    assert h["sp3"] == 1.0 and h["mean_coordination"] == 4.0
+    r, g = structure.rdf(d, rmax=3.0, nbins=300)
+    assert r[np.nonzero(g)[0][0]] == pytest.approx(3.567 * np.sqrt(3) / 4, abs=0.01)  # first shell: the bond
+
+
+def test_graphite_layers_are_sp2_and_chains_sp():
+    g = graphene(a=2.46, vacuum=0.0)
+    g.cell[2, 2] = 3.35  # stacked layers, 3.35 Å apart: beyond the bond cutoff
+    g.pbc = True
+    g = g.repeat((3, 3, 2))
+    assert structure.hybridisation(g)["sp2"] == 1.0
+    chain = Atoms("C4", positions=[[0, 0, 0], [1.3, 0, 0], [2.6, 0, 0], [3.9, 0, 0]], cell=[5.2, 8, 8], pbc=True)
+    assert structure.hybridisation(chain)["sp"] == 1.0
+
+
+def test_ideal_gas_rdf_is_about_one():
+    rng = np.random.default_rng(0)
+    gas = Atoms("C2000", positions=rng.uniform(0, 30, (2000, 3)), cell=[30] * 3, pbc=True)
+    r, g = structure.rdf(gas, rmax=6.0, nbins=12)
+    assert np.all(np.abs(g[4:] - 1) < 0.15)
