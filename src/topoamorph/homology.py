@@ -117,13 +117,7 @@ def periodic_rips(positions, cell, maxdim: int = 2, threshold: float = RIPS_THRE
     # symmetric: ripser's sparse path aborts the process on a triangular matrix of this size
     dm = coo_matrix((d, (i, j)), shape=(n, n)).tocsr()
     dgms = ripser(dm, distance_matrix=True, maxdim=maxdim, thresh=threshold)["dgms"]
-    out = {}
-    for dim in range(maxdim + 1):
-        pairs = np.asarray(dgms[dim], dtype=float).reshape(-1, 2)
-        finite = np.isfinite(pairs[:, 1])
-        pairs = pairs[~finite | (pairs[:, 1] - pairs[:, 0] > ZERO_PERSISTENCE)]
-        order = np.lexsort((pairs[:, 1], pairs[:, 0], ~np.isfinite(pairs[:, 1])))
-        out[dim] = pairs[order]
+    out = {dim: _canonical_pairs(dgms[dim]) for dim in range(maxdim + 1)}
     return PersistenceResult(out, k**3, 0.0, {"path": "ripser", "threshold": threshold})
 
 
@@ -191,8 +185,7 @@ def _periodic_alpha_once(positions, cell, maxdim, precision):
                 diagrams = _diagrams(_simplex_tree(simplices, filtrations), maxdim)
                 if not _torus_classes_ok(diagrams):
                     raise HomologyError("the periodic complex does not have the homology of the 3-torus "
-                                        f"({ {d: int(np.sum(~np.isfinite(p[:, 1]))) for d, p in diagrams.items()} } "
-                                        "essential classes); refusing a wrong diagram")
+                                        f"({_essential_counts(diagrams)} essential classes); refusing a wrong diagram")
                 return PersistenceResult(diagrams, 1, margin, {"path": "cgal"})
             margin = 1.05 * needed
         else:  # the kept simplices do not triangulate the torus yet: look further
@@ -203,9 +196,13 @@ def _periodic_alpha_once(positions, cell, maxdim, precision):
 TORUS_BETTI = (1, 3, 3)
 
 
+def _essential_counts(diagrams) -> dict[int, int]:
+    return {d: int(np.sum(~np.isfinite(p[:, 1]))) for d, p in diagrams.items()}
+
+
 def _torus_classes_ok(diagrams) -> bool:
     """The essential classes of a periodic alpha filtration are those of the 3-torus: 1, 3, 3."""
-    return all(int(np.sum(~np.isfinite(p[:, 1]))) == TORUS_BETTI[d] for d, p in diagrams.items())
+    return all(count == TORUS_BETTI[d] for d, count in _essential_counts(diagrams).items())
 
 
 def replicate(positions, cell, k: int = 2):
@@ -247,6 +244,11 @@ def _padded(frac, cell, heights, margin):
     return np.concatenate(pts), orig, np.all(img == 0, axis=1), mfrac
 
 
+def _anchored(simplices, orig, central) -> np.ndarray:
+    """Mask of the simplices kept for the quotient: the translate whose lowest-index atom is central."""
+    return central[simplices[np.arange(len(simplices)), np.argmin(orig[simplices], axis=1)]]
+
+
 def _canonical(simplices_by_dim, filtrations_by_dim, orig, central, n):
     """Keep each periodic simplex once and relabel modulo N; MERGED or None as in :func:`_quotient`."""
     simplices, filtrations = {}, {}
@@ -256,10 +258,8 @@ def _canonical(simplices_by_dim, filtrations_by_dim, orig, central, n):
         if len(s) == 0:
             simplices[d], filtrations[d] = np.zeros((0, d + 1), dtype=np.int64), np.zeros(0)
             continue
-        o = orig[s]
-        anchor = s[np.arange(len(s)), np.argmin(o, axis=1)]
-        keep = central[anchor]
-        o, f = np.sort(o[keep], axis=1), f[keep]
+        keep = _anchored(s, orig, central)
+        o, f = np.sort(orig[s][keep], axis=1), f[keep]
         if d > 0 and (np.any(o[:, 1:] == o[:, :-1]) or len(unique_rows(o, n)[0]) != len(o)):
             return MERGED
         simplices[d], filtrations[d] = o, f
@@ -307,9 +307,8 @@ def _quotient_fast(frac, cell, heights, margin):
     if kept is None or kept is MERGED:
         return kept
     # the kept tetrahedra must tile the torus: no overlap, no gap (Qhull is not exact on degenerate input)
-    s3 = simplices[3]
-    canonical_tets = central[s3[np.arange(len(s3)), np.argmin(orig[s3], axis=1)]]
-    if abs(volume[canonical_tets].sum() - abs(np.linalg.det(cell))) > 1e-9 * abs(np.linalg.det(cell)):
+    cell_volume = abs(np.linalg.det(cell))
+    if abs(volume[_anchored(simplices[3], orig, central)].sum() - cell_volume) > 1e-9 * cell_volume:
         return DEGENERATE
     # every tetrahedron touching the central cell must have its circumsphere inside the padded region
     c = centre[touching] @ np.linalg.inv(cell)
@@ -328,18 +327,17 @@ def _simplex_tree(simplices, filtrations):
     return st
 
 
+def _canonical_pairs(pairs) -> np.ndarray:
+    """Drop zero-persistence pairs; order finite pairs by (birth, death), then essential ones by birth."""
+    pairs = np.asarray(pairs, dtype=float).reshape(-1, 2)
+    finite = np.isfinite(pairs[:, 1])
+    pairs = pairs[~finite | (pairs[:, 1] - pairs[:, 0] > ZERO_PERSISTENCE)]
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0], ~np.isfinite(pairs[:, 1])))]
+
+
 def _diagrams(st, maxdim: int) -> dict[int, np.ndarray]:
     st.compute_persistence(homology_coeff_field=2, persistence_dim_max=False)
-    out = {}
-    for d in range(maxdim + 1):
-        pairs = np.asarray(st.persistence_intervals_in_dimension(d), dtype=float).reshape(-1, 2)
-        finite = np.isfinite(pairs[:, 1])
-        keep = ~finite | (pairs[:, 1] - pairs[:, 0] > ZERO_PERSISTENCE)
-        pairs = pairs[keep]
-        # canonical order: finite pairs by (birth, death), then essential classes by birth
-        order = np.lexsort((pairs[:, 1], pairs[:, 0], ~np.isfinite(pairs[:, 1])))
-        out[d] = pairs[order]
-    return out
+    return {d: _canonical_pairs(st.persistence_intervals_in_dimension(d)) for d in range(maxdim + 1)}
 
 
 def split_essential(diagram: np.ndarray):

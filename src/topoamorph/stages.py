@@ -34,10 +34,12 @@ def make_split(dataset: str, params: dict, seed: int, output: str) -> None:
 
 
 def _load(dataset: str, split_file: str):
+    """X, y, metadata and the train and test indices of the shared split."""
     s = read_json(split_file)
     with Dataset(dataset) as ds:
         X = ds.rows(np.arange(len(ds)))
-        return X, ds.y.copy(), {k: v.copy() for k, v in ds.meta.items()}, s
+        y, meta = ds.y.copy(), {k: v.copy() for k, v in ds.meta.items()}
+    return X, y, meta, np.asarray(s["train"]), np.asarray(s["test"])
 
 
 def write_predictions(path, y, pred, meta, parts: dict) -> None:
@@ -54,8 +56,7 @@ def write_predictions(path, y, pred, meta, parts: dict) -> None:
 
 
 def train_ridge(dataset, split_file, params: dict, seed: int, metrics_out, predictions_out, model_out) -> dict:
-    X, y, meta, s = _load(dataset, split_file)
-    tr, te = np.asarray(s["train"]), np.asarray(s["test"])
+    X, y, meta, tr, te = _load(dataset, split_file)
     m = models.RidgeModel(**params, seed=seed).fit(X[tr], y[tr])
     pred = m.predict(X)
     parts = {"train": tr, "test": te}
@@ -75,8 +76,7 @@ def train_cnn(dataset, split_file, params: dict, seed: int, threads: int, metric
     import torch
 
     torch.set_num_threads(max(1, int(threads)))
-    X, y, meta, s = _load(dataset, split_file)
-    tr, te = np.asarray(s["train"]), np.asarray(s["test"])
+    X, y, meta, tr, te = _load(dataset, split_file)
     m = models.CNNModel(**params, seed=seed).fit(X[tr], y[tr])
     pred = m.predict(X)
     parts = {"train": tr[m.train_index_], "validation": tr[m.validation_index_], "test": te}
@@ -92,8 +92,7 @@ def train_cnn(dataset, split_file, params: dict, seed: int, threads: int, metric
 
 def train_baselines(dataset, split_file, seed: int, outputs: dict) -> None:
     """``outputs``: {name: (metrics path, predictions path)} for the names 'mean' and 'density'."""
-    X, y, meta, s = _load(dataset, split_file)
-    tr, te = np.asarray(s["train"]), np.asarray(s["test"])
+    X, y, meta, tr, te = _load(dataset, split_file)
     parts = {"train": tr, "test": te}
     rho = meta["density"]
     preds = {
