@@ -24,6 +24,15 @@ def test_default_campaign_is_valid_and_meets_the_foundation_contract(default_con
     assert temps[0][1] == max(t for seg in temps for t in seg) and temps[-1][1] == 300
 
 
+def test_a_block_naming_another_engine_or_thermostat_replaces_the_default(tmp_path):
+    c = load_with(tmp_path, {"structures": {"engine": {"name": "gpaw", "ecut_eV": 350},
+                                            "protocol": {"thermostat": {"name": "nose_hoover_chain"}}}})
+    assert c["structures"]["engine"] == {"name": "gpaw", "ecut_eV": 350}  # no 'potential' from the lammps default
+    assert c["structures"]["protocol"]["thermostat"] == {"name": "nose_hoover_chain"}
+    same = load_with(tmp_path, {"structures": {"engine": {"name": "lammps"}}})
+    assert same["structures"]["engine"]["potential"] == "rebo"  # same name: options still merge
+
+
 def test_absent_keys_take_defaults_and_nested_keys_merge(tmp_path):
     c = load_with(tmp_path, {"campaign": "x", "train": {"cnn": {"epochs": 3}}})
     assert c["campaign"] == "x" and c["train"]["cnn"]["epochs"] == 3
@@ -49,6 +58,15 @@ def test_absent_keys_take_defaults_and_nested_keys_merge(tmp_path):
         ({"descriptors": {"range": [5.0, 1.0]}}, "descriptors.range"),
         ({"homology": {"maxdim": 1}}, "descriptors.dims.2"),
         ({"campaign": "has space"}, "campaign"),
+        ({"structures": {"engine": {"name": "gpaw", "potential": "rebo"}, "natoms": 8}}, "structures.engine.potential"),
+        ({"structures": {"engine": {"name": "gpaw", "mode": "paw"}}}, "structures.engine.mode"),
+        ({"structures": {"engine": {"name": "gpaw", "kpts": [1, 1]}}}, "structures.engine.kpts"),
+        ({"structures": {"engine": {"name": "cp2k", "mpi_ranks": 0}}}, "structures.engine.mpi_ranks"),
+        ({"relabel": {"engine": {"name": "vasp", "encut_eV": -1}}}, "relabel.engine.encut_eV"),
+        ({"relabel": {"forces": True}}, "relabel.engine"),
+        ({"structures": {"protocol": {"thermostat": {"name": "nose_hoover_chain", "chain_length": 0}}}},
+         "structures.protocol.thermostat.chain_length"),
+        ({"structures": {"protocol": {"checkpoint_every_steps": 0}}}, "structures.protocol.checkpoint_every_steps"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, overrides, key):

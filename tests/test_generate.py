@@ -39,7 +39,9 @@ def test_short_melt_quench_writes_frames_with_metadata(tmp_path):
                      "log_every_steps": 10},
     }
     sched = plan.schedule(structures["protocol"])
-    frames = generate.melt_quench(structures, sched, 3.0, 1, 42)
+    res = generate.melt_quench(structures, sched, 3.0, 1, 42)
+    frames = res.frames
+    assert [r[0] for r in res.trace] == list(range(10, 101, 10))  # trace every 10 steps by default
     out = tmp_path / "run1.extxyz"
     generate.write_frames(out, frames)
     back = read(out, ":")
@@ -53,12 +55,13 @@ def test_short_melt_quench_writes_frames_with_metadata(tmp_path):
     assert f.get_potential_energy() == pytest.approx(frames[-1].get_potential_energy())
     assert density_of(f) == pytest.approx(3.0)
     # same seed, same trajectory (deterministic engine and thermostat)
-    again = generate.melt_quench(structures, sched, 3.0, 1, 42)
+    again = generate.melt_quench(structures, sched, 3.0, 1, 42).frames
     np.testing.assert_array_equal(again[-1].positions, frames[-1].positions)
 
 
 @pytest.mark.parametrize("thermostat", [{"name": "bussi", "taut_fs": 20.0},
-                                        {"name": "langevin", "friction_per_ps": 20.0}])
+                                        {"name": "langevin", "friction_per_ps": 20.0},
+                                        {"name": "nose_hoover_chain", "tdamp_fs": 20.0}])
 def test_thermostats_hold_and_follow_the_target(thermostat):
     from ase.build import bulk
     from ase.md.velocitydistribution import thermalize_momenta
@@ -67,7 +70,8 @@ def test_thermostats_hold_and_follow_the_target(thermostat):
     atoms.calc = engines.calculator({"name": "lammps", "potential": "tersoff"}, "C")
     rng = np.random.default_rng(3)
     thermalize_momenta(atoms, temperature_K=2000, rng=rng)
-    dyn, set_t = generate._thermostat(atoms, {"timestep_fs": 1.0, "thermostat": thermostat}, 2000, rng)
+    th = generate._thermostat(atoms, {"timestep_fs": 1.0, "thermostat": thermostat}, 2000, rng)
+    dyn, set_t = th.dyn, th.set_temperature
     temps = []
     for target in (2000, 800):
         set_t(target)

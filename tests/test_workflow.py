@@ -138,6 +138,27 @@ def test_paper_campaign_dry_run_counts(tmp_path):
     assert counts["melt_quench"] == 66 and counts["homology"] == 17
 
 
+def test_relabel_adds_one_job_per_run_and_homology_reads_the_labels(tmp_path):
+    cfg = tmp_path / "relabel.yaml"
+    cfg.write_text(yaml.safe_dump({"relabel": {"engine": {"name": "gpaw", "mpi_ranks": 4}}}))
+    p = snakemake(["-n", "-p", "--configfile", cfg], tmp_path)
+    counts = job_counts(p.stdout)
+    assert counts["relabel"] == counts["melt_quench"] == 10
+    assert "results/demo/labels/rho1.50/run1.extxyz" in p.stdout
+    assert "-n 4 env GPAW_MPI_BACKEND=cgpaw topoamorph relabel" in p.stdout
+    homology = p.stdout.split("topoamorph homology")[1].split("--output")[0]
+    assert "/labels/" in homology and "/structures/" not in homology
+
+
+def test_md_jobs_declare_engine_tasks_and_runtime(tmp_path):
+    cfg = tmp_path / "gpaw.yaml"
+    cfg.write_text(yaml.safe_dump({"structures": {"engine": {"name": "gpaw", "mpi_ranks": 8}}}))
+    p = snakemake(["-n", "-p", "--configfile", cfg], tmp_path)
+    assert "-n 8 env GPAW_MPI_BACKEND=cgpaw topoamorph melt-quench" in p.stdout
+    m = re.search(r"rule melt_quench:.*?resources: ([^\n]*)", p.stdout, re.S)
+    assert "tasks=8" in m.group(1) and "runtime=" in m.group(1)
+
+
 def test_same_config_and_seed_reproduce_every_output(campaign, tmp_path_factory):
     """A second, independent run of the same campaign: identical structures, diagrams, descriptors, metrics."""
     work, cfg, _ = campaign

@@ -1,10 +1,11 @@
-"""Command line: ``topoamorph homology|validate-config|plan``."""
+"""Command line: ``topoamorph homology|melt-quench|relabel|validate-config|plan|submit``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
 
 from .errors import TopoamorphError
@@ -15,6 +16,40 @@ def _homology(args) -> int:
 
     return distribute.run(args.frames, args.output, backend=args.backend, maxdim=args.maxdim,
                           precision=args.precision, threshold=args.threshold)
+
+
+def _json_arg(text: str, what: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        from .errors import ConfigError
+
+        raise ConfigError(what, f"not valid JSON ({exc})") from None
+    return value
+
+
+def _melt_quench(args) -> int:
+    from . import stages
+
+    stages.melt_quench(_json_arg(args.structures, "--structures"), args.density, args.run, args.seed,
+                       args.output, args.trace, checkpoint=args.checkpoint, workdir=args.workdir)
+    return 0
+
+
+def _relabel(args) -> int:
+    from . import stages
+
+    stages.relabel(args.frames, _json_arg(args.engine, "--engine"), args.element, args.output,
+                   forces=not args.no_forces, checkpoint=args.checkpoint, workdir=args.workdir)
+    return 0
+
+
+def _mpi_rank() -> int:
+    """This process's MPI rank from the launcher's environment (before any MPI library is loaded)."""
+    for var in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
 
 
 def _validate(args) -> int:
@@ -60,6 +95,27 @@ def main(argv=None) -> int:
     h.add_argument("--precision", default="safe", choices=["fast", "safe", "exact"])
     h.set_defaults(func=_homology)
 
+    m = sub.add_parser("melt-quench", help="one melt-quench MD run, resumable (a DFT engine may run under MPI)")
+    m.add_argument("--structures", required=True, help="the structures config block as JSON")
+    m.add_argument("--density", type=float, required=True, help="g/cm³")
+    m.add_argument("--run", type=int, required=True)
+    m.add_argument("--seed", type=int, required=True)
+    m.add_argument("--output", required=True, help="frames (extxyz, written atomically at the end)")
+    m.add_argument("--trace", required=True, help="temperature/energy trace (CSV)")
+    m.add_argument("--checkpoint", help="checkpoint file: resumed from if present, removed at the end")
+    m.add_argument("--workdir", help="scratch directory of file-based engines")
+    m.set_defaults(func=_melt_quench)
+
+    r = sub.add_parser("relabel", help="single-point energies (and forces) of frames with another engine")
+    r.add_argument("frames", help="extxyz file (optionally path@start:stop)")
+    r.add_argument("--engine", required=True, help="engine block as JSON, e.g. '{\"name\": \"gpaw\"}'")
+    r.add_argument("--element", default="C")
+    r.add_argument("--output", required=True)
+    r.add_argument("--no-forces", action="store_true")
+    r.add_argument("--checkpoint")
+    r.add_argument("--workdir")
+    r.set_defaults(func=_relabel)
+
     for name, func, helptext in (("validate-config", _validate, "validate a campaign config"),
                                  ("plan", _plan, "print the campaign's runs, frames and batches")):
         v = sub.add_parser(name, help=helptext)
@@ -85,7 +141,9 @@ def main(argv=None) -> int:
         argv, passthrough = argv[:cut], argv[cut + 1:]
     args = p.parse_args(argv)
     args.snakemake_args = passthrough
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # under MPI only rank 0 reports progress; the others report warnings and errors
+    logging.basicConfig(level=logging.INFO if _mpi_rank() == 0 else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
     except TopoamorphError as exc:

@@ -33,10 +33,16 @@ def load_yaml(path) -> dict:
 
 
 def deep_merge(base: dict, override: dict) -> dict:
-    """Return ``base`` updated by ``override``: mappings merge recursively, anything else replaces."""
+    """Return ``base`` updated by ``override``: mappings merge recursively, anything else replaces.
+
+    A block with a ``name`` (an engine, a thermostat) that names something else than the base's
+    replaces it whole: options of the default engine never leak into another engine's block.
+    """
     out = copy.deepcopy(base)
     for key, value in (override or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        renamed = isinstance(value, dict) and isinstance(out.get(key), dict) and \
+            "name" in value and value["name"] != out[key].get("name")
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and not renamed:
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)

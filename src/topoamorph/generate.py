@@ -1,16 +1,27 @@
-"""Melt-quench molecular dynamics with ASE: the generate stage.
+"""Melt-quench molecular dynamics with ASE, resumable across kills: the generate stage.
 
 A run starts from a (rattled) simple cubic lattice at the requested density, follows the schedule's
 segments (linear temperature ramps under an NVT thermostat) and samples frames within each segment.
-Frames carry the potential energy (eV, per cell) and, in ``atoms.info``: density (g/cm³), stage,
-temperature_K (target), kinetic_temperature_K, time_ps, step, run, seed, engine.
+Frames carry the potential energy (eV, per cell) and forces (eV/Å), and in ``atoms.info``: density
+(g/cm³), stage, temperature_K (target), kinetic_temperature_K, time_ps, step, run, seed, engine.
+
+Checkpoints: every ``checkpoint_every_steps`` steps (or ``checkpoint_every_s`` seconds of wall time,
+whichever comes first) the whole state is written atomically to one file: positions, momenta, the
+thermostat's own variables, the random generator's state, the step, the frames sampled so far and the
+trace. A killed run rerun with the same checkpoint path continues from there and, for a deterministic
+engine, produces bitwise the frames of an uninterrupted run. A checkpoint written for other settings
+(config, density, run, seed) is ignored with a warning.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from ase import Atoms, units
@@ -18,12 +29,14 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixCom
 
 from . import engines
-from .errors import ConfigError
+from .errors import ConfigError, InputFileError
 from .io import atomic_path
 from .plan import Schedule
 from .units import volume_for_density
 
 log = logging.getLogger(__name__)
+
+TRACE_COLUMNS = ("step", "time_ps", "stage", "target_K", "kinetic_K", "epot_eV_per_atom", "etot_eV_per_atom")
 
 
 def initial_structure(element: str, natoms: int, density: float, rng: np.random.Generator,
@@ -45,19 +58,29 @@ def initial_structure(element: str, natoms: int, density: float, rng: np.random.
     return atoms
 
 
-def _thermostat(atoms: Atoms, protocol: dict, temperature_K: float, rng: np.random.Generator):
+# --- thermostats --------------------------------------------------------------------------------
+
+@dataclass
+class Thermostat:
+    """An ASE dynamics object with what a ramp and a checkpoint need from it."""
+
+    dyn: object
+    set_temperature: object  # callable(T_K)
+    state: object = field(default=lambda: {})  # callable() -> dict of arrays
+    restore: object = field(default=lambda s: None)  # callable(dict of arrays)
+
+
+def _thermostat(atoms: Atoms, protocol: dict, temperature_K: float, rng: np.random.Generator) -> Thermostat:
     th = protocol["thermostat"]
     dt = protocol["timestep_fs"] * units.fs
-    if th["name"] == "langevin":
+    name = th["name"]
+    if name == "langevin":
         from ase.md.langevin import Langevin
 
         friction = th.get("friction_per_ps", 10.0) / (1000.0 * units.fs)
         dyn = Langevin(atoms, dt, temperature_K=temperature_K, friction=friction, fixcm=False, rng=rng)
-
-        def set_t(t):
-            dyn.set_temperature(temperature_K=t)
-
-    elif th["name"] == "bussi":
+        return Thermostat(dyn, lambda t: dyn.set_temperature(temperature_K=t))
+    if name == "bussi":
         from ase.md.bussi import Bussi
 
         dyn = Bussi(atoms, dt, temperature_K=temperature_K, taut=th.get("taut_fs", 100.0) * units.fs, rng=rng)
@@ -66,76 +89,309 @@ def _thermostat(atoms: Atoms, protocol: dict, temperature_K: float, rng: np.rand
             dyn.temp = t * units.kB
             dyn.target_kinetic_energy = 0.5 * dyn.temp * dyn.ndof
 
-    else:  # the schema already restricts the names
-        raise ConfigError("structures.protocol.thermostat.name", f"unknown thermostat {th['name']!r}")
-    return dyn, set_t
+        return Thermostat(dyn, set_t)
+    if name == "nose_hoover_chain":
+        from ase.md.nose_hoover_chain import NoseHooverChainNVT
+
+        tdamp = th.get("tdamp_fs", 100.0 * protocol["timestep_fs"]) * units.fs
+        dyn = NoseHooverChainNVT(atoms, dt, temperature_K=temperature_K, tdamp=tdamp,
+                                 tchain=int(th.get("chain_length", 3)))
+        nhc = dyn._thermostat
+
+        def set_t(t):
+            # the chain's masses follow the target temperature (Q = 3N kT tdamp², kT tdamp²)
+            kT = units.kB * t
+            nhc._kT = kT
+            nhc._Q[0] = 3 * nhc._num_atoms_global * kT * tdamp**2
+            nhc._Q[1:] = kT * tdamp**2
+
+        def state():
+            return {"nhc_q": dyn._q, "nhc_p": dyn._p, "nhc_eta": nhc._eta, "nhc_p_eta": nhc._p_eta}
+
+        def restore(s):
+            dyn._q, dyn._p = s["nhc_q"].copy(), s["nhc_p"].copy()
+            nhc._eta, nhc._p_eta = s["nhc_eta"].copy(), s["nhc_p_eta"].copy()
+
+        return Thermostat(dyn, set_t, state, restore)
+    raise ConfigError("structures.protocol.thermostat.name", f"unknown thermostat {name!r}")
 
 
-def melt_quench(structures: dict, sched: Schedule, density: float, run: int, seed: int) -> list[Atoms]:
-    """Run one melt-quench trajectory and return its sampled frames (in order)."""
+# --- checkpoints --------------------------------------------------------------------------------
+
+def settings_key(*parts) -> str:
+    """A hash of what a job's result depends on; a checkpoint is only resumed under the same key."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+class Checkpoint:
+    """One atomic ``.npz`` file: named arrays plus a JSON ``meta`` record. Written by MPI rank 0 only."""
+
+    FORMAT = "topoamorph-checkpoint/1"
+
+    def __init__(self, path, key: str):
+        self.path = Path(path) if path else None
+        self.key = key
+
+    def load(self) -> tuple[dict, dict] | None:
+        if self.path is None or not self.path.exists():
+            return None
+        try:
+            with np.load(self.path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            meta = json.loads(str(arrays.pop("meta")))
+        except Exception as exc:  # noqa: BLE001 (a corrupt checkpoint is reported, then ignored)
+            log.warning("checkpoint %s is unreadable (%s): starting from the beginning", self.path, exc)
+            return None
+        if meta.get("format") != self.FORMAT or meta.get("key") != self.key:
+            log.warning("checkpoint %s was written for other settings: starting from the beginning", self.path)
+            return None
+        return arrays, meta
+
+    def save(self, arrays: dict, meta: dict) -> None:
+        if self.path is None or not engines.is_root():
+            return
+        meta = dict(meta, format=self.FORMAT, key=self.key)
+        with atomic_path(self.path, suffix=".npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+
+    def remove(self) -> None:
+        if self.path is not None and engines.is_root():
+            self.path.unlink(missing_ok=True)
+
+
+class _FrameStore:
+    """Frames of one run as arrays (what a checkpoint stores), rebuilt as ASE Atoms at the end."""
+
+    def __init__(self, symbols, cell):
+        self.symbols, self.cell = list(symbols), np.asarray(cell)
+        self.positions, self.energies, self.forces, self.info = [], [], [], []
+
+    def add(self, positions, energy, forces, info):
+        self.positions.append(np.asarray(positions, dtype=float))
+        self.energies.append(float(energy))
+        self.forces.append(np.asarray(forces, dtype=float))
+        self.info.append(info)
+
+    def __len__(self):
+        return len(self.energies)
+
+    def arrays(self) -> dict:
+        n = len(self.symbols)
+        return {"frame_positions": np.array(self.positions).reshape(-1, n, 3),
+                "frame_forces": np.array(self.forces).reshape(-1, n, 3),
+                "frame_energies": np.array(self.energies, dtype=float)}
+
+    def restore(self, arrays: dict, info: list) -> None:
+        self.positions = list(arrays["frame_positions"])
+        self.forces = list(arrays["frame_forces"])
+        self.energies = [float(e) for e in arrays["frame_energies"]]
+        self.info = list(info)
+
+    def atoms(self) -> list[Atoms]:
+        out = []
+        for pos, e, f, info in zip(self.positions, self.energies, self.forces, self.info):
+            frame = Atoms(self.symbols, positions=pos, cell=self.cell, pbc=True)
+            frame.info.update(info)
+            frame.calc = SinglePointCalculator(frame, energy=e, forces=f)
+            out.append(frame)
+        return out
+
+
+# --- melt-quench --------------------------------------------------------------------------------
+
+@dataclass
+class MDResult:
+    frames: list
+    trace: list  # rows as in TRACE_COLUMNS
+
+
+def melt_quench(structures: dict, sched: Schedule, density: float, run: int, seed: int,
+                checkpoint: str | None = None, workdir: str | None = None) -> MDResult:
+    """Run (or resume) one melt-quench trajectory; return its sampled frames (in order) and its trace."""
     rng = np.random.default_rng(seed)
     protocol = structures["protocol"]
     element = structures["element"]
     atoms = initial_structure(element, structures["natoms"], density, rng, structures.get("rattle_angstrom", 0.05))
     atoms.set_constraint(FixCom())
-    atoms.calc = engines.calculator(structures["engine"], element)
-    engine_name = engines.describe(structures["engine"])
+    engine_cfg = structures["engine"]
+    atoms.calc = engines.calculator(engine_cfg, element, workdir=workdir, natoms=len(atoms))
+    engine_name = engines.describe(engine_cfg)
+    comm = engines.world()
 
     from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
     t0 = protocol.get("initial_temperature_K", sched.segments[0].t_start_K)
     thermalize_momenta(atoms, temperature_K=t0, rng=rng)
     Stationary(atoms)
-    dyn, set_temperature = _thermostat(atoms, protocol, t0, rng)
+    thermo = _thermostat(atoms, protocol, t0, rng)
 
-    every = int(protocol.get("log_every_steps", 500))
-    total, done, frames = sched.total_steps, 0, []
-    clock = time.perf_counter()
-    log.info("melt-quench rho=%.3f g/cm3 run=%d seed=%d engine=%s: %d steps, %d frames",
-             density, run, seed, engine_name, total, sched.frames)
+    ck = Checkpoint(checkpoint, settings_key(structures, float(density), int(run), int(seed)))
+    store, trace, done = _FrameStore(atoms.get_chemical_symbols(), atoms.cell), [], 0
+    total = sched.total_steps
+    saved = ck.load()
+    if saved is not None:
+        arrays, meta = saved
+        atoms.set_positions(arrays["positions"], apply_constraint=False)
+        atoms.set_momenta(arrays["momenta"], apply_constraint=False)
+        rng.bit_generator.state = meta["rng"]
+        thermo.restore(arrays)
+        store.restore(arrays, meta["frame_info"])
+        trace = [tuple(r) for r in meta["trace"]]
+        done = int(meta["step"])
+        log.info("resuming from checkpoint %s: step %d/%d, %d frames already sampled", checkpoint, done, total,
+                 len(store))
+
+    every_log = int(protocol.get("log_every_steps", 500))
+    every_trace = int(protocol.get("trace_every_steps", 10))
+    every_ck = int(protocol.get("checkpoint_every_steps", 500))
+    every_ck_s = float(protocol.get("checkpoint_every_s", 900.0))
+    log.info("melt-quench rho=%.3f g/cm3 run=%d seed=%d engine=%s (%d MPI ranks): %d steps, %d frames",
+             density, run, seed, engine_name, comm.size, total, sched.frames)
+
+    def save_checkpoint():
+        arrays = {"positions": atoms.get_positions(), "momenta": atoms.get_momenta(), **thermo.state(),
+                  **store.arrays()}
+        meta = {"step": done, "rng": rng.bit_generator.state, "frame_info": store.info, "trace": trace}
+        ck.save(arrays, meta)
+
+    clock, last_ck, start_step = time.perf_counter(), time.perf_counter(), done
+    offset = 0
     for seg in sched.segments:
+        if offset + seg.steps <= done:
+            offset += seg.steps
+            continue
         wanted = set(seg.sample_steps)
-        for k in range(1, seg.steps + 1):
-            set_temperature(seg.temperature_at(k))
-            dyn.run(1)
+        for k in range(done - offset + 1, seg.steps + 1):
+            thermo.set_temperature(seg.temperature_at(k))
+            thermo.dyn.run(1)
             done += 1
             if k in wanted:
-                frames.append(_frame(atoms, seg, k, done, sched, density, run, seed, engine_name))
-            if done % every == 0 or done == total:
-                elapsed = time.perf_counter() - clock
+                store.add(atoms.get_positions(wrap=True), atoms.get_potential_energy(), atoms.get_forces(),
+                          _frame_info(atoms, seg, k, done, sched, density, run, seed, engine_name))
+            if done % every_trace == 0 or done == total:
                 epot = atoms.get_potential_energy() / len(atoms)
-                log.info("step %d/%d t=%.3f ps stage=%s T=%.0f K (target %.0f) Epot=%.4f eV/atom frames=%d "
-                         "eta=%.0f s", done, total, done * sched.timestep_fs / 1000, seg.name,
-                         atoms.get_temperature(), seg.temperature_at(k), epot, len(frames),
-                         elapsed / done * (total - done))
+                ekin = atoms.get_kinetic_energy() / len(atoms)
+                trace.append((done, done * sched.timestep_fs / 1000.0, seg.name, float(seg.temperature_at(k)),
+                              float(atoms.get_temperature()), float(epot), float(epot + ekin)))
                 if not np.isfinite(epot):
                     raise RuntimeError(f"energy became non-finite at step {done} (rho={density}, run={run})")
-    return frames
+            if done % every_log == 0 or done == total:
+                elapsed = time.perf_counter() - clock
+                eta = elapsed / max(1, done - start_step) * (total - done)
+                log.info("step %d/%d t=%.3f ps stage=%s T=%.0f K (target %.0f) Epot=%.4f eV/atom frames=%d/%d "
+                         "eta=%s", done, total, done * sched.timestep_fs / 1000, seg.name, atoms.get_temperature(),
+                         seg.temperature_at(k), atoms.get_potential_energy() / len(atoms), len(store), sched.frames,
+                         _hms(eta))
+            if checkpoint and done < total and (done % every_ck == 0 or time.perf_counter() - last_ck >= every_ck_s):
+                save_checkpoint()
+                last_ck = time.perf_counter()
+        offset += seg.steps
+    return MDResult(store.atoms(), trace)
 
 
-def _frame(atoms, seg, k, step, sched, density, run, seed, engine_name) -> Atoms:
-    energy = float(atoms.get_potential_energy())
-    forces = atoms.get_forces().copy()
-    frame = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions(wrap=True),
-                  cell=atoms.cell, pbc=True)
-    frame.info.update(
-        density=float(density),
-        stage=seg.name,
-        temperature_K=float(seg.temperature_at(k)),
-        kinetic_temperature_K=float(atoms.get_temperature()),
-        time_ps=step * sched.timestep_fs / 1000.0,
-        step=int(step),
-        run=int(run),
-        seed=int(seed),
-        engine=engine_name,
-    )
-    frame.calc = SinglePointCalculator(frame, energy=energy, forces=forces)
-    return frame
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _frame_info(atoms, seg, k, step, sched, density, run, seed, engine_name) -> dict:
+    return {
+        "density": float(density),
+        "stage": seg.name,
+        "temperature_K": float(seg.temperature_at(k)),
+        "kinetic_temperature_K": float(atoms.get_temperature()),
+        "time_ps": step * sched.timestep_fs / 1000.0,
+        "step": int(step),
+        "run": int(run),
+        "seed": int(seed),
+        "engine": engine_name,
+    }
 
 
 def write_frames(path, frames) -> None:
-    """Write frames as extxyz, atomically."""
+    """Write frames as extxyz, atomically (MPI rank 0 only)."""
     from ase.io import write
 
+    if not engines.is_root():
+        return
     with atomic_path(path) as tmp:
         write(tmp, frames, format="extxyz")
+
+
+def write_trace(path, rows) -> None:
+    """The run's temperature/energy trace as CSV, atomically (MPI rank 0 only)."""
+    if not engines.is_root():
+        return
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as fh:
+            fh.write(",".join(TRACE_COLUMNS) + "\n")
+            for r in rows:
+                fh.write(f"{r[0]},{r[1]!r},{r[2]},{r[3]!r},{r[4]!r},{r[5]!r},{r[6]!r}\n")
+
+
+def read_trace(path) -> dict:
+    """A trace CSV as columns (numpy arrays; ``stage`` as strings)."""
+    import csv
+
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise InputFileError(path, "trace has no rows")
+    out = {}
+    for c in TRACE_COLUMNS:
+        vals = [r[c] for r in rows]
+        out[c] = np.array(vals) if c == "stage" else np.array(vals, dtype=float)
+    return out
+
+
+# --- relabel ------------------------------------------------------------------------------------
+
+def relabel(frames: list[Atoms], engine_cfg: dict, element: str, checkpoint: str | None = None,
+            workdir: str | None = None, forces: bool = True, source: str = "") -> list[Atoms]:
+    """Single points of ``frames`` with a second engine. Each output frame keeps the MD energy
+    (``md_energy``, eV per cell) and MD engine (``md_engine``); its energy/forces are the new labels
+    and ``label_engine`` names their engine. Resumes from ``checkpoint`` frame by frame."""
+    key = settings_key(engine_cfg, element, forces, source, len(frames))
+    ck = Checkpoint(checkpoint, key)
+    energies, forces_done = [], []
+    saved = ck.load()
+    if saved is not None:
+        arrays, meta = saved
+        energies = [float(e) for e in arrays["energies"]]
+        forces_done = list(arrays["forces"]) if forces else []
+        log.info("resuming relabel from checkpoint %s: %d/%d frames done", checkpoint, len(energies), len(frames))
+    calc = engines.calculator(engine_cfg, element, key="relabel.engine", workdir=workdir,
+                              natoms=len(frames[0]) if frames else 0)
+    label = engines.describe(engine_cfg)
+    clock, start, last_ck = time.perf_counter(), len(energies), time.perf_counter()
+    for i in range(len(energies), len(frames)):
+        atoms = frames[i].copy()
+        atoms.calc = calc
+        e = atoms.get_potential_energy()
+        if not np.isfinite(e):
+            raise RuntimeError(f"{source} frame {i}: the label engine returned a non-finite energy")
+        energies.append(float(e))
+        if forces:
+            forces_done.append(atoms.get_forces().copy())
+        done = len(energies)
+        elapsed = time.perf_counter() - clock
+        log.info("relabel frame %d/%d: E=%.4f eV/atom (MD %.4f) eta=%s", done, len(frames), e / len(atoms),
+                 frames[i].get_potential_energy() / len(atoms),
+                 _hms(elapsed / (done - start) * (len(frames) - done)))
+        if checkpoint and done < len(frames) and time.perf_counter() - last_ck >= 60.0:
+            arrays = {"energies": np.array(energies)}
+            if forces:
+                arrays["forces"] = np.array(forces_done)
+            ck.save(arrays, {"done": done})
+            last_ck = time.perf_counter()
+    out = []
+    for i, fr in enumerate(frames):
+        new = Atoms(fr.get_chemical_symbols(), positions=fr.get_positions(), cell=fr.cell, pbc=fr.pbc)
+        new.info.update(fr.info)
+        new.info["md_energy"] = float(fr.get_potential_energy())
+        new.info["md_engine"] = fr.info.get("engine", "")
+        new.info["label_engine"] = label
+        new.calc = SinglePointCalculator(new, energy=energies[i], forces=forces_done[i] if forces else None)
+        out.append(new)
+    return out

@@ -25,6 +25,22 @@ class CampaignPaths:
     def structures(self, density="{density}", run="{run}") -> str:
         return f"{self.base}/structures/rho{fmt_density(density)}/run{run}.extxyz"
 
+    def trace(self, density="{density}", run="{run}") -> str:
+        """Temperature and energy of one run every ``trace_every_steps`` (CSV)."""
+        return f"{self.base}/structures/rho{fmt_density(density)}/run{run}.trace.csv"
+
+    def labels(self, density="{density}", run="{run}") -> str:
+        """The run's frames with energies and forces from the relabel engine (extxyz)."""
+        return f"{self.base}/labels/rho{fmt_density(density)}/run{run}.extxyz"
+
+    def checkpoint(self, stage: str, density="{density}", run="{run}") -> str:
+        """Resumable state of a long job (not a Snakemake output: it survives a failed or killed job)."""
+        return f"{self.base}/checkpoints/{stage}/rho{fmt_density(density)}/run{run}.ckpt.npz"
+
+    def workdir(self, stage: str, density="{density}", run="{run}") -> str:
+        """Scratch directory of file-based engines (CP2K, VASP, Quantum ESPRESSO) for one run."""
+        return f"{self.base}/work/{stage}/rho{fmt_density(density)}/run{run}"
+
     def diagrams(self, batch="{batch}") -> str:
         return f"{self.base}/diagrams/batch{batch}.h5"
 

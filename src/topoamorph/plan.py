@@ -6,10 +6,12 @@ before any MD has run.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import engines
 from .paths import CampaignPaths, fmt_density
 
 
@@ -83,7 +85,8 @@ class Run:
     density: float
     run: int
     seed: int
-    path: str
+    path: str  # the melt-quench frames
+    frames_path: str  # what homology reads: the relabelled frames when relabel is configured, else ``path``
 
     @property
     def density_label(self) -> str:
@@ -94,9 +97,12 @@ def runs(cfg: dict) -> list[Run]:
     paths = CampaignPaths(cfg["campaign"])
     s = cfg["structures"]
     out = []
+    relabel = bool(cfg.get("relabel"))
     for density in s["densities"]:
         for r in range(1, s["runs"] + 1):
-            out.append(Run(float(density), r, run_seed(cfg["seed"], density, r), paths.structures(density, r)))
+            md = paths.structures(density, r)
+            out.append(Run(float(density), r, run_seed(cfg["seed"], density, r), md,
+                           paths.labels(density, r) if relabel else md))
     return out
 
 
@@ -129,7 +135,7 @@ def batches(cfg: dict) -> list[list[Chunk]]:
         start = 0
         while start < nframes:
             take = min(nframes - start, size - filled)
-            out[-1].append(Chunk(r.path, start, start + take))
+            out[-1].append(Chunk(r.frames_path, start, start + take))
             start += take
             filled += take
             if filled == size:
@@ -142,3 +148,27 @@ def batches(cfg: dict) -> list[list[Chunk]]:
 
 def batch_ids(cfg: dict) -> list[str]:
     return [f"{i:04d}" for i in range(len(batches(cfg)))]
+
+
+def md_runtime_minutes(structures: dict) -> int:
+    """A planning estimate of one melt-quench job's wall time (min), from the engine's rough cost per
+    step: what a SLURM profile asks for on the first attempt (retries multiply it and resume)."""
+    steps = schedule(structures["protocol"]).total_steps
+    seconds = steps * engines.step_seconds(structures["engine"], int(structures["natoms"]))
+    return _minutes(seconds, structures)
+
+
+def relabel_runtime_minutes(cfg: dict) -> int:
+    frames = schedule(cfg["structures"]["protocol"]).frames
+    # a single point from scratch costs about 1.5 MD steps (no wavefunctions to start from)
+    seconds = 1.5 * frames * engines.step_seconds(cfg["relabel"]["engine"], int(cfg["structures"]["natoms"]))
+    return _minutes(seconds, cfg["structures"])
+
+
+def job_minutes(estimate: int, attempt: int, structures: dict) -> int:
+    """What attempt ``attempt`` of a job asks for: more each retry, never above max_job_minutes."""
+    return int(min(estimate * attempt, int(structures.get("max_job_minutes", 2880))))
+
+
+def _minutes(seconds: float, structures: dict) -> int:
+    return int(max(10, math.ceil(1.5 * seconds / 60.0) + 5))

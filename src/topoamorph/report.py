@@ -155,6 +155,10 @@ def structure_summary(rows: list[dict], rdfs: dict, out_png, out_csv, dpi=110) -
         mean = [np.mean([r["sp3"] for r in sel if round(r["density"], 2) == d]) for d in dens]
         std = [np.std([r["sp3"] for r in sel if round(r["density"], 2) == d]) for d in dens]
         ax.errorbar(dens, mean, yerr=std, marker="o", ms=3, capsize=2, label=s or "(none)")
+    trend = sp3_trend(rows)
+    if trend is not None:
+        ax.set_title(f"final stage: Spearman(sp³, density) = {trend:+.2f}"
+                     f" ({'rises' if trend > 0 else 'does NOT rise'} with density)", fontsize=8)
     ax.set_xlabel("density (g/cm³)")
     ax.set_ylabel("sp³ fraction (coordination ≥ 4 within 1.85 Å)")
     ax.legend(fontsize=7, title="stage", title_fontsize=7)
@@ -163,4 +167,42 @@ def structure_summary(rows: list[dict], rdfs: dict, out_png, out_csv, dpi=110) -
     bx.set_xlabel("r (Å)")
     bx.set_ylabel("g(r), final frames")
     bx.legend(fontsize=7)
+    _save(fig, out_png, dpi)
+
+
+def sp3_trend(rows: list[dict]):
+    """Spearman rank correlation of the sp3 fraction with density over the last stage's frames
+    (positive for amorphous carbon in the literature); None with fewer than two densities."""
+    from scipy.stats import spearmanr
+
+    if not rows:
+        return None
+    last = rows[-1]["stage"]
+    sel = [r for r in rows if r["stage"] == last]
+    if len({round(r["density"], 2) for r in sel}) < 2:
+        return None
+    return float(spearmanr([r["density"] for r in sel], [r["sp3"] for r in sel]).statistic)
+
+
+def traces(trace_files: dict, out_png, dpi=110) -> None:
+    """Target and kinetic temperature and potential energy against time, one line per run coloured by
+    density: where a run heated, melted, quenched, or went wrong."""
+    from .generate import read_trace
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.8))
+    dens = sorted({d for d, _ in trace_files})
+    cmap = plt.get_cmap("viridis")
+    for (d, run), path in sorted(trace_files.items()):
+        t = read_trace(path)
+        c = cmap(dens.index(d) / max(1, len(dens) - 1))
+        label = f"{d:.2f} g/cm³" if run == min(r for dd, r in trace_files if dd == d) else None
+        ax.plot(t["time_ps"], t["kinetic_K"], lw=0.5, color=c, alpha=0.7, label=label)
+        bx.plot(t["time_ps"], t["epot_eV_per_atom"], lw=0.7, color=c, alpha=0.8)
+    first = read_trace(next(iter(trace_files.values())))
+    ax.plot(first["time_ps"], first["target_K"], "k--", lw=0.8, label="target")
+    ax.set_xlabel("time (ps)")
+    ax.set_ylabel("kinetic temperature (K)")
+    ax.legend(fontsize=6, ncol=2)
+    bx.set_xlabel("time (ps)")
+    bx.set_ylabel("potential energy (eV/atom)")
     _save(fig, out_png, dpi)

@@ -14,11 +14,28 @@ from .io import atomic_path, read_json, write_json
 log = logging.getLogger(__name__)
 
 
-def melt_quench(structures: dict, density: float, run: int, seed: int, output: str) -> None:
+def melt_quench(structures: dict, density: float, run: int, seed: int, output: str, trace: str,
+                checkpoint: str | None = None, workdir: str | None = None) -> None:
+    """One melt-quench run: frames and trace written atomically, then the checkpoint removed."""
     sched = plan.schedule(structures["protocol"])
-    frames = generate.melt_quench(structures, sched, density, run, seed)
-    generate.write_frames(output, frames)
-    log.info("wrote %d frames to %s", len(frames), output)
+    res = generate.melt_quench(structures, sched, density, run, seed, checkpoint=checkpoint, workdir=workdir)
+    generate.write_trace(trace, res.trace)
+    generate.write_frames(output, res.frames)
+    generate.Checkpoint(checkpoint, "").remove()
+    log.info("wrote %d frames to %s and %d trace rows to %s", len(res.frames), output, len(res.trace), trace)
+
+
+def relabel(frames_file: str, engine_cfg: dict, element: str, output: str, forces: bool = True,
+            checkpoint: str | None = None, workdir: str | None = None) -> None:
+    """Single-point labels of a run's frames with a second engine (see generate.relabel)."""
+    from . import frames as framesio
+
+    frames = [f.atoms for f in framesio.read_spec(frames_file)]
+    out = generate.relabel(frames, engine_cfg, element, checkpoint=checkpoint, workdir=workdir, forces=forces,
+                           source=str(frames_file))
+    generate.write_frames(output, out)
+    generate.Checkpoint(checkpoint, "").remove()
+    log.info("wrote %d relabelled frames to %s", len(out), output)
 
 
 def descriptors(diagram_files, params: dict, output: str) -> None:
@@ -107,7 +124,7 @@ def train_baselines(dataset, split_file, seed: int, outputs: dict) -> None:
 
 
 def report(metrics_files: dict, prediction_files: dict, ridge_model, dataset, diagram_files, params: dict,
-           dims, value_range, outputs: dict, structure_files=()) -> None:
+           dims, value_range, outputs: dict, structure_files=(), trace_files=None) -> None:
     from . import report as rep
     from .store import read_diagrams
 
@@ -122,6 +139,8 @@ def report(metrics_files: dict, prediction_files: dict, ridge_model, dataset, di
     rep.energy_vs_density(meta, y, outputs["energy_density"], dpi)
     if structure_files:
         _structure_report(structure_files, outputs, dpi)
+    if trace_files:
+        rep.traces(trace_files, outputs["trace"], dpi)
     for r in rows:
         log.info("%-8s test MAE %s meV/atom", r["model"], r.get("test_mae"))
 
@@ -141,6 +160,11 @@ def _structure_report(structure_files, outputs: dict, dpi) -> None:
         curves = [structure.rdf(a) for a in atoms_list]
         rdfs[density] = (curves[0][0], np.mean([g for _, g in curves], axis=0))
     rep.structure_summary(rows, rdfs, outputs["structure"], outputs["structure_csv"], dpi)
+    trend = rep.sp3_trend(rows)
+    if trend is not None:
+        (log.info if trend > 0 else log.warning)(
+            "sp3 fraction vs density in the last stage: Spearman %+.2f (%s)", trend,
+            "rises, as for amorphous carbon" if trend > 0 else "does not rise: check the engine and protocol")
     final_stage = rows[-1]["stage"] if rows else ""
     for density in sorted(finals):
         sel = [r["sp3"] for r in rows if r["stage"] == final_stage and round(r["density"], 2) == density]

@@ -12,10 +12,13 @@ from snakemake.exceptions import WorkflowError
 os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+if hasattr(os, "geteuid") and os.geteuid() == 0:  # OpenMPI (GPAW, CP2K, QE) refuses root without these
+    os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
 
 try:
     from topoamorph import config as tconfig
-    from topoamorph import plan
+    from topoamorph import engines, plan
     from topoamorph.errors import TopoamorphError
     from topoamorph.paths import CampaignPaths
 except ImportError as exc:
@@ -38,6 +41,8 @@ BATCH_IDS = plan.batch_ids(config)
 MODELS = ["ridge", "cnn"]
 BASELINES = ["mean", "density"]
 STRUCTURE_KEYS = ("element", "natoms", "lattice", "rattle_angstrom", "engine", "protocol")
+MD_MINUTES = plan.md_runtime_minutes(config["structures"])
+RELABEL_MINUTES = plan.relabel_runtime_minutes(config) if config.get("relabel") else 0
 
 
 wildcard_constraints:
@@ -50,6 +55,40 @@ def structures_params():
     """What one melt-quench depends on (not the list of densities or the number of runs)."""
     s = config["structures"]
     return {k: s[k] for k in STRUCTURE_KEYS if k in s}
+
+
+def structures_json():
+    import json
+
+    return json.dumps(structures_params(), sort_keys=True, separators=(",", ":"))
+
+
+def relabel_engine():
+    """The relabel engine block (the MD engine's when relabel is off: the rule is then never used)."""
+    return (config.get("relabel") or {}).get("engine") or config["structures"]["engine"]
+
+
+def relabel_json():
+    import json
+
+    return json.dumps(relabel_engine(), sort_keys=True, separators=(",", ":"))
+
+
+def engine_ranks(engine_cfg):
+    return engines.ranks(engine_cfg)
+
+
+def engine_launcher(engine_cfg):
+    return engines.mpi_launcher(engine_cfg)
+
+
+def md_launch(wildcards, resources):
+    """MPI launcher in front of the job for engines whose Python runs under MPI (GPAW), else nothing."""
+    return engines.launch_prefix(config["structures"]["engine"], resources.mpi)
+
+
+def relabel_launch(wildcards, resources):
+    return engines.launch_prefix(relabel_engine(), resources.mpi)
 
 
 def run_seed(wildcards):
@@ -75,8 +114,14 @@ def homology_options():
 
 def report_files():
     return [P.report(n) for n in ("metrics.md", "metrics.csv", "parity.png", "diagrams.png",
-                                  "ridge_coefficients.png", "energy_density.png", "structure.png", "structure.csv")]
+                                  "ridge_coefficients.png", "energy_density.png", "structure.png", "structure.csv",
+                                  "trace.png")]
 
 
 def all_outputs():
     return [P.metrics(m) for m in MODELS + BASELINES] + report_files()
+
+
+def frames_files():
+    """What homology and the structure report read: relabelled frames when relabel is configured."""
+    return [r.frames_path for r in RUNS]

@@ -1,17 +1,56 @@
 rule melt_quench:
-    """One melt-quench MD trajectory at one density; frames sampled per protocol stage (extxyz)."""
+    """One melt-quench MD trajectory at one density: frames sampled per protocol stage (extxyz) and a
+    temperature/energy trace (CSV). Resumes from its checkpoint when rerun after a kill or time limit."""
     output:
-        P.structures(),
+        frames=P.structures(),
+        trace=P.trace(),
     params:
-        structures=structures_params(),
+        structures=structures_json(),
         seed=run_seed,
+        launch=md_launch,
+        checkpoint=P.checkpoint("melt_quench"),
+        workdir=P.workdir("melt_quench"),
     log:
         P.log("melt_quench", "rho{density}_run{run}"),
-    threads: 1
+    threads: engine_ranks(config["structures"]["engine"])
     resources:
-        runtime=60,
-        mem_mb=2000,
+        tasks=engine_ranks(config["structures"]["engine"]),
+        mpi=engine_launcher(config["structures"]["engine"]),
+        runtime=lambda wildcards, attempt: plan.job_minutes(MD_MINUTES, attempt, config["structures"]),
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
     conda:
         "../envs/generate.yaml"
-    script:
-        "../scripts/melt_quench.py"
+    shell:
+        "{params.launch} topoamorph melt-quench --structures {params.structures:q} --density {wildcards.density}"
+        " --run {wildcards.run} --seed {params.seed} --output {output.frames:q} --trace {output.trace:q}"
+        " --checkpoint {params.checkpoint:q} --workdir {params.workdir:q} >> {log:q} 2>&1"
+
+
+rule relabel:
+    """Single-point energies (and forces) of one run's frames with the relabel engine; frames keep the MD
+    energy as md_energy. Resumes from its checkpoint."""
+    input:
+        P.structures(),
+    output:
+        P.labels(),
+    params:
+        engine=relabel_json(),
+        forces="" if config.get("relabel", {}) and config["relabel"].get("forces", True) else "--no-forces",
+        element=config["structures"]["element"],
+        launch=relabel_launch,
+        checkpoint=P.checkpoint("relabel"),
+        workdir=P.workdir("relabel"),
+    log:
+        P.log("relabel", "rho{density}_run{run}"),
+    threads: engine_ranks(relabel_engine())
+    resources:
+        tasks=engine_ranks(relabel_engine()),
+        mpi=engine_launcher(relabel_engine()),
+        runtime=lambda wildcards, attempt: plan.job_minutes(RELABEL_MINUTES, attempt, config["structures"]),
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+    conda:
+        "../envs/generate.yaml"
+    shell:
+        "{params.launch} topoamorph relabel {input:q} --engine {params.engine:q} --element {params.element}"
+        " --output {output:q} {params.forces} --checkpoint {params.checkpoint:q} --workdir {params.workdir:q}"
+        " >> {log:q} 2>&1"

@@ -7,6 +7,7 @@ rule report:
         dataset=P.dataset(),
         diagrams=expand(P.diagrams(), batch=BATCH_IDS),
         structures=[r.path for r in RUNS],
+        traces=[P.trace(r.density, r.run) for r in RUNS],
     output:
         table=report(P.report("metrics.md"), caption="../report/metrics.rst", category="Metrics"),
         table_csv=P.report("metrics.csv"),
@@ -20,8 +21,10 @@ rule report:
         ),
         structure=report(P.report("structure.png"), caption="../report/structure.rst", category="Structures"),
         structure_csv=P.report("structure.csv"),
+        trace=report(P.report("trace.png"), caption="../report/trace.rst", category="Structures"),
     params:
         models=MODELS + BASELINES,
+        runs=[(r.density, r.run) for r in RUNS],
         report=config["report"],
         dims=config["descriptors"]["dims"],
         value_range=config["descriptors"]["range"],
