@@ -15,7 +15,7 @@ def _homology(args) -> int:
     from . import distribute
 
     return distribute.run(args.frames, args.output, backend=args.backend, maxdim=args.maxdim,
-                          precision=args.precision, threshold=args.threshold)
+                          precision=args.precision, threshold=args.threshold, energy_key=args.energy_key)
 
 
 def _json_arg(text: str, what: str) -> dict:
@@ -93,6 +93,8 @@ def main(argv=None) -> int:
     h.add_argument("--threshold", type=float, default=5.0, help="Rips threshold in Å (rips backend)")
     h.add_argument("--maxdim", type=int, default=2, choices=[0, 1, 2])
     h.add_argument("--precision", default="safe", choices=["fast", "safe", "exact"])
+    h.add_argument("--energy-key", help="take the total energy (eV) from this info key or calculator result "
+                   "(imported data; default: the frames' potential energy)")
     h.set_defaults(func=_homology)
 
     m = sub.add_parser("melt-quench", help="one melt-quench MD run, resumable (a DFT engine may run under MPI)")

@@ -95,6 +95,10 @@ def validate(cfg: dict) -> dict:
 
 
 def _semantic_checks(cfg: dict) -> None:
+    if cfg["source"]["kind"] == "import":
+        from .importer import check_config
+
+        check_config(cfg["source"])
     s = cfg["structures"]
     segs = s["protocol"]["segments"]
     names = [seg["name"] for seg in segs]

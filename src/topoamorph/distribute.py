@@ -89,12 +89,12 @@ def _worker_tasks(comm):
 
 
 def run(specs: list[str], output: str, backend: str = "alpha", maxdim: int = 2, precision: str = "safe",
-        threshold: float = 5.0, provenance: dict | None = None) -> int:
+        threshold: float = 5.0, provenance: dict | None = None, energy_key: str | None = None) -> int:
     MPI, comm = _comm()
     rank, size = (comm.rank, comm.size) if comm is not None else (0, 1)
     t0 = time.perf_counter()
     try:
-        frames = [f for spec in specs for f in read_spec(spec)]
+        frames = [f for spec in specs for f in read_spec(spec, energy_key=energy_key)]
     except Exception as exc:
         return _fail(comm, rank, f"{exc}")
     order = sorted(range(len(frames)), key=lambda i: -len(frames[i].atoms))  # largest first

@@ -16,9 +16,15 @@ class Frame:
     source: str
     index: int
     atoms: object
+    energy_key: str | None = None  # None: the calculator's potential energy (generated frames)
 
     @property
     def energy(self) -> float:
+        """Total energy of the cell (eV)."""
+        if self.energy_key:
+            from .importer import frame_energy
+
+            return frame_energy(self.atoms, self.energy_key, self.source, self.index)
         return float(self.atoms.get_potential_energy())
 
 
@@ -34,7 +40,7 @@ def parse_spec(spec: str) -> tuple[str, int, int | None]:
     return spec, 0, None
 
 
-def read_spec(spec: str, require_energy: bool = True) -> list[Frame]:
+def read_spec(spec: str, require_energy: bool = True, energy_key: str | None = None) -> list[Frame]:
     from ase.io import read
 
     path, start, stop = parse_spec(spec)
@@ -51,8 +57,11 @@ def read_spec(spec: str, require_energy: bool = True) -> list[Frame]:
         raise InputFileError(path, "no frames")
     frames = []
     for i, atoms in enumerate(images, start=start):
-        check_atoms(atoms, path, i, require_energy)
-        frames.append(Frame(str(path), i, atoms))
+        check_atoms(atoms, path, i, require_energy and not energy_key)
+        frame = Frame(str(path), i, atoms, energy_key)
+        if require_energy and energy_key:
+            frame.energy  # noqa: B018 (raises naming the file, frame and key)
+        frames.append(frame)
     return frames
 
 
@@ -84,7 +93,8 @@ def frame_metadata(frame: Frame) -> dict:
         "n_atoms": len(atoms),
         "energy": frame.energy,
         "density": density_of(atoms),
-        "stage": str(info.get("stage", "")),
+        # generated frames: stage; the source paper's data: process; GAP-style sets: config_type
+        "stage": str(info.get("stage", info.get("process", info.get("config_type", "")))),
         "run": int(info.get("run", -1)),
         "info": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in info.items()},
     }

@@ -23,10 +23,17 @@ log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- split and metrics
-def split(meta: dict, test_fraction: float, seed: int, by: str = "frame") -> dict:
+def split(meta: dict, test_fraction: float, seed: int, by: str = "frame", test_source: str | None = None) -> dict:
+    """Train/test indices: random frames (``frame``), whole runs/files (``run``), or the frames of
+    ``test_source`` (``source``: imported train and test files)."""
     n = len(meta["energy"])
     rng = np.random.default_rng(seed)
-    if by == "frame":
+    if by == "source":
+        sources = [str(s) for s in meta["source"]]
+        test = np.array([i for i, s in enumerate(sources) if s == str(test_source)], dtype=np.int64)
+        if len(test) == 0:
+            raise ValueError(f"no frame of the dataset comes from the test file {test_source}")
+    elif by == "frame":
         perm = rng.permutation(n)
         n_test = max(1, int(round(test_fraction * n)))
         test = np.sort(perm[:n_test])
@@ -42,7 +49,7 @@ def split(meta: dict, test_fraction: float, seed: int, by: str = "frame") -> dic
     if len(train) < 2:
         raise ValueError(f"only {len(train)} training frames after the split: lower train.split.test_fraction")
     return {"train": train.tolist(), "test": test.tolist(), "by": by, "seed": int(seed),
-            "test_fraction": float(test_fraction)}
+            "test_fraction": float(test_fraction) if by != "source" else len(test) / n}
 
 
 def errors(y_true, y_pred) -> dict:

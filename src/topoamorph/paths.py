@@ -41,6 +41,10 @@ class CampaignPaths:
         """Scratch directory of file-based engines (CP2K, VASP, Quantum ESPRESSO) for one run."""
         return f"{self.base}/work/{stage}/rho{fmt_density(density)}/run{run}"
 
+    def manifest(self) -> str:
+        """What the validate_import job found in the imported files (JSON)."""
+        return f"{self.base}/import/manifest.json"
+
     def diagrams(self, batch="{batch}") -> str:
         return f"{self.base}/diagrams/batch{batch}.h5"
 

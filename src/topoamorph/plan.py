@@ -6,6 +6,7 @@ before any MD has run.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -94,6 +95,9 @@ class Run:
 
 
 def runs(cfg: dict) -> list[Run]:
+    """The melt-quench runs (none when the campaign imports its frames)."""
+    if cfg["source"]["kind"] == "import":
+        return []
     paths = CampaignPaths(cfg["campaign"])
     s = cfg["structures"]
     out = []
@@ -125,17 +129,41 @@ class Chunk:
         return f"{self.path}@{self.start}:{self.stop}"
 
 
-def batches(cfg: dict) -> list[list[Chunk]]:
-    """Homology batches of at most ``homology.batch_size`` frames, in run order, spanning files."""
-    size = int(cfg["homology"].get("batch_size", 255))
+@functools.lru_cache(maxsize=64)
+def _count(path: str, mtime_ns: int, size: int) -> int:
+    from .importer import count_frames
+
+    return count_frames(path)
+
+
+def frame_files(cfg: dict) -> list[tuple[str, int]]:
+    """(file, number of frames) that homology reads, in order: the runs' frames, or the imported files
+    (counted by scanning their atom-count lines; a missing or malformed file is an error naming it)."""
+    if cfg["source"]["kind"] == "import":
+        from pathlib import Path
+
+        from .importer import count_frames, files
+
+        out = []
+        for path in files(cfg["source"]).values():
+            p = Path(path)
+            out.append((path, _count(path, p.stat().st_mtime_ns, p.stat().st_size) if p.is_file()
+                        else count_frames(path)))
+        return out
     nframes = schedule(cfg["structures"]["protocol"]).frames
+    return [(r.frames_path, nframes) for r in runs(cfg)]
+
+
+def batches(cfg: dict) -> list[list[Chunk]]:
+    """Homology batches of at most ``homology.batch_size`` frames, in file order, spanning files."""
+    size = int(cfg["homology"].get("batch_size", 255))
     out: list[list[Chunk]] = [[]]
     filled = 0
-    for r in runs(cfg):
+    for path, nframes in frame_files(cfg):
         start = 0
         while start < nframes:
             take = min(nframes - start, size - filled)
-            out[-1].append(Chunk(r.frames_path, start, start + take))
+            out[-1].append(Chunk(path, start, start + take))
             start += take
             filled += take
             if filled == size:

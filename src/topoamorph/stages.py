@@ -38,13 +38,20 @@ def relabel(frames_file: str, engine_cfg: dict, element: str, output: str, force
     log.info("wrote %d relabelled frames to %s", len(out), output)
 
 
+def validate_import(source: dict, species, output: str) -> None:
+    from . import importer
+
+    importer.validate(source, species, output)
+
+
 def descriptors(diagram_files, params: dict, output: str) -> None:
     build_dataset(list(diagram_files), output, params, provenance.record(params))
 
 
 def make_split(dataset: str, params: dict, seed: int, output: str) -> None:
     with Dataset(dataset) as ds:
-        s = models.split(ds.meta, params["test_fraction"], seed, params.get("by", "frame"))
+        s = models.split(ds.meta, params.get("test_fraction", 0.0), seed, params.get("by", "frame"),
+                         params.get("test_source"))
     s["provenance"] = provenance.record(params, seed)
     write_json(output, s)
     log.info("split: %d train, %d test frames (by %s)", len(s["train"]), len(s["test"]), s["by"])
@@ -139,7 +146,7 @@ def report(metrics_files: dict, prediction_files: dict, ridge_model, dataset, di
     rep.energy_vs_density(meta, y, outputs["energy_density"], dpi)
     if structure_files:
         _structure_report(structure_files, outputs, dpi)
-    if trace_files:
+    if trace_files and "trace" in outputs:
         rep.traces(trace_files, outputs["trace"], dpi)
     for r in rows:
         log.info("%-8s test MAE %s meV/atom", r["model"], r.get("test_mae"))
@@ -152,7 +159,7 @@ def _structure_report(structure_files, outputs: dict, dpi) -> None:
 
     rows, rdfs, finals = [], {}, {}
     for path in structure_files:
-        frames = read_spec(str(path))
+        frames = read_spec(str(path), require_energy=False)
         rows.extend(structure.analyse_frames(frames))
         last = frames[-1].atoms
         finals.setdefault(round(float(last.info.get("density", 0.0)), 2), []).append(last)

@@ -35,8 +35,12 @@ config.clear()
 config.update(tconfig.canonical(_merged))
 
 P = CampaignPaths(config["campaign"])
+IMPORT = config["source"]["kind"] == "import"
 RUNS = plan.runs(config)
-BATCHES = plan.batches(config)
+try:
+    BATCHES = plan.batches(config)  # an imported file that is missing or malformed stops planning here
+except TopoamorphError as exc:
+    raise WorkflowError(f"invalid input: {exc}")
 BATCH_IDS = plan.batch_ids(config)
 MODELS = ["ridge", "cnn"]
 BASELINES = ["mean", "density"]
@@ -96,7 +100,28 @@ def run_seed(wildcards):
 
 
 def batch_files(wildcards):
-    return sorted({c.path for c in BATCHES[int(wildcards.batch)]})
+    """A batch's frame files; for imported data also the manifest, so that every file is validated
+    before any homology job starts."""
+    files = sorted({c.path for c in BATCHES[int(wildcards.batch)]})
+    return files + [P.manifest()] if IMPORT else files
+
+
+def energy_key_option():
+    return f"--energy-key {config['source'].get('energy_key', 'energy')}" if IMPORT else ""
+
+
+def split_params():
+    """The split: the config's, or for imported data the files' own (train/test) or a seeded random one."""
+    if not IMPORT:
+        return config["train"]["split"]
+    src = config["source"]
+    if src.get("file"):
+        return {"by": "frame", "test_fraction": src.get("test_fraction", config["train"]["split"]["test_fraction"])}
+    return {"by": "source", "test_source": src["test"]}
+
+
+def split_seed():
+    return config["source"].get("seed", config["seed"]) if IMPORT else config["seed"]
 
 
 def batch_specs(wildcards):
@@ -108,14 +133,16 @@ def homology_options():
     backend's setting does not rerun homology."""
     h = config["homology"]
     if h["backend"] == "rips":
-        return f"--threshold {h.get('rips_threshold', 5.0)}"
-    return f"--precision {h.get('precision', 'safe')}"
+        return f"--threshold {h.get('rips_threshold', 5.0)} {energy_key_option()}".strip()
+    return f"--precision {h.get('precision', 'safe')} {energy_key_option()}".strip()
+
+
+REPORT_NAMES = ("metrics.md", "metrics.csv", "parity.png", "diagrams.png", "ridge_coefficients.png",
+                "energy_density.png", "structure.png", "structure.csv")
 
 
 def report_files():
-    return [P.report(n) for n in ("metrics.md", "metrics.csv", "parity.png", "diagrams.png",
-                                  "ridge_coefficients.png", "energy_density.png", "structure.png", "structure.csv",
-                                  "trace.png")]
+    return [P.report(n) for n in REPORT_NAMES] + ([] if IMPORT else [P.report("trace.png")])
 
 
 def all_outputs():
@@ -123,5 +150,5 @@ def all_outputs():
 
 
 def frames_files():
-    """What homology and the structure report read: relabelled frames when relabel is configured."""
-    return [r.frames_path for r in RUNS]
+    """Frame files with structures: the runs' frames, or the imported files."""
+    return [path for path, _ in plan.frame_files(config)]

@@ -54,3 +54,22 @@ rule relabel:
         "{params.launch} topoamorph relabel {input:q} --engine {params.engine:q} --element {params.element}"
         " --output {output:q} {params.forces} --checkpoint {params.checkpoint:q} --workdir {params.workdir:q}"
         " >> {log:q} 2>&1"
+
+
+rule validate_import:
+    """Imported frames (source.kind: import): every frame of every file read and checked (cell, pbc, finite
+    positions, energy under source.energy_key, supported species, no overlapping atoms) before any homology
+    job starts; the first problem stops the campaign naming the file and frame."""
+    input:
+        [path for path, _ in plan.frame_files(config)] if IMPORT else [],
+    output:
+        P.manifest(),
+    params:
+        source=config["source"],
+        species=[config["structures"]["element"]],
+    log:
+        P.log("validate_import"),
+    conda:
+        "../envs/generate.yaml"
+    script:
+        "../scripts/validate_import.py"

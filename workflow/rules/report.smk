@@ -6,7 +6,7 @@ rule report:
         ridge_model=P.model("ridge", "npz"),
         dataset=P.dataset(),
         diagrams=expand(P.diagrams(), batch=BATCH_IDS),
-        structures=[r.path for r in RUNS],
+        structures=frames_files(),
         traces=[P.trace(r.density, r.run) for r in RUNS],
     output:
         table=report(P.report("metrics.md"), caption="../report/metrics.rst", category="Metrics"),
@@ -21,7 +21,9 @@ rule report:
         ),
         structure=report(P.report("structure.png"), caption="../report/structure.rst", category="Structures"),
         structure_csv=P.report("structure.csv"),
-        trace=report(P.report("trace.png"), caption="../report/trace.rst", category="Structures"),
+        # the MD trace exists for generated campaigns only
+        **({} if IMPORT else {"trace": report(P.report("trace.png"), caption="../report/trace.rst",
+                                              category="Structures")}),
     params:
         models=MODELS + BASELINES,
         runs=[(r.density, r.run) for r in RUNS],

@@ -5,8 +5,8 @@ rule split:
     output:
         P.split(),
     params:
-        split=config["train"]["split"],
-        seed=config["seed"],
+        split=split_params(),
+        seed=split_seed(),
     log:
         P.log("split"),
     conda:
