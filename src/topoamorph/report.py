@@ -111,8 +111,9 @@ def diagram_examples(dataset_meta: dict, diagrams: list, out, n_examples=4, dpi=
 
 def ridge_map(coef_file, dims, value_range, out, dpi=110) -> None:
     """Ridge coefficients on the (birth, death) plane: red raises the energy, blue lowers it."""
-    z = np.load(coef_file)
-    coef = z["coef"]
+    from .io import load_npz
+
+    coef = load_npz(coef_file, keys=("coef",))["coef"]
     lo, hi = value_range
     fig, axes = plt.subplots(1, len(dims), figsize=(3.6 * len(dims), 3.2), squeeze=False)
     for ax, d, c in zip(axes[0], dims, coef):
