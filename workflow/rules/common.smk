@@ -82,17 +82,19 @@ def engine_ranks(engine_cfg):
     return engines.ranks(engine_cfg)
 
 
-def engine_launcher(engine_cfg):
-    return engines.mpi_launcher(engine_cfg)
+def engine_mpi(engine_cfg):
+    """The `mpi` resource (the launcher; a profile may set it) for engines on several ranks, else none:
+    the slurm executor refuses MPI jobs of one task."""
+    return {"mpi": engines.mpi_launcher(engine_cfg)} if engines.ranks(engine_cfg) > 1 else {}
 
 
 def md_launch(wildcards, resources):
     """MPI launcher in front of the job for engines whose Python runs under MPI (GPAW), else nothing."""
-    return engines.launch_prefix(config["structures"]["engine"], resources.mpi)
+    return engines.launch_prefix(config["structures"]["engine"], getattr(resources, "mpi", ""))
 
 
 def relabel_launch(wildcards, resources):
-    return engines.launch_prefix(relabel_engine(), resources.mpi)
+    return engines.launch_prefix(relabel_engine(), getattr(resources, "mpi", ""))
 
 
 def run_seed(wildcards):

@@ -15,7 +15,8 @@ rule melt_quench:
     threads: engine_ranks(config["structures"]["engine"])
     resources:
         tasks=engine_ranks(config["structures"]["engine"]),
-        mpi=engine_launcher(config["structures"]["engine"]),
+        # an MPI job (no srun wrapper from the slurm executor) only when the engine runs on several ranks
+        **engine_mpi(config["structures"]["engine"]),
         runtime=lambda wildcards, attempt: plan.job_minutes(MD_MINUTES, attempt, config["structures"]),
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
     conda:
@@ -45,7 +46,7 @@ rule relabel:
     threads: engine_ranks(relabel_engine())
     resources:
         tasks=engine_ranks(relabel_engine()),
-        mpi=engine_launcher(relabel_engine()),
+        **engine_mpi(relabel_engine()),
         runtime=lambda wildcards, attempt: plan.job_minutes(RELABEL_MINUTES, attempt, config["structures"]),
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
     conda:
