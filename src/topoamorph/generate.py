@@ -160,6 +160,11 @@ class Checkpoint:
             self.path.unlink(missing_ok=True)
 
 
+def remove_checkpoint(path) -> None:
+    """Delete a job's checkpoint once its outputs are complete (MPI rank 0; no-op without one)."""
+    Checkpoint(path, key="").remove()
+
+
 class _FrameStore:
     """Frames of one run as arrays (what a checkpoint stores), rebuilt as ASE Atoms at the end."""
 

@@ -183,14 +183,14 @@ def md_runtime_minutes(structures: dict) -> int:
     step: what a SLURM profile asks for on the first attempt (retries multiply it and resume)."""
     steps = schedule(structures["protocol"]).total_steps
     seconds = steps * engines.step_seconds(structures["engine"], int(structures["natoms"]))
-    return _minutes(seconds, structures)
+    return _minutes(seconds)
 
 
 def relabel_runtime_minutes(cfg: dict) -> int:
     frames = schedule(cfg["structures"]["protocol"]).frames
     # a single point from scratch costs about 1.5 MD steps (no wavefunctions to start from)
     seconds = 1.5 * frames * engines.step_seconds(cfg["relabel"]["engine"], int(cfg["structures"]["natoms"]))
-    return _minutes(seconds, cfg["structures"])
+    return _minutes(seconds)
 
 
 def job_minutes(estimate: int, attempt: int, structures: dict) -> int:
@@ -198,5 +198,6 @@ def job_minutes(estimate: int, attempt: int, structures: dict) -> int:
     return int(min(estimate * attempt, int(structures.get("max_job_minutes", 2880))))
 
 
-def _minutes(seconds: float, structures: dict) -> int:
+def _minutes(seconds: float) -> int:
+    """1.5x the estimate plus 5 minutes, at least 10 minutes."""
     return int(max(10, math.ceil(1.5 * seconds / 60.0) + 5))

@@ -193,13 +193,14 @@ def traces(trace_files: dict, out_png, dpi=110) -> None:
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.8))
     dens = sorted({d for d, _ in trace_files})
     cmap = plt.get_cmap("viridis")
+    first = None
     for (d, run), path in sorted(trace_files.items()):
         t = read_trace(path)
+        first = t if first is None else first
         c = cmap(dens.index(d) / max(1, len(dens) - 1))
         label = f"{d:.2f} g/cm³" if run == min(r for dd, r in trace_files if dd == d) else None
         ax.plot(t["time_ps"], t["kinetic_K"], lw=0.5, color=c, alpha=0.7, label=label)
         bx.plot(t["time_ps"], t["epot_eV_per_atom"], lw=0.7, color=c, alpha=0.8)
-    first = read_trace(next(iter(trace_files.values())))
     ax.plot(first["time_ps"], first["target_K"], "k--", lw=0.8, label="target")
     ax.set_xlabel("time (ps)")
     ax.set_ylabel("kinetic temperature (K)")

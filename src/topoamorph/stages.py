@@ -21,7 +21,7 @@ def melt_quench(structures: dict, density: float, run: int, seed: int, output: s
     res = generate.melt_quench(structures, sched, density, run, seed, checkpoint=checkpoint, workdir=workdir)
     generate.write_trace(trace, res.trace)
     generate.write_frames(output, res.frames)
-    generate.Checkpoint(checkpoint, "").remove()
+    generate.remove_checkpoint(checkpoint)
     log.info("wrote %d frames to %s and %d trace rows to %s", len(res.frames), output, len(res.trace), trace)
 
 
@@ -34,7 +34,7 @@ def relabel(frames_file: str, engine_cfg: dict, element: str, output: str, force
     out = generate.relabel(frames, engine_cfg, element, checkpoint=checkpoint, workdir=workdir, forces=forces,
                            source=str(frames_file))
     generate.write_frames(output, out)
-    generate.Checkpoint(checkpoint, "").remove()
+    generate.remove_checkpoint(checkpoint)
     log.info("wrote %d relabelled frames to %s", len(out), output)
 
 

@@ -61,10 +61,15 @@ def structures_params():
     return {k: s[k] for k in STRUCTURE_KEYS if k in s}
 
 
-def structures_json():
+def compact_json(obj):
+    """A config block as one line of JSON for a job's command line (keys sorted: stable params)."""
     import json
 
-    return json.dumps(structures_params(), sort_keys=True, separators=(",", ":"))
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def structures_json():
+    return compact_json(structures_params())
 
 
 def relabel_engine():
@@ -73,9 +78,7 @@ def relabel_engine():
 
 
 def relabel_json():
-    import json
-
-    return json.dumps(relabel_engine(), sort_keys=True, separators=(",", ":"))
+    return compact_json(relabel_engine())
 
 
 def engine_ranks(engine_cfg):
