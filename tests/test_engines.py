@@ -142,7 +142,8 @@ def test_gpaw_single_point_and_md_steps(tmp_path):
     melt_quench_cli(md_structures(GPAW_BLOCK), out)
     frames = read(out, ":")
     assert len(frames) == 2 and frames[-1].info["step"] == 4 and "gpaw" in frames[-1].info["engine"]
-    trace = np.genfromtxt(out.with_suffix(".csv"), delimiter=",", names=True, dtype=None, encoding=None)
+    trace = np.genfromtxt(out.with_suffix(".csv"), delimiter=",", names=True, dtype=None, encoding=None,
+                          skip_header=1)  # the first line is the provenance comment
     assert len(trace) == 4 and np.all(np.isfinite(trace["epot_eV_per_atom"]))
     # total energy roughly conserved over 4 fs (the thermostat exchanges a little)
     assert np.ptp(trace["etot_eV_per_atom"]) < 0.05

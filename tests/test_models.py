@@ -74,3 +74,39 @@ def test_report_metrics_structure():
         assert set(out[part]) == {"mae_mev_per_atom", "rmse_mev_per_atom", "n"}
     assert out["test"]["mae_mev_per_atom"] == pytest.approx(10.0)
     assert set(out["per_density"]["test"]) == {"3.0"}
+
+
+def test_split_has_a_disjoint_seeded_validation_part():
+    meta = {"energy": np.zeros(100), "source": np.array([f"run{i // 10}" for i in range(100)], dtype=object)}
+    s = models.split(meta, 0.2, seed=3, validation_fraction=0.125)
+    parts = [set(s[p]) for p in ("train", "validation", "test")]
+    assert [len(p) for p in parts] == [70, 10, 20] and set().union(*parts) == set(range(100))
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert s == models.split(meta, 0.2, seed=3, validation_fraction=0.125)
+    r = models.split(meta, 0.2, seed=3, by="run", validation_fraction=0.125)
+    runs = [{meta["source"][i] for i in r[p]} for p in ("train", "validation", "test")]
+    assert len(runs[1]) == 1 and not (runs[0] & runs[1] or runs[1] & runs[2])  # whole runs held out
+    src = {"energy": np.zeros(10), "source": np.array(["a"] * 6 + ["b"] * 4, dtype=object)}
+    f = models.split(src, 0.0, seed=0, by="source", test_source="b", validation_fraction=0.2)
+    assert f["test"] == [6, 7, 8, 9] and len(f["validation"]) == 1 and f["validation"][0] < 6
+    assert models.split(meta, 0.2, seed=3)["validation"] == []
+
+
+def test_scaled_ridge_ignores_feature_scale_and_constant_columns():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5))
+    y = X @ np.array([1.0, -2.0, 0.5, 0.0, 0.0]) + rng.normal(0, 0.01, 200)
+    scaled = X * np.array([1e-4, 1.0, 1e3, 1.0, 1.0])
+    scaled[:, 4] = 7.0
+    a = models.ScaledRidge(seed=0).fit(X[:150], y[:150]).predict(X[150:])
+    b = models.ScaledRidge(seed=0).fit(scaled[:150], y[:150]).predict(scaled[150:])
+    assert np.mean(np.abs(b - y[150:])) < 0.05
+    assert np.mean(np.abs(a - y[150:])) < 0.05
+
+
+def test_report_metrics_per_density_for_every_part():
+    y = np.array([-7.0, -6.0, -5.0, -6.5, -6.0])
+    out = models.report_metrics("m", y, y + 0.002, np.array([2.0, 2.0, 3.0, 3.0, 2.5]),
+                                {"train": [0, 1], "validation": [4], "test": [2, 3]}, {}, {})
+    assert set(out["per_density"]) == {"train", "validation", "test"}
+    assert out["per_density"]["validation"]["2.5"]["mae_mev_per_atom"] == pytest.approx(2.0)

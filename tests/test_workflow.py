@@ -40,9 +40,9 @@ def campaign(tmp_path_factory):
 def test_workflow_runs_end_to_end(campaign):
     work, cfg, p = campaign
     res = work / "results" / "tiny"
-    for model in ("ridge", "cnn", "mean", "density"):
+    for model in ("ridge", "cnn", "mean", "density", "soap", "rdf"):
         m = json.loads((res / "metrics" / f"{model}.json").read_text())
-        for part in ("train", "test"):
+        for part in ("train", "validation", "test"):
             assert set(m[part]) >= {"mae_mev_per_atom", "rmse_mev_per_atom", "n"}
         assert m["test"]["n"] == 12  # 2 runs x 30 frames, 20% test
         assert m["test"]["mae_mev_per_atom"] > 0
@@ -64,8 +64,11 @@ def test_workflow_runs_end_to_end(campaign):
         y = h["y"][()]
     np.testing.assert_allclose(y[0], frames[0].get_potential_energy() / 64)
     for name in ("metrics.md", "parity.png", "diagrams.png", "ridge_coefficients.png", "energy_density.png",
-                 "structure.png", "structure.csv"):
+                 "structure.png", "structure.csv", "learning_curve.png", "per_density.png"):
         assert (res / "report" / name).stat().st_size > 0
+    curve = json.loads((res / "metrics" / "learning_curve.json").read_text())
+    assert set(curve["models"]) == {"ridge", "soap", "rdf", "density"}
+    assert [r["n_train"] for r in curve["models"]["ridge"]][-1] == 43  # 60 - 12 test - 5 validation
     # the models learn something: better than predicting the mean
     mean = json.loads((res / "metrics" / "mean.json").read_text())["test"]["mae_mev_per_atom"]
     ridge = json.loads((res / "metrics" / "ridge.json").read_text())["test"]["mae_mev_per_atom"]
@@ -150,6 +153,48 @@ def test_relabel_adds_one_job_per_run_and_homology_reads_the_labels(tmp_path):
     assert "/labels/" in homology and "/structures/" not in homology
 
 
+def test_every_output_carries_provenance(campaign):
+    """Config hash, versions, git commit, engine and version, seed: in JSON, HDF5, CSV, PNG, npz, pt, extxyz."""
+    import torch
+    from PIL import Image
+
+    from topoamorph import config as tconfig
+    from topoamorph.provenance import config_hash
+
+    work, cfg, _ = campaign
+    res = work / "results" / "tiny"
+    full = tconfig.canonical(tconfig.load(cfg, defaults=ROOT / "config" / "config.yaml"))
+    want = config_hash(full)
+
+    def check(prov, what):
+        camp = prov["campaign"]
+        assert camp["config_hash"] == want and camp["seed"] == full["seed"], what
+        assert camp["engine"] == "lammps" and camp["engine_version"].startswith("lammps "), what
+        assert prov["packages"]["numpy"] and "git_commit" in prov, what
+
+    for f in list((res / "metrics").glob("*.json")) + [res / "dataset" / "split.json"]:
+        check(json.loads(f.read_text())["provenance"], f)
+    for f in [res / "dataset" / "descriptors.h5", res / "dataset" / "structure_features.h5",
+              *sorted((res / "diagrams").glob("*.h5"))]:
+        with h5py.File(f) as h:
+            check(json.loads(h.attrs["provenance"]), f)
+    for f in list((res / "predictions").glob("*.csv")) + [res / "report" / "metrics.csv", res / "report" / "structure.csv",
+                                                          res / "structures" / "rho2.00" / "run1.trace.csv"]:
+        first = f.read_text().splitlines()[0]
+        assert first.startswith("# provenance: "), f
+        check(json.loads(first[len("# provenance: "):]), f)
+    for f in (res / "report").glob("*.png"):
+        check(json.loads(Image.open(f).info["Description"]), f)
+    check(json.loads(str(np.load(res / "models" / "ridge.npz")["provenance"])), "ridge.npz")
+    check(torch.load(res / "models" / "cnn.pt", weights_only=False)["provenance"], "cnn.pt")
+    assert f"config hash {want}" in (res / "report" / "metrics.md").read_text()
+    from ase.io import read
+
+    frame = read(res / "structures" / "rho2.00" / "run1.extxyz", 0)
+    assert frame.info["campaign_config_hash"] == want and frame.info["engine"].startswith("lammps ")
+    assert "seed" in frame.info and "git_commit" in frame.info
+
+
 def test_md_jobs_declare_engine_tasks_and_runtime(tmp_path):
     cfg = tmp_path / "gpaw.yaml"
     cfg.write_text(yaml.safe_dump({"structures": {"engine": {"name": "gpaw", "mpi_ranks": 8}}}))
@@ -173,9 +218,12 @@ def test_same_config_and_seed_reproduce_every_output(campaign, tmp_path_factory)
     with h5py.File(a / "dataset" / "descriptors.h5") as ha, h5py.File(b / "dataset" / "descriptors.h5") as hb:
         np.testing.assert_array_equal(ha["X"][()], hb["X"][()])
         np.testing.assert_array_equal(ha["y"][()], hb["y"][()])
-    for model in ("ridge", "cnn", "mean", "density"):
+    for model in ("ridge", "cnn", "mean", "density", "soap", "rdf"):
         ma = json.loads((a / "metrics" / f"{model}.json").read_text())
         mb = json.loads((b / "metrics" / f"{model}.json").read_text())
-        for part in ("train", "test"):
+        for part in ("train", "validation", "test"):
             assert ma[part] == mb[part], (model, part)
     assert (a / "predictions" / "cnn.csv").read_text() == (b / "predictions" / "cnn.csv").read_text()
+    ca = json.loads((a / "metrics" / "learning_curve.json").read_text())
+    cb = json.loads((b / "metrics" / "learning_curve.json").read_text())
+    assert ca["models"] == cb["models"]

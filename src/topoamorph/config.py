@@ -131,6 +131,9 @@ def _semantic_checks(cfg: dict) -> None:
     lo, hi = cfg["descriptors"]["range"]
     if not lo < hi:
         raise ConfigError("descriptors.range", f"low ({lo}) must be below high ({hi})")
+    pr = cfg["descriptors"].get("persistence_range")
+    if pr is not None and not pr[0] < pr[1]:
+        raise ConfigError("descriptors.persistence_range", f"low ({pr[0]}) must be below high ({pr[1]})")
     r = cfg["train"]["ridge"]
     if r.get("alpha_min", 0) > r.get("alpha_max", float("inf")):
         raise ConfigError("train.ridge.alpha_min", "must not exceed train.ridge.alpha_max")

@@ -1,11 +1,20 @@
 """Descriptors: vectorisers of persistence diagrams (scikit-learn transformers) and the dataset file.
 
-``PersistenceHistogram``: the source paper's descriptor, a normalised 2D histogram of finite
-(birth, death) pairs per homology dimension, stacked as channels: X has shape
-(n_frames, len(dims), bins, bins), axis 1 of each image = birth, axis 2 = death, both over
-``range`` in the diagram's units (Å² for the alpha filtration). Essential classes are not counted.
-``normalize="per_atom"`` divides the counts by the atoms in the complex (n_atoms x replicas), so
-cells of different sizes, and replicated small cells, give comparable descriptors.
+Both vectorisers turn a list of diagrams ``{dim: (k, 2) array of (birth, death)}`` into images
+X of shape (n_frames, len(dims), bins, bins): one channel per homology dimension, axis 1 of each
+image = birth over ``range``, axis 2 = death over ``range`` (``axes="birth_death"``) or
+persistence = death - birth over ``persistence_range`` (``axes="birth_persistence"``, default
+[0, high - low]); all in the diagram's units (Å² for the alpha filtration, Å for Rips). Essential
+classes are not counted. ``normalize="per_atom"`` divides by the atoms in the complex
+(n_atoms x replicas), so cells of different sizes, and replicated small cells, compare.
+
+- ``PersistenceHistogram``: the source paper's descriptor, a normalised 2D histogram of the pairs.
+- ``PersistenceImage``: each pair a Gaussian of standard deviation ``sigma`` integrated over every
+  pixel, weighted by ``weight``: ``none`` (1), ``linear`` (weight_a x persistence) or ``atan``
+  (atan(weight_c x persistence^weight_p)), HomCloud's weight functions. Equal to persim's
+  ``PersistenceImager(birth_range=range, pers_range=..., pixel_size=(high-low)/bins,
+  kernel_params={"sigma": sigma**2})`` (persim takes the variance) to 1e-10, computed as one
+  matrix product per diagram instead of persim's loop over pairs.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import logging
 
 import h5py
 import numpy as np
+from scipy.special import ndtr
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from . import __version__
@@ -25,61 +35,168 @@ from .store import read_diagrams
 log = logging.getLogger(__name__)
 
 DATASET_FORMAT = "topoamorph-dataset/1"
+AXES = ("birth_death", "birth_persistence")
+WEIGHTS = ("none", "linear", "atan")
 
 
-class PersistenceHistogram(TransformerMixin, BaseEstimator):
+class _DiagramVectorizer(TransformerMixin, BaseEstimator):
+    """Shared grid, axes and normalisation of the diagram vectorisers."""
+
+    def _check(self):
+        if self.normalize not in ("per_atom", "none"):
+            raise ValueError(f"normalize must be 'per_atom' or 'none', not {self.normalize!r}")
+        if self.axes not in AXES:
+            raise ValueError(f"axes must be one of {AXES}, not {self.axes!r}")
+        lo, hi = self.range
+        if not hi > lo:
+            raise ValueError(f"range must be increasing, got {self.range}")
+        if int(self.bins) < 1:
+            raise ValueError(f"bins must be positive, got {self.bins}")
+
+    def fit(self, diagrams=None, y=None, **fit_params):
+        self._check()
+        lo, hi = self.range
+        self.x_edges_ = np.linspace(lo, hi, int(self.bins) + 1)
+        if self.axes == "birth_death":
+            self.y_edges_ = self.x_edges_
+        else:
+            plo, phi = self.persistence_range if self.persistence_range is not None else (0.0, hi - lo)
+            if not phi > plo:
+                raise ValueError(f"persistence_range must be increasing, got {self.persistence_range}")
+            self.y_edges_ = np.linspace(plo, phi, int(self.bins) + 1)
+        return self
+
+    @property
+    def edges_(self):  # the birth edges (kept for callers of the histogram-only version)
+        return self.x_edges_
+
+    def _pairs(self, dgm, d) -> np.ndarray:
+        pairs = np.asarray(dgm[d], dtype=float).reshape(-1, 2)
+        pairs = pairs[np.isfinite(pairs[:, 1])]
+        if self.axes == "birth_persistence":
+            pairs = np.column_stack([pairs[:, 0], pairs[:, 1] - pairs[:, 0]])
+        return pairs
+
+    def _scale(self, diagrams, n_atoms):
+        if self.normalize == "per_atom":
+            if n_atoms is None:
+                raise ValueError("normalize='per_atom' needs n_atoms (atoms in each complex)")
+            return 1.0 / np.asarray(n_atoms, dtype=float)
+        return np.ones(len(diagrams))
+
+    def transform(self, diagrams, n_atoms=None):
+        if not hasattr(self, "x_edges_"):
+            self.fit()
+        scale = self._scale(diagrams, n_atoms)
+        X = np.zeros((len(diagrams), len(self.dims), int(self.bins), int(self.bins)))
+        for i, dgm in enumerate(diagrams):
+            for c, d in enumerate(self.dims):
+                pairs = self._pairs(dgm, d)
+                if len(pairs):
+                    X[i, c] = self._image(pairs) * scale[i]
+        return X
+
+    def out_of_range_fraction(self, diagrams) -> float:
+        """Fraction of finite pairs outside the grid (for images: whose centre is outside)."""
+        if not hasattr(self, "x_edges_"):
+            self.fit()
+        total = outside = 0
+        for dgm in diagrams:
+            for d in self.dims:
+                p = self._pairs(dgm, d)
+                total += len(p)
+                outside += int(np.sum((p[:, 0] < self.x_edges_[0]) | (p[:, 0] > self.x_edges_[-1])
+                                      | (p[:, 1] < self.y_edges_[0]) | (p[:, 1] > self.y_edges_[-1])))
+        return outside / max(total, 1)
+
+    def get_feature_names_out(self, input_features=None):
+        second = "d" if self.axes == "birth_death" else "p"
+        return np.array([f"pd{d}_b{i}_{second}{j}" for d in self.dims for i in range(int(self.bins))
+                         for j in range(int(self.bins))])
+
+
+class PersistenceHistogram(_DiagramVectorizer):
     """Normalised 2D persistence histograms, one channel per homology dimension.
 
     ``transform(diagrams, n_atoms=None)``: ``diagrams`` is a list of ``{dim: (k, 2) array}``;
     ``n_atoms`` (array, one per diagram) is needed for ``normalize="per_atom"``.
     """
 
-    def __init__(self, dims=(0, 1, 2), bins: int = 32, range=(0.0, 8.0), normalize: str = "per_atom"):
+    def __init__(self, dims=(0, 1, 2), bins: int = 32, range=(0.0, 8.0), normalize: str = "per_atom",
+                 axes: str = "birth_death", persistence_range=None):
         self.dims = dims
         self.bins = bins
         self.range = range
         self.normalize = normalize
+        self.axes = axes
+        self.persistence_range = persistence_range
 
-    def fit(self, diagrams=None, y=None, **fit_params):
-        if self.normalize not in ("per_atom", "none"):
-            raise ValueError(f"normalize must be 'per_atom' or 'none', not {self.normalize!r}")
-        lo, hi = self.range
-        if not hi > lo:
-            raise ValueError(f"range must be increasing, got {self.range}")
-        self.edges_ = np.linspace(lo, hi, self.bins + 1)
-        return self
+    def _image(self, pairs):
+        h, _, _ = np.histogram2d(pairs[:, 0], pairs[:, 1], bins=[self.x_edges_, self.y_edges_])
+        return h
 
-    def transform(self, diagrams, n_atoms=None):
-        if not hasattr(self, "edges_"):
-            self.fit()
-        if self.normalize == "per_atom":
-            if n_atoms is None:
-                raise ValueError("normalize='per_atom' needs n_atoms (atoms in each complex)")
-            scale = 1.0 / np.asarray(n_atoms, dtype=float)
-        else:
-            scale = np.ones(len(diagrams))
-        X = np.zeros((len(diagrams), len(self.dims), self.bins, self.bins))
-        for i, dgm in enumerate(diagrams):
-            for c, d in enumerate(self.dims):
-                pairs = np.asarray(dgm[d])
-                pairs = pairs[np.isfinite(pairs[:, 1])]
-                h, _, _ = np.histogram2d(pairs[:, 0], pairs[:, 1], bins=[self.edges_, self.edges_])
-                X[i, c] = h * scale[i]
-        return X
 
-    def out_of_range_fraction(self, diagrams) -> float:
-        lo, hi = self.range
-        total = outside = 0
-        for dgm in diagrams:
-            for d in self.dims:
-                p = np.asarray(dgm[d])
-                p = p[np.isfinite(p[:, 1])]
-                total += len(p)
-                outside += int(np.sum((p < lo).any(axis=1) | (p > hi).any(axis=1)))
-        return outside / max(total, 1)
+class PersistenceImage(_DiagramVectorizer):
+    """Persistence images: pixel-integrated Gaussians (standard deviation ``sigma``) times a weight.
 
-    def get_feature_names_out(self, input_features=None):
-        return np.array([f"pd{d}_b{i}_d{j}" for d in self.dims for i in range(self.bins) for j in range(self.bins)])
+    The same (dims, bins, range, axes, normalize) grid as ``PersistenceHistogram``; for each pair
+    (x, y) the pixel [x_i, x_i+1] x [y_j, y_j+1] receives
+    w(pair) (Φ((x_i+1 - x)/σ) - Φ((x_i - x)/σ)) (Φ((y_j+1 - y)/σ) - Φ((y_j - y)/σ)).
+    """
+
+    def __init__(self, dims=(0, 1, 2), bins: int = 32, range=(0.0, 8.0), sigma: float = 0.1,
+                 weight: str = "none", weight_a: float = 1.0, weight_c: float = 1.0, weight_p: float = 1.0,
+                 normalize: str = "per_atom", axes: str = "birth_death", persistence_range=None):
+        self.dims = dims
+        self.bins = bins
+        self.range = range
+        self.sigma = sigma
+        self.weight = weight
+        self.weight_a = weight_a
+        self.weight_c = weight_c
+        self.weight_p = weight_p
+        self.normalize = normalize
+        self.axes = axes
+        self.persistence_range = persistence_range
+
+    def _check(self):
+        super()._check()
+        if self.weight not in WEIGHTS:
+            raise ValueError(f"weight must be one of {WEIGHTS}, not {self.weight!r}")
+        if not self.sigma > 0:
+            raise ValueError(f"sigma must be positive, got {self.sigma}")
+
+    def weights(self, birth, persistence) -> np.ndarray:
+        """HomCloud's weight functions of (birth, persistence = death - birth)."""
+        persistence = np.asarray(persistence, dtype=float)
+        if self.weight == "none":
+            return np.ones_like(persistence)
+        if self.weight == "linear":
+            return self.weight_a * persistence
+        return np.arctan(self.weight_c * np.abs(persistence) ** self.weight_p)
+
+    def _image(self, pairs):
+        x, y = pairs[:, 0], pairs[:, 1]
+        pers = y if self.axes == "birth_persistence" else y - x
+        w = self.weights(x, pers)
+        cx = np.diff(ndtr((self.x_edges_[None, :] - x[:, None]) / self.sigma), axis=1)  # (k, bins)
+        cy = np.diff(ndtr((self.y_edges_[None, :] - y[:, None]) / self.sigma), axis=1)
+        return (cx * w[:, None]).T @ cy
+
+
+def make_vectorizer(params: dict) -> _DiagramVectorizer:
+    """The vectoriser a ``descriptors`` config block describes."""
+    common = dict(dims=tuple(params["dims"]), bins=params["bins"], range=tuple(params["range"]),
+                  normalize=params.get("normalize", "per_atom"), axes=params.get("axes", "birth_death"),
+                  persistence_range=tuple(params["persistence_range"]) if params.get("persistence_range") else None)
+    kind = params.get("kind", "histogram")
+    if kind == "histogram":
+        return PersistenceHistogram(**common)
+    if kind == "image":
+        return PersistenceImage(**common, sigma=params.get("sigma", 0.1), weight=params.get("weight", "none"),
+                                weight_a=params.get("weight_a", 1.0), weight_c=params.get("weight_c", 1.0),
+                                weight_p=params.get("weight_p", 1.0))
+    raise ValueError(f"unknown descriptors.kind {kind!r}")
 
 
 def build_dataset(diagram_files: list[str], output: str, params: dict, provenance: dict | None = None) -> dict:
@@ -97,8 +214,7 @@ def build_dataset(diagram_files: list[str], output: str, params: dict, provenanc
     if not diagrams:
         raise InputFileError(diagram_files[0] if diagram_files else "<none>", "no frames in the diagram files")
     cols = {k: np.concatenate(v) for k, v in cols.items()}
-    vec = PersistenceHistogram(dims=tuple(params["dims"]), bins=params["bins"], range=tuple(params["range"]),
-                               normalize=params.get("normalize", "per_atom")).fit()
+    vec = make_vectorizer(params).fit()
     n_complex = cols["n_atoms"] * cols["replicas"]
     X = vec.transform(diagrams, n_atoms=n_complex)
     y = cols["energy"] / cols["n_atoms"]
@@ -107,8 +223,10 @@ def build_dataset(diagram_files: list[str], output: str, params: dict, provenanc
         log.warning("%.1f%% of finite pairs fall outside descriptors.range %s %s: widen it", 100 * outside,
                     params["range"], units)
     with atomic_path(output) as tmp, h5py.File(tmp, "w") as h:
-        h.attrs.update(format=DATASET_FORMAT, version=__version__, kind="histogram", dims=list(params["dims"]),
-                       bins=params["bins"], range=list(params["range"]), units=units,
+        h.attrs.update(format=DATASET_FORMAT, version=__version__, kind=params.get("kind", "histogram"),
+                       dims=list(params["dims"]), bins=params["bins"], range=list(params["range"]), units=units,
+                       axes=vec.axes, y_range=[float(vec.y_edges_[0]), float(vec.y_edges_[-1])],
+                       params=json.dumps(params, sort_keys=True),
                        normalize=params.get("normalize", "per_atom"), y_units="eV/atom",
                        out_of_range_fraction=outside, provenance=json.dumps(provenance or {}, sort_keys=True))
         h.create_dataset("X", data=X.astype(np.float32), chunks=(min(len(X), 256),) + X.shape[1:],

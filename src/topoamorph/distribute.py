@@ -135,7 +135,9 @@ def run(specs: list[str], output: str, backend: str = "alpha", maxdim: int = 2, 
             cpus.append(c)
         assert len(records) == len(frames), "a rank lost frames"
         ordered = [records[i] for i in range(len(frames))]
-        prov = dict(provenance or {}, topoamorph=__version__, backend=backend, maxdim=maxdim,
+        from .provenance import record
+
+        prov = dict(record(), **(provenance or {}), backend=backend, maxdim=maxdim,
                     **({"rips_threshold_angstrom": threshold} if backend == "rips" else {}))
         write_diagrams(output, ordered, backend, maxdim, homology.UNITS[backend], prov)
         log.info("wrote %s: %d frames, %.2f s, per-rank busy times %s, frames per rank %s; replicated "

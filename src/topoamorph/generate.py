@@ -28,7 +28,7 @@ from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixCom
 
-from . import engines
+from . import engines, provenance
 from .errors import ConfigError, InputFileError
 from .io import atomic_path
 from .plan import Schedule
@@ -311,6 +311,7 @@ def _frame_info(atoms, seg, k, step, sched, density, run, seed, engine_name) -> 
         "run": int(run),
         "seed": int(seed),
         "engine": engine_name,
+        **provenance.frame_tags(),
     }
 
 
@@ -330,6 +331,7 @@ def write_trace(path, rows) -> None:
         return
     with atomic_path(path) as tmp:
         with open(tmp, "w") as fh:
+            fh.write(provenance.csv_header() + "\n")
             fh.write(",".join(TRACE_COLUMNS) + "\n")
             for r in rows:
                 fh.write(f"{r[0]},{r[1]!r},{r[2]},{r[3]!r},{r[4]!r},{r[5]!r},{r[6]!r}\n")
@@ -340,7 +342,7 @@ def read_trace(path) -> dict:
     import csv
 
     with open(path) as fh:
-        rows = list(csv.DictReader(fh))
+        rows = list(csv.DictReader(provenance.skip_comments(fh)))
     if not rows:
         raise InputFileError(path, "trace has no rows")
     out = {}
@@ -397,6 +399,7 @@ def relabel(frames: list[Atoms], engine_cfg: dict, element: str, checkpoint: str
         new.info["md_energy"] = float(fr.get_potential_energy())
         new.info["md_engine"] = fr.info.get("engine", "")
         new.info["label_engine"] = label
+        new.info.update(provenance.frame_tags())
         new.calc = SinglePointCalculator(new, energy=energies[i], forces=forces_done[i] if forces else None)
         out.append(new)
     return out

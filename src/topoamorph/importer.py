@@ -130,6 +130,9 @@ def validate(source: dict, species, output=None) -> dict:
         log.info("%s (%s): %d frames, %s atoms, E/atom %.3f..%.3f eV, density %.2f..%.2f g/cm3", path, role,
                  len(sizes), sorted(set(sizes)), min(e_atom), max(e_atom), min(dens), max(dens))
     if output:
+        from .provenance import record
+
+        manifest["provenance"] = record(source)
         write_json(output, manifest)
     return manifest
 

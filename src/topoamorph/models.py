@@ -4,8 +4,9 @@
 - ``RidgeModel``: ridge regression, regularisation chosen by k-fold cross-validation.
 - ``CNNModel``: a small convolutional network on the histogram images (PyTorch; CUDA with mixed
   precision when available, else CPU, deterministic there).
-- Baselines on the same split: ``mean`` (the training mean) and ``density`` (a cubic polynomial of the
-  mass density, ridge): a PH model is only worth something if it beats what density alone explains.
+- Baselines on the same split: ``mean`` (the training mean), ``density`` (a cubic polynomial of the
+  mass density, ridge): a PH model is only worth something if it beats what density alone explains;
+  and ``soap`` / ``rdf`` (``ScaledRidge`` on the structure descriptors of ``baselines``).
 Errors are reported in meV/atom.
 """
 
@@ -23,33 +24,52 @@ log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- split and metrics
-def split(meta: dict, test_fraction: float, seed: int, by: str = "frame", test_source: str | None = None) -> dict:
-    """Train/test indices: random frames (``frame``), whole runs/files (``run``), or the frames of
-    ``test_source`` (``source``: imported train and test files)."""
+def _pick(rng, candidates, groups, fraction):
+    """A random ``fraction`` of ``candidates``: whole groups when ``groups`` is given, else single frames."""
+    candidates = np.asarray(candidates, dtype=np.int64)
+    if groups is None:
+        n_pick = max(1, int(round(fraction * len(candidates))))
+        return np.sort(rng.permutation(candidates)[:n_pick])
+    uniq = sorted({groups[i] for i in candidates})
+    n_pick = max(1, int(round(fraction * len(uniq))))
+    chosen = set(rng.permutation(uniq)[:n_pick].tolist())
+    return np.array([i for i in candidates if groups[i] in chosen], dtype=np.int64)
+
+
+def split(meta: dict, test_fraction: float, seed: int, by: str = "frame", test_source: str | None = None,
+          validation_fraction: float = 0.0) -> dict:
+    """Train/validation/test indices: random frames (``frame``), whole runs/files (``run``), or the
+    frames of ``test_source`` (``source``: imported train and test files) as test.
+
+    The validation part (``validation_fraction`` of what is not test, picked the same way; random
+    frames for ``source``) is held out of every model's fit: the CNN stops early on it, and every
+    model reports its error there.
+    """
     n = len(meta["energy"])
     rng = np.random.default_rng(seed)
+    groups = [str(s) for s in meta["source"]] if by == "run" else None
     if by == "source":
         sources = [str(s) for s in meta["source"]]
         test = np.array([i for i, s in enumerate(sources) if s == str(test_source)], dtype=np.int64)
         if len(test) == 0:
             raise ValueError(f"no frame of the dataset comes from the test file {test_source}")
-    elif by == "frame":
-        perm = rng.permutation(n)
-        n_test = max(1, int(round(test_fraction * n)))
-        test = np.sort(perm[:n_test])
-    elif by == "run":
-        groups = [f"{s}" for s in meta["source"]]
-        uniq = sorted(set(groups))
-        n_test = max(1, int(round(test_fraction * len(uniq))))
-        chosen = set(rng.permutation(uniq)[:n_test].tolist())
-        test = np.array([i for i, g in enumerate(groups) if g in chosen], dtype=np.int64)
+    elif by in ("frame", "run"):
+        test = _pick(rng, np.arange(n), groups, test_fraction)
     else:
         raise ValueError(f"unknown split kind {by!r}")
-    train = np.setdiff1d(np.arange(n), test)
+    rest = np.setdiff1d(np.arange(n), test)
+    validation = np.zeros(0, dtype=np.int64)
+    if validation_fraction > 0 and len(rest) > 2:
+        if groups is not None and len({groups[i] for i in rest}) < 2:
+            groups = None  # one run left: validation frames come from it
+        validation = _pick(rng, rest, groups, validation_fraction)
+    train = np.setdiff1d(rest, validation)
     if len(train) < 2:
-        raise ValueError(f"only {len(train)} training frames after the split: lower train.split.test_fraction")
-    return {"train": train.tolist(), "test": test.tolist(), "by": by, "seed": int(seed),
-            "test_fraction": float(test_fraction) if by != "source" else len(test) / n}
+        raise ValueError(f"only {len(train)} training frames after the split: lower train.split.test_fraction "
+                         "or train.split.validation_fraction")
+    return {"train": train.tolist(), "validation": validation.tolist(), "test": test.tolist(), "by": by,
+            "seed": int(seed), "test_fraction": float(test_fraction) if by != "source" else len(test) / n,
+            "validation_fraction": float(validation_fraction)}
 
 
 def errors(y_true, y_pred) -> dict:
@@ -75,8 +95,11 @@ def report_metrics(name, y, pred, density, parts: dict, hyper: dict, provenance:
     for part, idx in parts.items():
         idx = np.asarray(idx, dtype=np.int64)
         out[part] = errors(y[idx], pred[idx])
-    test = np.asarray(parts["test"], dtype=np.int64)
-    out["per_density"] = {"test": per_density(y[test], pred[test], density[test])}
+    out["per_density"] = {}
+    for part, idx in parts.items():
+        idx = np.asarray(idx, dtype=np.int64)
+        if len(idx):
+            out["per_density"][part] = per_density(y[idx], pred[idx], density[idx])
     return out
 
 
@@ -130,6 +153,25 @@ class RidgeModel:
 
     def predict(self, X):
         return np.asarray(X, dtype=float).reshape(len(X), -1) @ self.coef_ + self.intercept_
+
+
+class ScaledRidge:
+    """Features standardised on the training rows (constant columns left at zero), then ``RidgeModel``:
+    the regressor of the structure-descriptor baselines (SOAP, RDF)."""
+
+    def __init__(self, seed=0, **ridge):
+        self.seed, self.ridge = seed, ridge
+
+    def fit(self, X, y):
+        X = np.asarray(X, dtype=float)
+        self.mean_ = X.mean(axis=0)
+        sd = X.std(axis=0)
+        self.scale_ = np.where(sd > 1e-12, sd, 1.0)
+        self.ridge_ = RidgeModel(**self.ridge, seed=self.seed).fit((X - self.mean_) / self.scale_, y)
+        return self
+
+    def predict(self, X):
+        return self.ridge_.predict((np.asarray(X, dtype=float) - self.mean_) / self.scale_)
 
 
 class DensityBaseline:
@@ -255,7 +297,7 @@ class CNNModel:
         Xt = torch.as_tensor(X / self.x_scale_[None, :, None, None], dtype=torch.float32, device=dev)
         return self._predict_scaled(Xt).astype(float) * self.y_std_ + self.y_mean_
 
-    def save(self, path):
+    def save(self, path, provenance: dict | None = None):
         import torch
 
         from .io import atomic_path
@@ -263,4 +305,4 @@ class CNNModel:
         with atomic_path(path) as tmp:
             torch.save({"state_dict": self.net_.state_dict(), "x_scale": self.x_scale_, "y_mean": self.y_mean_,
                         "y_std": self.y_std_, "channels": self.channels, "hidden": self.hidden, "pool": self.pool,
-                        "best_epoch": self.best_epoch_, "history": self.history_}, tmp)
+                        "best_epoch": self.best_epoch_, "history": self.history_, "provenance": provenance or {}}, tmp)

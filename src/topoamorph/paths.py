@@ -51,6 +51,10 @@ class CampaignPaths:
     def dataset(self) -> str:
         return f"{self.base}/dataset/descriptors.h5"
 
+    def features(self) -> str:
+        """SOAP and RDF features of every dataset row (the structure baselines)."""
+        return f"{self.base}/dataset/structure_features.h5"
+
     def split(self) -> str:
         return f"{self.base}/dataset/split.json"
 

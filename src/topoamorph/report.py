@@ -1,9 +1,11 @@
 """Figures and tables of a campaign: metrics table, parity plots, example diagrams, ridge
-coefficient maps on the (birth, death) plane, and energy against density per protocol stage."""
+coefficient maps on the (birth, death) plane, learning curve, error per density, and energy against
+density per protocol stage."""
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 
 import matplotlib
@@ -18,8 +20,10 @@ log = logging.getLogger(__name__)
 
 
 def _read_predictions(path) -> dict:
+    from .provenance import skip_comments
+
     with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+        rows = list(csv.DictReader(skip_comments(fh)))
     return {
         "part": np.array([r["part"] for r in rows]),
         "y": np.array([float(r["y_true_ev_per_atom"]) for r in rows]),
@@ -30,9 +34,14 @@ def _read_predictions(path) -> dict:
 
 
 def _save(fig, path, dpi):
+    import json
+
+    from .provenance import record
+
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png",
+                    metadata={"Software": "topoamorph", "Description": json.dumps(record(), sort_keys=True)})
     plt.close(fig)
 
 
@@ -51,15 +60,25 @@ def metrics_table(metrics_files: dict, md_out, csv_out) -> list[dict]:
     cols = ["model", "test_mae", "test_rmse", "test_n", "train_mae", "train_rmse", "train_n",
             "validation_mae", "validation_n"]
     with atomic_path(csv_out) as tmp, open(tmp, "w", newline="") as fh:
+        from .provenance import csv_header
+
+        fh.write(csv_header() + "\n")
         w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
     fmt = lambda v: "–" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))  # noqa: E731
-    lines = ["| model | test MAE | test RMSE | test n | train MAE | train RMSE | train n |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | test MAE | test RMSE | test n | train MAE | train RMSE | train n | validation MAE | "
+             "validation n |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append("| " + " | ".join(fmt(r.get(c)) for c in cols[:7]) + " |")
-    text = "Errors in meV/atom (energy per atom), best test MAE first.\n\n" + "\n".join(lines) + "\n"
+        lines.append("| " + " | ".join(fmt(r.get(c)) for c in cols) + " |")
+    from .provenance import record
+
+    prov = record()
+    camp = prov.get("campaign") or {}
+    text = ("Errors in meV/atom (energy per atom), best test MAE first.\n\n" + "\n".join(lines) + "\n\n"
+            f"<!-- provenance: {json.dumps(prov, sort_keys=True)} -->\n"
+            f"Code {prov.get('git_commit') or 'unknown commit'}, config hash {camp.get('config_hash', '-')}, "
+            f"engine {camp.get('engine_version', camp.get('engine', '-'))}, seed {camp.get('seed', '-')}.\n")
     with atomic_path(md_out) as tmp:
         tmp.write_text(text)
     return rows
@@ -85,7 +104,7 @@ def parity_plots(prediction_files: dict, out, dpi=110) -> None:
     _save(fig, out, dpi)
 
 
-def diagram_examples(dataset_meta: dict, diagrams: list, out, n_examples=4, dpi=110) -> None:
+def diagram_examples(dataset_meta: dict, diagrams: list, out, n_examples=4, dpi=110, units="angstrom^2") -> None:
     """PD0–PD2 of frames chosen across the density range (final stage where available)."""
     rho = np.asarray(dataset_meta["density"])
     stage = np.asarray(dataset_meta["stage"])
@@ -104,26 +123,72 @@ def diagram_examples(dataset_meta: dict, diagrams: list, out, n_examples=4, dpi=
             top = max(fin[:, 1].max() if len(fin) else 1.0, 1e-3)
             ax.plot([0, top], [0, top], "k-", lw=0.5)
             ax.set_title(f"PD{d}, ρ={rho[i]:.2f} g/cm³, {stage[i]}", fontsize=8)
-            ax.set_xlabel("birth (Å²)", fontsize=8)
-            ax.set_ylabel("death (Å²)", fontsize=8)
+            ax.set_xlabel(f"birth ({_unit_label(units)})", fontsize=8)
+            ax.set_ylabel(f"death ({_unit_label(units)})", fontsize=8)
     _save(fig, out, dpi)
 
 
-def ridge_map(coef_file, dims, value_range, out, dpi=110) -> None:
-    """Ridge coefficients on the (birth, death) plane: red raises the energy, blue lowers it."""
+def _unit_label(units: str) -> str:
+    """'angstrom^2 (squared radius)' -> 'Å²' for axis labels."""
+    u = str(units or "")
+    return "Å²" if u.startswith("angstrom^2") else ("Å" if u.startswith("angstrom") else u)
+
+
+def ridge_map(coef_file, dims, x_range, y_range, out, dpi=110, axes="birth_death", units="angstrom^2") -> None:
+    """Ridge coefficients on the (birth, death) or (birth, persistence) plane: red raises the energy,
+    blue lowers it."""
     from .io import load_npz
 
     coef = load_npz(coef_file, keys=("coef",))["coef"]
-    lo, hi = value_range
-    fig, axes = plt.subplots(1, len(dims), figsize=(3.6 * len(dims), 3.2), squeeze=False)
-    for ax, d, c in zip(axes[0], dims, coef):
+    (xlo, xhi), (ylo, yhi) = x_range, y_range
+    u = _unit_label(units)
+    second = "death" if axes == "birth_death" else "persistence"
+    fig, axs = plt.subplots(1, len(dims), figsize=(3.6 * len(dims), 3.2), squeeze=False)
+    for ax, d, c in zip(axs[0], dims, coef):
         v = np.abs(c).max() or 1.0
-        im = ax.imshow(c.T, origin="lower", extent=[lo, hi, lo, hi], cmap="RdBu_r", vmin=-v, vmax=v)
-        ax.plot([lo, hi], [lo, hi], "k-", lw=0.5)
+        im = ax.imshow(c.T, origin="lower", extent=[xlo, xhi, ylo, yhi], cmap="RdBu_r", vmin=-v, vmax=v,
+                       aspect="auto")
+        if axes == "birth_death":
+            ax.plot([xlo, xhi], [xlo, xhi], "k-", lw=0.5)
         ax.set_title(f"ridge coefficients, PD{d}", fontsize=9)
-        ax.set_xlabel("birth (Å²)")
-        ax.set_ylabel("death (Å²)")
-        fig.colorbar(im, ax=ax, shrink=0.8, label="eV/atom per (pair/atom)")
+        ax.set_xlabel(f"birth ({u})")
+        ax.set_ylabel(f"{second} ({u})")
+        fig.colorbar(im, ax=ax, shrink=0.8, label="eV/atom per unit of descriptor")
+    _save(fig, out, dpi)
+
+
+def learning_curve(curve_file, out, dpi=110) -> None:
+    """Test (solid) and validation (dashed) MAE against the number of training frames, log-log."""
+    curve = read_json(curve_file)
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    for k, (name, rows) in enumerate(curve["models"].items()):
+        n = [r["n_train"] for r in rows]
+        color = f"C{k}"
+        ax.plot(n, [r["test"]["mae_mev_per_atom"] for r in rows], "o-", color=color, label=f"{name} (test)")
+        val = [r["validation"]["mae_mev_per_atom"] for r in rows]
+        if all(v is not None for v in val):
+            ax.plot(n, val, "s--", color=color, alpha=0.6, ms=3)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training frames")
+    ax.set_ylabel("MAE (meV/atom)")
+    ax.set_title("learning curve (dashed: validation)", fontsize=9)
+    ax.legend(fontsize=7)
+    _save(fig, out, dpi)
+
+
+def per_density_errors(metrics_files: dict, out, dpi=110, part="test") -> None:
+    """MAE of every model per density bin (0.1 g/cm³) on ``part``."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    for k, (name, path) in enumerate(metrics_files.items()):
+        bins = read_json(path).get("per_density", {}).get(part, {})
+        keys = sorted(bins, key=float)
+        vals = [bins[b]["mae_mev_per_atom"] for b in keys]
+        ax.plot([float(b) for b in keys], vals, "o-", color=f"C{k}", label=name, ms=4)
+    ax.set_yscale("log")
+    ax.set_xlabel("density (g/cm³)")
+    ax.set_ylabel(f"{part} MAE (meV/atom)")
+    ax.legend(fontsize=7)
     _save(fig, out, dpi)
 
 
@@ -145,6 +210,9 @@ def structure_summary(rows: list[dict], rdfs: dict, out_png, out_csv, dpi=110) -
     frames per density: the sanity check of generated amorphous carbon (sp3 must rise with density)."""
     keys = ["source", "frame", "density", "stage", "run", "time_ps", "sp", "sp2", "sp3", "mean_coordination"]
     with atomic_path(out_csv) as tmp, open(tmp, "w", newline="") as fh:
+        from .provenance import csv_header
+
+        fh.write(csv_header() + "\n")
         w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)

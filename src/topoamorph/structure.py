@@ -26,15 +26,33 @@ def hybridisation(atoms, cutoff: float = BOND_CUTOFF) -> dict:
             "mean_coordination": float(cn.mean()) if len(cn) else 0.0}
 
 
+def neighbour_histogram(atoms, rmax: float = 5.0, nbins: int = 100):
+    """Neighbours per atom in each distance shell up to ``rmax`` (Å), periodic images included:
+    (edges, counts per atom). The RDF before its ideal-gas normalisation."""
+    edges = np.linspace(0.0, rmax, nbins + 1)
+    counts = np.zeros(nbins, dtype=np.int64)
+    cell = np.asarray(atoms.cell)
+    pos = atoms.get_positions(wrap=True)
+    # enough images that every neighbour within rmax of an atom in the cell is seen, whatever the cell shape
+    widths = atoms.get_volume() / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    reach = [int(np.ceil(rmax / w)) for w in widths]
+    shifts = np.array([(i, j, k) for i in range(-reach[0], reach[0] + 1) for j in range(-reach[1], reach[1] + 1)
+                       for k in range(-reach[2], reach[2] + 1)], dtype=float) @ cell
+    step = max(1, 2_000_000 // max(1, len(pos) ** 2))
+    for start in range(0, len(shifts), step):
+        images = (pos[None, :, :] + shifts[start:start + step, None, :]).reshape(-1, 3)
+        d = np.sqrt(((pos[:, None, :] - images[None, :, :]) ** 2).sum(axis=-1)).ravel()
+        d = d[(d < rmax) & (d > 1e-8)]
+        counts += np.bincount(np.minimum((d * (nbins / rmax)).astype(np.int64), nbins - 1), minlength=nbins)
+    return edges, counts / len(atoms)
+
+
 def rdf(atoms, rmax: float = 5.0, nbins: int = 100):
     """g(r) of a periodic cell up to ``rmax`` (Å): (bin centres, g). Normalised to 1 for an ideal gas."""
-    d = neighbor_list("d", atoms, rmax)
-    edges = np.linspace(0.0, rmax, nbins + 1)
-    counts, _ = np.histogram(d, bins=edges)
+    edges, per_atom = neighbour_histogram(atoms, rmax, nbins)
     shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
     rho = len(atoms) / atoms.get_volume()
-    g = counts / (len(atoms) * rho * shell)
-    return 0.5 * (edges[1:] + edges[:-1]), g
+    return 0.5 * (edges[1:] + edges[:-1]), per_atom / (rho * shell)
 
 
 def analyse_frames(frames) -> list[dict]:

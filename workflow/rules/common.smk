@@ -2,6 +2,7 @@
 envvars:
     "PATH",
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -35,6 +36,10 @@ config.clear()
 config.update(tconfig.canonical(_merged))
 
 P = CampaignPaths(config["campaign"])
+# Every job's outputs carry the campaign's provenance (config hash, seed, engine and version): see provenance.py
+from topoamorph import provenance as _provenance
+
+os.environ[_provenance.ENV] = json.dumps(_provenance.campaign_record(config), sort_keys=True)
 IMPORT = config["source"]["kind"] == "import"
 RUNS = plan.runs(config)
 try:
@@ -43,7 +48,9 @@ except TopoamorphError as exc:
     raise WorkflowError(f"invalid input: {exc}")
 BATCH_IDS = plan.batch_ids(config)
 MODELS = ["ridge", "cnn"]
-BASELINES = ["mean", "density"]
+BASELINES = ["mean", "density", "soap", "rdf"]
+STRUCTURE_BASELINES = ["soap", "rdf"]  # read the structure-features file
+SPECIES = [config["structures"]["element"]]
 STRUCTURE_KEYS = ("element", "natoms", "lattice", "rattle_angstrom", "engine", "protocol")
 MD_MINUTES = plan.md_runtime_minutes(config["structures"])
 RELABEL_MINUTES = plan.relabel_runtime_minutes(config) if config.get("relabel") else 0
@@ -117,12 +124,14 @@ def energy_key_option():
 
 def split_params():
     """The split: the config's, or for imported data the files' own (train/test) or a seeded random one."""
+    split = config["train"]["split"]
     if not IMPORT:
-        return config["train"]["split"]
+        return split
     src = config["source"]
+    val = {"validation_fraction": split.get("validation_fraction", 0.0)}
     if src.get("file"):
-        return {"by": "frame", "test_fraction": src.get("test_fraction", config["train"]["split"]["test_fraction"])}
-    return {"by": "source", "test_source": src["test"]}
+        return {"by": "frame", "test_fraction": src.get("test_fraction", split["test_fraction"]), **val}
+    return {"by": "source", "test_source": src["test"], **val}
 
 
 def split_seed():
@@ -143,7 +152,7 @@ def homology_options():
 
 
 REPORT_NAMES = ("metrics.md", "metrics.csv", "parity.png", "diagrams.png", "ridge_coefficients.png",
-                "energy_density.png", "structure.png", "structure.csv")
+                "energy_density.png", "structure.png", "structure.csv", "learning_curve.png", "per_density.png")
 
 
 def report_files():
@@ -151,7 +160,7 @@ def report_files():
 
 
 def all_outputs():
-    return [P.metrics(m) for m in MODELS + BASELINES] + report_files()
+    return [P.metrics(m) for m in MODELS + BASELINES] + [P.metrics("learning_curve")] + report_files()
 
 
 def frames_files():

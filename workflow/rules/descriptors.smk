@@ -15,3 +15,25 @@ rule descriptors:
         "../envs/descriptors.yaml"
     script:
         "../scripts/descriptors.py"
+
+
+rule structure_features:
+    """SOAP (averaged over atoms) and RDF-histogram features of every dataset row: the structure baselines."""
+    input:
+        dataset=P.dataset(),
+        frames=frames_files(),
+    output:
+        P.features(),
+    params:
+        baselines=config["train"]["baselines"],
+        species=SPECIES,
+    log:
+        P.log("structure_features"),
+    threads: 2
+    resources:
+        runtime=60,
+        mem_mb=4000,
+    conda:
+        "../envs/descriptors.yaml"
+    script:
+        "../scripts/structure_features.py"

@@ -1,9 +1,11 @@
 rule report:
-    """Metrics table, parity plots, example diagrams, ridge coefficient maps, energy vs density, structure."""
+    """Metrics table, parity plots, learning curve, error per density, example diagrams, ridge coefficient maps,
+    energy vs density, structure."""
     input:
         metrics=[P.metrics(m) for m in MODELS + BASELINES],
         predictions=[P.predictions(m) for m in MODELS + BASELINES],
         ridge_model=P.model("ridge", "npz"),
+        learning_curve=P.metrics("learning_curve"),
         dataset=P.dataset(),
         diagrams=expand(P.diagrams(), batch=BATCH_IDS),
         structures=frames_files(),
@@ -21,6 +23,10 @@ rule report:
         ),
         structure=report(P.report("structure.png"), caption="../report/structure.rst", category="Structures"),
         structure_csv=P.report("structure.csv"),
+        learning_curve=report(
+            P.report("learning_curve.png"), caption="../report/learning_curve.rst", category="Models"
+        ),
+        per_density=report(P.report("per_density.png"), caption="../report/per_density.rst", category="Models"),
         # the MD trace exists for generated campaigns only
         **({} if IMPORT else {"trace": report(P.report("trace.png"), caption="../report/trace.rst",
                                               category="Structures")}),
@@ -28,8 +34,7 @@ rule report:
         models=MODELS + BASELINES,
         runs=[(r.density, r.run) for r in RUNS],
         report=config["report"],
-        dims=config["descriptors"]["dims"],
-        value_range=config["descriptors"]["range"],
+        descriptors=config["descriptors"],
     log:
         P.log("report"),
     conda:

@@ -63,19 +63,49 @@ rule train_cnn:
 
 
 rule train_baselines:
-    """Honest baselines on the same split: the training mean, and energy from density alone."""
+    """Baselines on the same split: the training mean, energy from density alone, and ridge on SOAP and on
+    the RDF histogram."""
     input:
         dataset=P.dataset(),
         split=P.split(),
+        features=P.features(),
     output:
         metrics=[P.metrics(b) for b in BASELINES],
         predictions=[P.predictions(b) for b in BASELINES],
     params:
         seed=config["seed"],
         names=BASELINES,
+        baselines=config["train"]["baselines"],
     log:
         P.log("train_baselines"),
+    resources:
+        runtime=30,
+        mem_mb=4000,
     conda:
         "../envs/train.yaml"
     script:
         "../scripts/train_baselines.py"
+
+
+rule learning_curve:
+    """Validation and test error against training-set size, every listed model refitted on nested subsets."""
+    input:
+        dataset=P.dataset(),
+        split=P.split(),
+        features=P.features(),
+    output:
+        P.metrics("learning_curve"),
+    params:
+        curve=config["train"]["learning_curve"],
+        models={"ridge": config["train"]["ridge"], "cnn": config["train"]["cnn"]},
+        seed=config["seed"],
+    log:
+        P.log("learning_curve"),
+    threads: 2
+    resources:
+        runtime=lambda wc: 240 if "cnn" in config["train"]["learning_curve"]["models"] else 30,
+        mem_mb=8000,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/learning_curve.py"

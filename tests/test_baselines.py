@@ -1,0 +1,122 @@
+"""Structure baselines: SOAP (dscribe) and the RDF histogram, aligned with the dataset rows."""
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.io import write
+from ase.neighborlist import neighbor_list
+
+from topoamorph import baselines, stages
+from topoamorph.errors import InputFileError
+from topoamorph.io import read_json
+from topoamorph.structure import neighbour_histogram
+
+DATA = Path(__file__).parent / "data" / "gap20" / "gap20_LD_iter1.extxyz"
+
+
+def test_neighbour_histogram_equals_ase_for_small_and_skewed_cells():
+    from ase.io import read
+
+    cells = read(DATA, "::9") + [bulk("C", "diamond", a=3.57), bulk("C", "diamond", a=3.57).repeat((2, 1, 1))]
+    skew = bulk("C", "diamond", a=3.57)  # the primitive fcc cell: 2 atoms, strongly non-orthogonal
+    skew.rattle(0.05, seed=1)
+    cells.append(skew)
+    edges = np.linspace(0, 6.0, 61)
+    for atoms in cells:
+        ref = np.histogram(neighbor_list("d", atoms, 6.0), bins=edges)[0] / len(atoms)
+        got = neighbour_histogram(atoms, 6.0, 60)[1]
+        np.testing.assert_allclose(got, ref, atol=1e-12)
+    d = bulk("C", "diamond", a=3.57)
+    _, per_atom = neighbour_histogram(d, 1.6, 16)
+    assert per_atom.sum() == pytest.approx(4.0)  # diamond: 4 neighbours at 1.546 Å
+
+
+def test_soap_average_is_size_and_permutation_invariant():
+    d = bulk("C", "diamond", a=3.57, cubic=True)
+    big = d.repeat((2, 2, 2))
+    perm = big[np.random.default_rng(0).permutation(len(big))]
+    X = baselines.SOAPAverage(r_cut=4.0, n_max=4, l_max=3).fit().transform([d, big, perm])
+    assert X.shape[0] == 3 and X.shape[1] > 10
+    np.testing.assert_allclose(X[1], X[0], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(X[2], X[0], rtol=1e-6, atol=1e-9)
+    R = baselines.RDFHistogram(r_max=3.0, bins=30).fit().transform([d, big])
+    np.testing.assert_allclose(R[0], R[1])
+
+
+def _dataset(tmp_path, n=12):
+    """A minimal dataset file whose rows point at frames of a real extxyz file."""
+    from topoamorph.descriptors import DATASET_FORMAT
+
+    path = tmp_path / "ds.h5"
+    with h5py.File(path, "w") as h:
+        h.attrs["format"] = DATASET_FORMAT
+        h["X"] = np.random.default_rng(0).random((n, 1, 4, 4)).astype(np.float32)
+        from ase.io import read
+
+        index = np.arange(n)[::-1]  # rows need not follow the file's order
+        frames = [read(DATA, f":{n}")[i] for i in index]
+        h["y"] = np.array([a.get_potential_energy() / len(a) for a in frames])
+        m = h.create_group("meta")
+        m.create_dataset("source", data=[str(DATA)] * n, dtype=h5py.string_dtype())
+        m["index"] = index
+        m["density"] = np.full(n, 2.0)
+        m["energy"] = np.array([a.get_potential_energy() for a in frames])
+        m.create_dataset("stage", data=["s"] * n, dtype=h5py.string_dtype())
+        m["n_atoms"] = np.array([len(a) for a in frames])
+    return path
+
+
+def test_structure_features_follow_dataset_rows(tmp_path):
+    from ase.io import read
+
+    ds = _dataset(tmp_path)
+    params = {"soap": {"r_cut": 4.0, "n_max": 3, "l_max": 2, "sigma": 0.5}, "rdf": {"r_max": 4.0, "bins": 20}}
+    out = tmp_path / "feat.h5"
+    stages.structure_features(str(ds), params, ["C"], str(out))
+    from topoamorph.descriptors import Dataset
+
+    with Dataset(ds) as d:
+        meta = d.meta
+    feats = baselines.read_features(out, meta)
+    frames = read(DATA, ":12")
+    np.testing.assert_allclose(feats["rdf"][0], neighbour_histogram(frames[11], 4.0, 20)[1])
+    np.testing.assert_allclose(feats["rdf"][11], neighbour_histogram(frames[0], 4.0, 20)[1])
+    # a features file for other rows is refused, with its path
+    meta2 = dict(meta, index=meta["index"][::-1])
+    with pytest.raises(InputFileError, match="feat.h5.*rows"):
+        baselines.read_features(out, meta2)
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(out.read_bytes()[:2000])
+    with pytest.raises(InputFileError, match="cut.h5"):
+        baselines.read_features(cut, meta)
+
+
+def test_missing_frame_is_named(tmp_path):
+    meta = {"source": np.array([str(DATA)], dtype=object), "index": np.array([500])}
+    with pytest.raises(InputFileError, match="frame 500"):
+        baselines.frames_of(meta)
+
+
+def test_baselines_and_learning_curve_stages(tmp_path):
+    ds = _dataset(tmp_path, n=40)
+    feat = tmp_path / "feat.h5"
+    params = {"soap": {"r_cut": 4.0, "n_max": 3, "l_max": 2, "sigma": 0.5}, "rdf": {"r_max": 5.0, "bins": 25}}
+    stages.structure_features(str(ds), params, ["C"], str(feat))
+    split = tmp_path / "split.json"
+    stages.make_split(str(ds), {"test_fraction": 0.25, "validation_fraction": 0.2}, 1, str(split))
+    outs = {n: (str(tmp_path / f"{n}.json"), str(tmp_path / f"{n}.csv")) for n in ("mean", "density", "soap", "rdf")}
+    stages.train_baselines(str(ds), str(split), 1, outs, str(feat), params)
+    for name, (m, p) in outs.items():
+        got = read_json(m)
+        assert got["model"] == name and got["validation"]["n"] == 6 and got["test"]["n"] == 10
+        assert got["provenance"]["seed"] == 1
+    assert read_json(outs["soap"][0])["hyperparameters"]["descriptor"] == params["soap"]
+    assert read_json(outs["soap"][0])["test"]["mae_mev_per_atom"] < read_json(outs["mean"][0])["test"]["mae_mev_per_atom"]
+    lc = tmp_path / "lc.json"
+    curve = stages.learning_curve(str(ds), str(split), str(feat), {"fractions": [0.5, 1.0], "models": ["ridge", "soap"]},
+                                  {"ridge": {"n_alphas": 5}}, 1, str(lc))
+    assert [r["n_train"] for r in curve["models"]["soap"]] == [12, 24]
+    assert read_json(lc)["models"]["ridge"][1]["test"]["n"] == 10
