@@ -25,7 +25,7 @@ def amorphous_carbon(natoms: int, densities=(2.0, 3.0), frames_per_density: int 
                              {"name": "cool", "t_start_K": 6000, "t_end_K": 300, "duration_ps": steps / 2000,
                               "frames": frames_per_density}]},
         }
-        frames += generate.melt_quench(structures, plan.schedule(structures["protocol"]), rho, 1, natoms)
+        frames += generate.melt_quench(structures, plan.schedule(structures["protocol"]), rho, 1, natoms).frames
     path.parent.mkdir(parents=True, exist_ok=True)
     write(path, frames, format="extxyz")
     return frames

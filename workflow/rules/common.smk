@@ -134,6 +134,12 @@ def split_params():
     return {"by": "source", "test_source": src["test"], **val}
 
 
+def learning_curve_model_params():
+    """Settings of the PH models the learning curve refits (only those: a CNN change must not rerun a curve
+    without the CNN)."""
+    return {m: config["train"][m] for m in ("ridge", "cnn") if m in config["train"]["learning_curve"]["models"]}
+
+
 def split_seed():
     return config["source"].get("seed", config["seed"]) if IMPORT else config["seed"]
 

@@ -97,7 +97,7 @@ rule learning_curve:
         P.metrics("learning_curve"),
     params:
         curve=config["train"]["learning_curve"],
-        models={"ridge": config["train"]["ridge"], "cnn": config["train"]["cnn"]},
+        models=learning_curve_model_params(),
         seed=config["seed"],
     log:
         P.log("learning_curve"),
