@@ -132,6 +132,10 @@ def test_workflow_killed_during_md_resumes_after_unlock(tmp_path):
                                                        "engine", "protocol")}
     seed = plan.runs(merged)[0].seed
     ref = tmp_path / "ref.extxyz"
+    from topoamorph import provenance
+
+    camp = json.dumps(provenance.campaign_record(tconfig.canonical(merged)), sort_keys=True)  # as the Snakefile sets
     run([venv_tool("topoamorph"), "melt-quench", "--structures", json.dumps(structures), "--density", "2.5",
-         "--run", "1", "--seed", str(seed), "--output", ref, "--trace", tmp_path / "ref.csv"])
+         "--run", "1", "--seed", str(seed), "--output", ref, "--trace", tmp_path / "ref.csv"],
+        env={provenance.ENV: camp})
     assert (tmp_path / target).read_bytes() == ref.read_bytes()
