@@ -6,7 +6,6 @@ import h5py
 import numpy as np
 import pytest
 from ase.build import bulk
-from ase.io import write
 from ase.neighborlist import neighbor_list
 
 from topoamorph import baselines, stages

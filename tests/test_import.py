@@ -1,7 +1,6 @@
 """Importing existing DFT data: validation that names the file and frame, and the workflow on real DFT frames."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest

@@ -66,10 +66,6 @@ class _DiagramVectorizer(TransformerMixin, BaseEstimator):
             self.y_edges_ = np.linspace(plo, phi, int(self.bins) + 1)
         return self
 
-    @property
-    def edges_(self):  # the birth edges (kept for callers of the histogram-only version)
-        return self.x_edges_
-
     def _pairs(self, dgm, d) -> np.ndarray:
         pairs = np.asarray(dgm[d], dtype=float).reshape(-1, 2)
         pairs = pairs[np.isfinite(pairs[:, 1])]
@@ -184,19 +180,21 @@ class PersistenceImage(_DiagramVectorizer):
         return (cx * w[:, None]).T @ cy
 
 
+VECTORIZERS = {"histogram": PersistenceHistogram, "image": PersistenceImage}
+
+
 def make_vectorizer(params: dict) -> _DiagramVectorizer:
-    """The vectoriser a ``descriptors`` config block describes."""
-    common = dict(dims=tuple(params["dims"]), bins=params["bins"], range=tuple(params["range"]),
-                  normalize=params.get("normalize", "per_atom"), axes=params.get("axes", "birth_death"),
-                  persistence_range=tuple(params["persistence_range"]) if params.get("persistence_range") else None)
+    """The vectoriser a ``descriptors`` config block describes: the keys its class takes (defaults are the
+    class's own; a histogram ignores the image-only keys)."""
     kind = params.get("kind", "histogram")
-    if kind == "histogram":
-        return PersistenceHistogram(**common)
-    if kind == "image":
-        return PersistenceImage(**common, sigma=params.get("sigma", 0.1), weight=params.get("weight", "none"),
-                                weight_a=params.get("weight_a", 1.0), weight_c=params.get("weight_c", 1.0),
-                                weight_p=params.get("weight_p", 1.0))
-    raise ValueError(f"unknown descriptors.kind {kind!r}")
+    if kind not in VECTORIZERS:
+        raise ValueError(f"unknown descriptors.kind {kind!r}")
+    cls = VECTORIZERS[kind]
+    kw = {k: params[k] for k in cls._get_param_names() if params.get(k) is not None}
+    for k in ("dims", "range", "persistence_range"):
+        if k in kw:
+            kw[k] = tuple(kw[k])
+    return cls(**kw)
 
 
 def build_dataset(diagram_files: list[str], output: str, params: dict, provenance: dict | None = None) -> dict:

@@ -15,10 +15,9 @@ import logging
 import sys
 import time
 
-import numpy as np
-
-from . import __version__, homology
+from . import homology
 from .frames import frame_metadata, read_spec
+from .provenance import record
 from .store import write_diagrams
 
 log = logging.getLogger(__name__)
@@ -135,8 +134,6 @@ def run(specs: list[str], output: str, backend: str = "alpha", maxdim: int = 2, 
             cpus.append(c)
         assert len(records) == len(frames), "a rank lost frames"
         ordered = [records[i] for i in range(len(frames))]
-        from .provenance import record
-
         prov = dict(record(), **(provenance or {}), backend=backend, maxdim=maxdim,
                     **({"rips_threshold_angstrom": threshold} if backend == "rips" else {}))
         write_diagrams(output, ordered, backend, maxdim, homology.UNITS[backend], prov)

@@ -92,14 +92,13 @@ def report_metrics(name, y, pred, density, parts: dict, hyper: dict, provenance:
     """``parts``: {"train": idx, "validation": idx, "test": idx}."""
     out = {"model": name, "target": "energy per atom (eV/atom)", "error_units": "meV/atom",
            "hyperparameters": hyper, "provenance": provenance}
+    by_density = {}
     for part, idx in parts.items():
         idx = np.asarray(idx, dtype=np.int64)
         out[part] = errors(y[idx], pred[idx])
-    out["per_density"] = {}
-    for part, idx in parts.items():
-        idx = np.asarray(idx, dtype=np.int64)
         if len(idx):
-            out["per_density"][part] = per_density(y[idx], pred[idx], density[idx])
+            by_density[part] = per_density(y[idx], pred[idx], density[idx])
+    out["per_density"] = by_density
     return out
 
 

@@ -92,9 +92,9 @@ def record(config_section=None, seed=None, **extra) -> dict:
     return out
 
 
-def csv_header(config_section=None, seed=None, **extra) -> str:
-    """The first line of a CSV output (no newline)."""
-    return "# provenance: " + json.dumps(record(config_section, seed, **extra), sort_keys=True)
+def csv_header(prov: dict | None = None) -> str:
+    """The first line of a CSV output (no newline): ``prov``, by default ``record()``."""
+    return "# provenance: " + json.dumps(prov if prov is not None else record(), sort_keys=True)
 
 
 def frame_tags() -> dict:

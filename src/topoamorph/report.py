@@ -15,13 +15,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .io import atomic_path, read_json  # noqa: E402
+from .provenance import csv_header, record, skip_comments  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 
 def _read_predictions(path) -> dict:
-    from .provenance import skip_comments
-
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(skip_comments(fh)))
     return {
@@ -34,10 +33,6 @@ def _read_predictions(path) -> dict:
 
 
 def _save(fig, path, dpi):
-    import json
-
-    from .provenance import record
-
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png",
@@ -60,8 +55,6 @@ def metrics_table(metrics_files: dict, md_out, csv_out) -> list[dict]:
     cols = ["model", "test_mae", "test_rmse", "test_n", "train_mae", "train_rmse", "train_n",
             "validation_mae", "validation_n"]
     with atomic_path(csv_out) as tmp, open(tmp, "w", newline="") as fh:
-        from .provenance import csv_header
-
         fh.write(csv_header() + "\n")
         w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
@@ -71,8 +64,6 @@ def metrics_table(metrics_files: dict, md_out, csv_out) -> list[dict]:
              "validation n |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append("| " + " | ".join(fmt(r.get(c)) for c in cols) + " |")
-    from .provenance import record
-
     prov = record()
     camp = prov.get("campaign") or {}
     text = ("Errors in meV/atom (energy per atom), best test MAE first.\n\n" + "\n".join(lines) + "\n\n"
@@ -210,8 +201,6 @@ def structure_summary(rows: list[dict], rdfs: dict, out_png, out_csv, dpi=110) -
     frames per density: the sanity check of generated amorphous carbon (sp3 must rise with density)."""
     keys = ["source", "frame", "density", "stage", "run", "time_ps", "sp", "sp2", "sp3", "mean_coordination"]
     with atomic_path(out_csv) as tmp, open(tmp, "w", newline="") as fh:
-        from .provenance import csv_header
-
         fh.write(csv_header() + "\n")
         w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
         w.writeheader()

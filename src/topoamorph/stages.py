@@ -10,6 +10,7 @@ import numpy as np
 
 from . import generate, models, plan, provenance
 from .descriptors import Dataset, build_dataset
+from .errors import InputFileError
 from .io import atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -72,21 +73,18 @@ def _parts(split_file: str) -> dict:
     try:
         return {p: np.asarray(s.get(p, []), dtype=np.int64) for p in ("train", "validation", "test")}
     except (TypeError, ValueError) as exc:
-        from .errors import InputFileError
-
         raise InputFileError(split_file, f"malformed split ({exc})") from None
 
 
-def _load(dataset: str, split_file: str):
-    """X, y, metadata and the train/validation/test indices of the shared split."""
+def _load(dataset: str, split_file: str, with_X: bool = True):
+    """X (None unless ``with_X``: the baselines never read the descriptors), y, metadata and the
+    train/validation/test indices of the shared split."""
     parts = _parts(split_file)
     with Dataset(dataset) as ds:
-        X = ds.rows(np.arange(len(ds)))
+        X = ds.rows(np.arange(len(ds))) if with_X else None
         y, meta = ds.y.copy(), {k: v.copy() for k, v in ds.meta.items()}
     top = max((int(v.max()) for v in parts.values() if len(v)), default=-1)
     if top >= len(y):
-        from .errors import InputFileError
-
         raise InputFileError(split_file, f"index {top} beyond the {len(y)} frames of {dataset}: rerun the split")
     return X, y, meta, parts
 
@@ -96,8 +94,7 @@ def write_predictions(path, y, pred, meta, parts: dict, prov: dict | None = None
     for name, idx in parts.items():
         part_of[np.asarray(idx, dtype=np.int64)] = name
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        fh.write("# provenance: " + json.dumps(prov if prov is not None else provenance.record(), sort_keys=True)
-                 + "\n")
+        fh.write(provenance.csv_header(prov) + "\n")
         w = csv.writer(fh)
         w.writerow(["row", "part", "y_true_ev_per_atom", "y_pred_ev_per_atom", "density", "stage", "n_atoms",
                     "source", "frame"])
@@ -122,8 +119,8 @@ def train_ridge(dataset, split_file, params: dict, seed: int, metrics_out, predi
     tr = parts["train"]
     m = models.RidgeModel(**params, seed=seed).fit(X[tr], y[tr])
     pred = m.predict(X)
+    prov = provenance.record(params, seed)
     with atomic_path(model_out) as tmp:
-        prov = provenance.record(params, seed)
         np.savez(tmp, coef=m.coef_.reshape(X.shape[1:]), intercept=m.intercept_, alpha=m.alpha_,
                  alphas=m.alphas_, cv_rmse=m.cv_rmse_, provenance=json.dumps(prov, sort_keys=True))
     return _finish("ridge", y, pred, meta, parts, dict(params, alpha=m.alpha_), prov, metrics_out, predictions_out)
@@ -172,8 +169,7 @@ def train_baselines(dataset, split_file, seed: int, outputs: dict, features=None
     (the structure-features file) soap and rdf."""
     from . import baselines
 
-    X, y, meta, parts = _load(dataset, split_file)
-    del X
+    _, y, meta, parts = _load(dataset, split_file, with_X=False)
     feats = baselines.read_features(features, meta) if features else {}
     for name, (metrics_out, predictions_out) in outputs.items():
         pred, hyper = _baseline_predictions(name, y, meta, feats, parts["train"], seed)

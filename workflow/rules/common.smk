@@ -49,7 +49,6 @@ except TopoamorphError as exc:
 BATCH_IDS = plan.batch_ids(config)
 MODELS = ["ridge", "cnn"]
 BASELINES = ["mean", "density", "soap", "rdf"]
-STRUCTURE_BASELINES = ["soap", "rdf"]  # read the structure-features file
 SPECIES = [config["structures"]["element"]]
 STRUCTURE_KEYS = ("element", "natoms", "lattice", "rattle_angstrom", "engine", "protocol")
 MD_MINUTES = plan.md_runtime_minutes(config["structures"])
@@ -70,8 +69,6 @@ def structures_params():
 
 def compact_json(obj):
     """A config block as one line of JSON for a job's command line (keys sorted: stable params)."""
-    import json
-
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
