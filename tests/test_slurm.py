@@ -4,8 +4,10 @@ tools/slurm-local.sh (started and stopped here; installed from apt if missing). 
 import json
 import os
 import subprocess
+import time
 
 import pytest
+import yaml
 
 from conftest import ROOT, run, venv_tool
 
@@ -48,6 +50,71 @@ def test_default_campaign_runs_as_slurm_jobs(slurm, tmp_path):
     mean = json.loads((res / "metrics" / "mean.json").read_text())["test"]["mae_mev_per_atom"]
     assert ridge < 0.5 * mean
     assert (res / "report" / "parity.png").stat().st_size > 0
+
+
+def _melt_quench_seconds_per_step(structures) -> float:
+    """This machine's cost of one MD step of ``structures`` (engine start-up included, so an over-estimate)."""
+    from topoamorph import generate, plan
+
+    s = json.loads(json.dumps(structures))
+    s["protocol"]["segments"] = [{"name": "heat", "t_start_K": 300, "t_end_K": 9000, "duration_ps": 3.0,
+                                  "frames": 1}]
+    t = time.perf_counter()
+    generate.melt_quench(s, plan.schedule(s["protocol"]), 2.5, 1, 1)
+    return (time.perf_counter() - t) / plan.schedule(s["protocol"]).total_steps
+
+
+def _jobcomp(workdir) -> list[dict]:
+    """SLURM's own record (jobcomp/filetxt) of the jobs that ran in ``workdir``, in order."""
+    jobs = []
+    for line in open("/var/log/slurm/jobcomp.txt").read().splitlines():
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        if fields.get("WorkDir") == str(workdir):
+            jobs.append(fields)
+    return sorted(jobs, key=lambda f: int(f["JobId"]))
+
+
+def test_md_job_at_its_time_limit_is_retried_with_more_time_and_resumes(slurm, tmp_path):
+    """A melt-quench job given 1 minute for a ~130 s trajectory: SLURM kills it at its time limit (TIMEOUT), the
+    profile's retry asks for 2 minutes (runtime x attempt), and the second job resumes from the checkpoint the
+    first one left, so it needs only what was left of the trajectory."""
+    structures = {
+        "densities": [2.5], "runs": 1, "natoms": 64, "engine": {"name": "lammps", "potential": "tersoff"},
+        "protocol": {"timestep_fs": 1.0, "thermostat": {"name": "langevin", "friction_per_ps": 20.0},
+                     "segments": [], "log_every_steps": 5000, "checkpoint_every_steps": 1000000,
+                     "checkpoint_every_s": 3.0}}
+    # size the trajectory to this machine: ~130 s of MD, past the 1-minute limit (SLURM checks limits every
+    # 30 s, so the kill lands 60-90 s in) and well inside 2 minutes once half of it is done
+    steps = int(130.0 / _melt_quench_seconds_per_step({**structures, "element": "C", "lattice": "simple_cubic",
+                                                        "rattle_angstrom": 0.05}))
+    half_ps = round(steps / 2 / 1000.0, 3)
+    structures["protocol"]["segments"] = [
+        {"name": "heat", "t_start_K": 300, "t_end_K": 9000, "duration_ps": half_ps, "frames": 4},
+        {"name": "quench", "t_start_K": 9000, "t_end_K": 300, "duration_ps": half_ps, "frames": 6}]
+    cfg = tmp_path / "timelimit.yaml"
+    cfg.write_text(yaml.safe_dump({"campaign": "timelimit", "structures": structures}))
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm-local" / "config.yaml").read_text())
+    assert profile["retries"] >= 1
+    profile["set-resources"]["melt_quench"]["runtime"] = "1 * attempt"  # minutes: 1, then 2
+    (tmp_path / "profile").mkdir()
+    (tmp_path / "profile" / "config.yaml").write_text(yaml.safe_dump(profile))
+    target = "results/timelimit/structures/rho2.50/run1.extxyz"
+    p = run([venv_tool("topoamorph"), "submit", tmp_path / "profile", "--directory", tmp_path,
+             "--", target, "--snakefile", ROOT / "workflow" / "Snakefile", "--configfile", cfg],
+            cwd=tmp_path, timeout=900, check=False)
+    assert p.returncode == 0, f"{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+    jobs = _jobcomp(tmp_path)
+    assert [(j["JobState"], j["TimeLimit"]) for j in jobs] == [("TIMEOUT", "1"), ("COMPLETED", "2")], jobs
+    log = (tmp_path / "results" / "timelimit" / "logs" / "melt_quench" / "rho2.50_run1.log").read_text()
+    resumed = [line for line in log.splitlines() if "resuming from checkpoint" in line]
+    assert len(resumed) == 1, log[-3000:]
+    done = int(resumed[0].split("step ")[1].split("/")[0])
+    assert done > 0.3 * steps, resumed  # the first job's minute of work was kept, not redone
+    from ase.io import read
+
+    frames = read(tmp_path / target, ":")
+    assert len(frames) == 10 and [f.info["stage"] for f in frames] == ["heat"] * 4 + ["quench"] * 6
+    assert not (tmp_path / "results" / "timelimit" / "checkpoints" / "melt_quench" / "rho2.50" / "run1.ckpt.npz").exists()
 
 
 def test_submit_merges_site_values_into_a_generated_profile(tmp_path):
