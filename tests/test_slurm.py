@@ -105,6 +105,8 @@ def test_md_job_at_its_time_limit_is_retried_with_more_time_and_resumes(slurm, t
     assert p.returncode == 0, f"{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
     jobs = _jobcomp(tmp_path)
     assert [(j["JobState"], j["TimeLimit"]) for j in jobs] == [("TIMEOUT", "1"), ("COMPLETED", "2")], jobs
+    slurm_log = tmp_path / ".snakemake" / "slurm_logs" / "rule_melt_quench" / "2.50_1" / f"{jobs[0]['JobId']}.log"
+    assert "DUE TO TIME LIMIT" in slurm_log.read_text()  # what a user finds when asking why the first job died
     log = (tmp_path / "results" / "timelimit" / "logs" / "melt_quench" / "rho2.50_run1.log").read_text()
     resumed = [line for line in log.splitlines() if "resuming from checkpoint" in line]
     assert len(resumed) == 1, log[-3000:]
