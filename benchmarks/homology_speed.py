@@ -3,7 +3,7 @@ and Vietoris-Rips with ripser (topoamorph's rips backend: replicated so the thre
 
 Prints a table (structures per second per core, median over frames and repeats; diagrams compared with
 HomCloud's) and the MPI parallel efficiency of `topoamorph homology` from 1 to 2 ranks on a batch of
-512-atom cells. Usage: .venv/bin/python benchmarks/homology_speed.py [--repeats 3] [--batch 128]
+512-atom cells. Usage: .venv/bin/python benchmarks/homology_speed.py [--repeats 3] [--batch 512] [--mpi-repeats 5] [--mpi-only]
 Timings on shared machines are noisy: read the ratios, measured side by side, not the absolute numbers.
 """
 
@@ -106,10 +106,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 216, 512])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=128, help="512-atom frames for the MPI efficiency run")
+    ap.add_argument("--batch", type=int, default=512,
+                    help="512-atom frames for the MPI efficiency run (campaign batches: 270 demo, 1,020 paper)")
     ap.add_argument("--rips-threshold", type=float, default=5.0)
     ap.add_argument("--mpi-only", action="store_true", help="only the MPI efficiency run")
-    ap.add_argument("--mpi-repeats", type=int, default=3)
+    ap.add_argument("--mpi-repeats", type=int, default=5)
     args = ap.parse_args()
     if args.mpi_only:
         args.sizes = []
