@@ -20,6 +20,7 @@ from scipy.special import erf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import accuracy  # noqa: E402
 from topoamorph.descriptors import make_vectorizer  # noqa: E402
+from topoamorph.units import density_of  # noqa: E402
 
 DEFAULT = {"kind": "image", "bins": 40, "range": [0, 4], "sigma": 0.1, "dims": [0, 1, 2]}
 
@@ -31,7 +32,7 @@ def image(rows, **change):
 
 
 def density(rows):
-    return np.array([r["atoms"].get_masses().sum() * 1.66053907 / r["atoms"].get_volume() for r in rows])
+    return np.array([density_of(r["atoms"]) for r in rows])
 
 
 def image_1d(values, n_atoms, sigma, bins, hi=2.0):

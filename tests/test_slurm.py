@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -67,7 +68,7 @@ def _melt_quench_seconds_per_step(structures) -> float:
 def _jobcomp(workdir) -> list[dict]:
     """SLURM's own record (jobcomp/filetxt) of the jobs that ran in ``workdir``, in order."""
     jobs = []
-    for line in open("/var/log/slurm/jobcomp.txt").read().splitlines():
+    for line in Path("/var/log/slurm/jobcomp.txt").read_text().splitlines():
         fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
         if fields.get("WorkDir") == str(workdir):
             jobs.append(fields)

@@ -13,6 +13,22 @@ from conftest import ROOT, snakemake
 
 pytestmark = pytest.mark.slow
 TINY = ROOT / "tests" / "data" / "tiny.yaml"
+MODELS = ("ridge", "cnn", "mean", "density", "soap", "rdf")
+
+
+def assert_same_outputs(a, b):
+    """Two campaigns' results (a, b: results/<campaign>): structures and diagrams byte for byte, descriptors and
+    every model's metrics exactly."""
+    for f in sorted((a / "structures").rglob("*.extxyz")) + sorted((a / "diagrams").glob("*.h5")):
+        assert f.read_bytes() == (b / f.relative_to(a)).read_bytes(), f
+    with h5py.File(a / "dataset" / "descriptors.h5") as ha, h5py.File(b / "dataset" / "descriptors.h5") as hb:
+        np.testing.assert_array_equal(ha["X"][()], hb["X"][()])
+        np.testing.assert_array_equal(ha["y"][()], hb["y"][()])
+    for model in MODELS:
+        ma = json.loads((a / "metrics" / f"{model}.json").read_text())
+        mb = json.loads((b / "metrics" / f"{model}.json").read_text())
+        for part in ("train", "validation", "test"):
+            assert ma[part] == mb[part], (model, part)
 
 
 def job_counts(output: str) -> dict:
@@ -40,7 +56,7 @@ def campaign(tmp_path_factory):
 def test_workflow_runs_end_to_end(campaign):
     work, cfg, p = campaign
     res = work / "results" / "tiny"
-    for model in ("ridge", "cnn", "mean", "density", "soap", "rdf"):
+    for model in MODELS:
         m = json.loads((res / "metrics" / f"{model}.json").read_text())
         for part in ("train", "validation", "test"):
             assert set(m[part]) >= {"mae_mev_per_atom", "rmse_mev_per_atom", "n"}
@@ -211,18 +227,7 @@ def test_same_config_and_seed_reproduce_every_output(campaign, tmp_path_factory)
     shutil.copy(cfg, other / "tiny.yaml")
     snakemake(["--cores", "2", "--configfile", other / "tiny.yaml"], other, timeout=1200)
     a, b = work / "results" / "tiny", other / "results" / "tiny"
-    for f in sorted((a / "structures").rglob("*.extxyz")):
-        assert f.read_bytes() == (b / f.relative_to(a)).read_bytes(), f
-    for f in sorted((a / "diagrams").glob("*.h5")):
-        assert f.read_bytes() == (b / f.relative_to(a)).read_bytes(), f
-    with h5py.File(a / "dataset" / "descriptors.h5") as ha, h5py.File(b / "dataset" / "descriptors.h5") as hb:
-        np.testing.assert_array_equal(ha["X"][()], hb["X"][()])
-        np.testing.assert_array_equal(ha["y"][()], hb["y"][()])
-    for model in ("ridge", "cnn", "mean", "density", "soap", "rdf"):
-        ma = json.loads((a / "metrics" / f"{model}.json").read_text())
-        mb = json.loads((b / "metrics" / f"{model}.json").read_text())
-        for part in ("train", "validation", "test"):
-            assert ma[part] == mb[part], (model, part)
+    assert_same_outputs(a, b)
     assert (a / "predictions" / "cnn.csv").read_text() == (b / "predictions" / "cnn.csv").read_text()
     ca = json.loads((a / "metrics" / "learning_curve.json").read_text())
     cb = json.loads((b / "metrics" / "learning_curve.json").read_text())
@@ -272,16 +277,8 @@ def test_workflow_killed_in_every_stage_resumes_to_the_same_outputs(campaign, tm
     assert killed == list(KILL_STAGES), killed
     snakemake([*args, "--rerun-incomplete"], work, timeout=1200)
     a, b = ref_work / "results" / "tiny", work / "results" / "tiny"
-    for f in sorted((a / "structures").rglob("*.extxyz")) + sorted((a / "diagrams").glob("*.h5")):
-        assert f.read_bytes() == (b / f.relative_to(a)).read_bytes(), f
-    with h5py.File(a / "dataset" / "descriptors.h5") as ha, h5py.File(b / "dataset" / "descriptors.h5") as hb:
-        np.testing.assert_array_equal(ha["X"][()], hb["X"][()])
-        np.testing.assert_array_equal(ha["y"][()], hb["y"][()])
+    assert_same_outputs(a, b)
+    with h5py.File(b / "dataset" / "descriptors.h5") as hb:
         assert len(hb["y"]) == 60 and len(set(zip(hb["meta/source"][()], hb["meta/index"][()]))) == 60
-    for model in ("ridge", "cnn", "mean", "density", "soap", "rdf"):
-        ma = json.loads((a / "metrics" / f"{model}.json").read_text())
-        mb = json.loads((b / "metrics" / f"{model}.json").read_text())
-        for part in ("train", "validation", "test"):
-            assert ma[part] == mb[part], (model, part)
     for name in ("metrics.md", "learning_curve.png", "parity.png"):
         assert (b / "report" / name).stat().st_size > 0

@@ -189,6 +189,10 @@ def learning_curve(dataset, split_file, features, params: dict, model_params: di
     tr = parts["train"]
     order = np.random.default_rng(seed).permutation(tr)
     curve = {"fractions": list(params["fractions"]), "models": {}, "error_units": "meV/atom"}
+    if "cnn" in params["models"]:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
     for name in params["models"]:
         rows = []
         for f in params["fractions"]:
@@ -196,9 +200,6 @@ def learning_curve(dataset, split_file, features, params: dict, model_params: di
             if name == "ridge":
                 pred = models.RidgeModel(**model_params.get("ridge", {}), seed=seed).fit(X[sub], y[sub]).predict(X)
             elif name == "cnn":
-                import torch
-
-                torch.set_num_threads(max(1, int(threads)))
                 m, _ = _cnn_fit(X, y, parts, model_params.get("cnn", {}), seed, train_index=sub)
                 pred = m.predict(X)
             else:
