@@ -8,7 +8,11 @@ import pytest
 from ase.build import bulk
 from ase.neighborlist import neighbor_list
 
-from topoamorph import baselines, stages
+from topoamorph import baselines
+from topoamorph.formats.features import read_features
+from topoamorph.formats.frames import read_rows
+from topoamorph.stages import train
+from topoamorph.stages.descriptors import structure_features
 from topoamorph.errors import InputFileError
 from topoamorph.io import read_json
 from topoamorph.structure import neighbour_histogram
@@ -47,7 +51,7 @@ def test_soap_average_is_size_and_permutation_invariant():
 
 def _dataset(tmp_path, n=12):
     """A minimal dataset file whose rows point at frames of a real extxyz file."""
-    from topoamorph.descriptors import DATASET_FORMAT
+    from topoamorph.formats.dataset import FORMAT as DATASET_FORMAT
 
     path = tmp_path / "ds.h5"
     with h5py.File(path, "w") as h:
@@ -74,40 +78,42 @@ def test_structure_features_follow_dataset_rows(tmp_path):
     ds = _dataset(tmp_path)
     params = {"soap": {"r_cut": 4.0, "n_max": 3, "l_max": 2, "sigma": 0.5}, "rdf": {"r_max": 4.0, "bins": 20}}
     out = tmp_path / "feat.h5"
-    stages.structure_features(str(ds), params, ["C"], str(out))
-    from topoamorph.descriptors import Dataset
+    structure_features(dataset=str(ds), frames=[str(DATA)], features=str(out), baselines=params, species=["C"])
+    from topoamorph.formats.dataset import Dataset
 
     with Dataset(ds) as d:
         meta = d.meta
-    feats = baselines.read_features(out, meta)
+    feats = read_features(out, meta)
     frames = read(DATA, ":12")
     np.testing.assert_allclose(feats["rdf"][0], neighbour_histogram(frames[11], 4.0, 20)[1])
     np.testing.assert_allclose(feats["rdf"][11], neighbour_histogram(frames[0], 4.0, 20)[1])
     # a features file for other rows is refused, with its path
     meta2 = dict(meta, index=meta["index"][::-1])
     with pytest.raises(InputFileError, match="feat.h5.*rows"):
-        baselines.read_features(out, meta2)
+        read_features(out, meta2)
     cut = tmp_path / "cut.h5"
     cut.write_bytes(out.read_bytes()[:2000])
     with pytest.raises(InputFileError, match="cut.h5"):
-        baselines.read_features(cut, meta)
+        read_features(cut, meta)
 
 
 def test_missing_frame_is_named(tmp_path):
-    meta = {"source": np.array([str(DATA)], dtype=object), "index": np.array([500])}
     with pytest.raises(InputFileError, match="frame 500"):
-        baselines.frames_of(meta)
+        read_rows(np.array([str(DATA)], dtype=object), np.array([500]))
 
 
 def test_baselines_and_learning_curve_stages(tmp_path):
     ds = _dataset(tmp_path, n=40)
     feat = tmp_path / "feat.h5"
     params = {"soap": {"r_cut": 4.0, "n_max": 3, "l_max": 2, "sigma": 0.5}, "rdf": {"r_max": 5.0, "bins": 25}}
-    stages.structure_features(str(ds), params, ["C"], str(feat))
+    structure_features(dataset=str(ds), frames=[str(DATA)], features=str(feat), baselines=params, species=["C"])
     split = tmp_path / "split.json"
-    stages.make_split(str(ds), {"test_fraction": 0.25, "validation_fraction": 0.2}, 1, str(split))
+    train.split(dataset=str(ds), split=str(split),
+                settings={"test_fraction": 0.25, "by": "frame", "validation_fraction": 0.2}, seed=1)
     outs = {n: (str(tmp_path / f"{n}.json"), str(tmp_path / f"{n}.csv")) for n in ("mean", "density", "soap", "rdf")}
-    stages.train_baselines(str(ds), str(split), 1, outs, str(feat), params)
+    train.train_baselines(dataset=str(ds), split=str(split), features=str(feat),
+                          metrics=[m for m, _ in outs.values()], predictions=[p for _, p in outs.values()],
+                          names=list(outs), baselines=params, seed=1)
     for name, (m, p) in outs.items():
         got = read_json(m)
         assert got["model"] == name and got["validation"]["n"] == 6 and got["test"]["n"] == 10
@@ -115,7 +121,8 @@ def test_baselines_and_learning_curve_stages(tmp_path):
     assert read_json(outs["soap"][0])["hyperparameters"]["descriptor"] == params["soap"]
     assert read_json(outs["soap"][0])["test"]["mae_mev_per_atom"] < read_json(outs["mean"][0])["test"]["mae_mev_per_atom"]
     lc = tmp_path / "lc.json"
-    curve = stages.learning_curve(str(ds), str(split), str(feat), {"fractions": [0.5, 1.0], "models": ["ridge", "soap"]},
-                                  {"ridge": {"n_alphas": 5}}, 1, str(lc))
+    curve = train.learning_curve(dataset=str(ds), split=str(split), features=str(feat), curve=str(lc),
+                                 settings={"fractions": [0.5, 1.0], "models": ["ridge", "soap"]},
+                                 models_params={"ridge": {"n_alphas": 5}}, seed=1)
     assert [r["n_train"] for r in curve["models"]["soap"]] == [12, 24]
     assert read_json(lc)["models"]["ridge"][1]["test"]["n"] == 10

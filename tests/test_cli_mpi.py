@@ -5,7 +5,7 @@ import pytest
 from ase.io import write
 
 from conftest import random_cell, run, venv_tool
-from topoamorph.store import read_diagrams
+from topoamorph.formats.diagrams import read_diagrams
 
 pytestmark = pytest.mark.slow
 

@@ -192,11 +192,11 @@ def test_relabel_with_gpaw_keeps_md_energy(tmp_path):
 def test_a_lammps_run_never_loads_gpaws_mpi(tmp_path):
     """GPAW installed (ASE imports its plugin everywhere) must not bring OpenMPI into a LAMMPS process,
     whose MPICH it clashes with (an intermittent abort in MPI_Comm_test_inter when it did)."""
-    script = ("import sys, numpy as np\nfrom topoamorph import engines, generate\n"
+    script = ("import sys, numpy as np\nfrom topoamorph import engines, generate, mpi\n"
               "a = generate.initial_structure('C', 8, 3.0, np.random.default_rng(0))\n"
               "a.calc = engines.calculator({'name': 'lammps', 'potential': 'tersoff'}, 'C')\n"
               "a.get_potential_energy()\nfrom ase.io import write\n"
               f"write({str(tmp_path / 'x.extxyz')!r}, a)\n"
-              "print(engines.is_root(), '_gpaw' in sys.modules)\n")
+              "print(mpi.is_root(), '_gpaw' in sys.modules)\n")
     p = run([venv_tool("python"), "-c", script])
     assert p.stdout.split() == ["True", "False"]

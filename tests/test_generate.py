@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from topoamorph import engines, generate, plan
+from topoamorph import engines, generate, plan, thermostats
 from topoamorph.errors import ConfigError
+from topoamorph.formats.frames import write_frames
 from topoamorph.units import density_of
 
 
@@ -43,7 +44,7 @@ def test_short_melt_quench_writes_frames_with_metadata(tmp_path):
     frames = res.frames
     assert [r[0] for r in res.trace] == list(range(10, 101, 10))  # trace every 10 steps by default
     out = tmp_path / "run1.extxyz"
-    generate.write_frames(out, frames)
+    write_frames(out, frames)
     back = read(out, ":")
     assert len(back) == 5 == sched.frames
     assert [f.info["stage"] for f in back] == ["heat"] * 2 + ["cool"] * 3
@@ -70,7 +71,7 @@ def test_thermostats_hold_and_follow_the_target(thermostat):
     atoms.calc = engines.calculator({"name": "lammps", "potential": "tersoff"}, "C")
     rng = np.random.default_rng(3)
     thermalize_momenta(atoms, temperature_K=2000, rng=rng)
-    th = generate._thermostat(atoms, {"timestep_fs": 1.0, "thermostat": thermostat}, 2000, rng)
+    th = thermostats.thermostat(atoms, thermostat, 1.0, 2000, rng)
     dyn, set_t = th.dyn, th.set_temperature
     temps = []
     for target in (2000, 800):
@@ -81,3 +82,22 @@ def test_thermostats_hold_and_follow_the_target(thermostat):
             seen.append(atoms.get_temperature())
         temps.append(np.mean(seen[150:]))
     assert 1600 < temps[0] < 2400 and 550 < temps[1] < 1050
+
+
+def test_thermostats_and_engines_declare_their_defaults_once():
+    from ase.build import bulk
+
+    atoms = bulk("C", "diamond", a=3.567, cubic=True)
+    rng = np.random.default_rng(0)
+    nhc = thermostats.thermostat(atoms, {"name": "nose_hoover_chain"}, 0.5, 1000, rng)
+    assert nhc.parameters == {"tdamp_fs": None, "chain_length": 3} and nhc.tdamp == pytest.approx(50 * 0.0982269, rel=1e-4)
+    with pytest.raises(ConfigError, match="thermostat.friction_per_ps"):
+        thermostats.thermostat(atoms, {"name": "langevin"}, 1.0, 1000, rng)
+    with pytest.raises(ConfigError, match="thermostat.name"):
+        thermostats.thermostat(atoms, {"name": "berendsen"}, 1.0, 1000, rng)
+    gpaw = engines.engine({"name": "gpaw", "ecut_eV": 300})
+    assert gpaw.parameters["ecut_eV"] == 300 and gpaw.parameters["xc"] == "LDA" and gpaw.ranks == 1
+    assert gpaw.cost.seconds_64 > engines.engine({"name": "lammps"}).cost.seconds_64
+    assert engines.engine({"name": "lammps"}).deterministic and not gpaw.deterministic
+    for cls in engines.REGISTRY.values():  # every option an engine reads has its default in the class
+        assert set(cls.common_parameters) == {"mpi_ranks", "launcher"} and cls.name and cls.description

@@ -8,8 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from topoamorph import config as tconfig
-from topoamorph.descriptors import PersistenceHistogram, PersistenceImage, build_dataset, make_vectorizer
+from topoamorph.descriptors import PersistenceHistogram, PersistenceImage, make_vectorizer
 from topoamorph.errors import ConfigError
+from topoamorph.persistence import PersistenceResult
+from topoamorph.stages.descriptors import descriptors
 
 persim = pytest.importorskip("persim")
 DEFAULTS = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
@@ -40,7 +42,7 @@ def test_equal_to_persim(axes, weight):
     dg = random_diagrams(1)
     vec = PersistenceImage(dims=(1,), bins=40, range=(0.0, 4.0), sigma=0.08, weight=weight, weight_a=0.5,
                            weight_c=2.0, weight_p=1.5, normalize="none", axes=axes).fit()
-    X = vec.transform(dg)
+    X = vec.images(dg)
     skew = axes == "birth_persistence"
 
     def pers(b, y):  # persim hands the weight (birth, y): y is persistence when skewed, else death
@@ -66,17 +68,17 @@ def test_equal_to_persim_for_any_grid(seed, sigma, lo, width, bins):
     ref, res = persim_images(dg, lambda b, p: np.arctan(np.abs(p)), sigma, (lo, hi), (0.0, width), pixel, True)
     if res != (bins, bins):  # persim rounds the pixel count up when the range is not a whole number of pixels
         return
-    np.testing.assert_allclose(vec.transform(dg)[:, 0], ref, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(vec.images(dg)[:, 0], ref, rtol=0, atol=1e-10)
 
 
 def test_mass_weights_and_normalisation():
     # a narrow Gaussian well inside the grid puts its whole weight into the image
     dg = {0: np.array([[0.0, 1.0], [0.0, np.inf]]), 1: np.array([[1.0, 2.0], [1.5, 3.5]]), 2: np.zeros((0, 2))}
     img = PersistenceImage(dims=(0, 1, 2), bins=50, range=(-1.0, 5.0), sigma=0.05, normalize="per_atom")
-    X = img.fit().transform([dg], n_atoms=[10])
+    X = img.fit().images([PersistenceResult(dg, n_atoms=10)])
     np.testing.assert_allclose(X[0].sum(axis=(1, 2)), [0.1, 0.2, 0.0], atol=1e-9)
     lin = PersistenceImage(dims=(1,), bins=50, range=(-1.0, 5.0), sigma=0.05, weight="linear", weight_a=2.0,
-                           normalize="none").fit_transform([dg])
+                           normalize="none").fit().images([dg])
     np.testing.assert_allclose(lin.sum(), 2.0 * (1.0 + 2.0), atol=1e-9)
     # the image's peak sits in the pixel of the pair
     peak = np.unravel_index(np.argmax(X[0, 1]), X[0, 1].shape)
@@ -86,10 +88,33 @@ def test_mass_weights_and_normalisation():
         img.transform([dg])
 
 
+def test_vectorisers_are_scikit_learn_transformers():
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+
+    from conftest import random_cell
+    from topoamorph import homology
+
+    frames = [random_cell(24 + 4 * i, 2.0 + 0.2 * i, seed=i) for i in range(6)]
+    results = [homology.compute(a) for a in frames]
+    assert all(r.n_atoms == len(a) and r.units.startswith("angstrom^2") for r, a in zip(results, frames))
+    y = np.linspace(-7.0, -6.0, len(frames))
+    for vec in (PersistenceImage(bins=8), PersistenceHistogram(bins=8)):
+        with pytest.raises(NotFittedError):
+            clone(vec).transform(results)
+        pipe = make_pipeline(clone(vec), Ridge(alpha=1e-3)).fit(results, y)
+        assert pipe.predict(results).shape == (len(frames),)
+        X = clone(vec).fit(results).transform(results)
+        assert X.shape == (len(frames), 3 * 8 * 8) and len(vec.fit().get_feature_names_out()) == X.shape[1]
+        np.testing.assert_array_equal(X, vec.images(results).reshape(len(frames), -1))
+
+
 def test_histogram_on_birth_persistence_axes():
     dg = {1: np.array([[1.0, 2.5], [0.2, 0.6]])}
     h = PersistenceHistogram(dims=(1,), bins=4, range=(0.0, 4.0), axes="birth_persistence",
-                             persistence_range=(0.0, 2.0), normalize="none").fit_transform([dg])
+                             persistence_range=(0.0, 2.0), normalize="none").fit().images([dg])
     assert h.sum() == 2
     assert h[0, 0, 1, 3] == 1  # birth 1.0 in [1, 2), persistence 1.5 in [1.5, 2.0]
     assert h[0, 0, 0, 0] == 1  # birth 0.2, persistence 0.4 in [0, 0.5)
@@ -125,8 +150,8 @@ def test_image_dataset(tmp_path):
     from test_store_descriptors import record  # noqa: F401  (fixture helpers)
     from conftest import random_cell
     from topoamorph import homology
-    from topoamorph.descriptors import Dataset
-    from topoamorph.store import write_diagrams
+    from topoamorph.formats.dataset import Dataset
+    from topoamorph.formats.diagrams import write_diagrams
 
     recs = []
     for i, (n, rho) in enumerate([(40, 2.0), (64, 3.0)]):
@@ -136,7 +161,7 @@ def test_image_dataset(tmp_path):
     write_diagrams(path, recs, "alpha", 2, homology.UNITS["alpha"], {})
     params = {"kind": "image", "dims": [1, 2], "bins": 16, "range": [0.0, 8.0], "sigma": 0.2, "weight": "atan",
               "axes": "birth_persistence"}
-    build_dataset([str(path)], str(tmp_path / "ds.h5"), params)
+    descriptors(diagrams=[str(path)], dataset=str(tmp_path / "ds.h5"), descriptors=params)
     with Dataset(tmp_path / "ds.h5") as ds:
         assert ds.attrs["kind"] == "image" and ds.attrs["axes"] == "birth_persistence"
         assert ds.X.shape == (2, 2, 16, 16)

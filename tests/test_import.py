@@ -12,6 +12,8 @@ from ase.io import read, write
 from conftest import ROOT, snakemake
 from topoamorph import config, importer, plan
 from topoamorph.errors import ConfigError, InputFileError
+from topoamorph.formats.frames import count_frames, read_atoms
+from topoamorph.stages.generate import validate_import
 
 GAP = ROOT / "tests" / "data" / "gap20" / "gap20_LD_iter1.extxyz"
 
@@ -34,11 +36,18 @@ def write_file(path, frames):
 
 
 def test_count_frames_matches_ase_and_the_real_data():
-    assert importer.count_frames(GAP) == len(read(GAP, ":")) == 80
+    assert count_frames(GAP) == len(read(GAP, ":")) == 80
+    # one frame, or a range, is parsed alone and equals ASE's reading of the whole file
+    whole = read(GAP, ":")
+    for i in (0, 41, 79):
+        one = read_atoms(GAP, i, i + 1)[0]
+        np.testing.assert_array_equal(one.positions, whole[i].positions)
+        assert sorted(one.info) == sorted(whole[i].info) and one.get_potential_energy() == whole[i].get_potential_energy()
 
 
 def test_validate_writes_a_manifest_of_the_real_data(tmp_path):
-    m = importer.validate({"kind": "import", "file": str(GAP)}, ["C"], tmp_path / "manifest.json")
+    m = validate_import(manifest=str(tmp_path / "manifest.json"), source={"kind": "import", "file": str(GAP)},
+                        species=["C"])
     f = m["files"]["all"]
     assert f["frames"] == 80 and f["atoms"] == [8, 72, 216]
     assert -10.6 < f["energy_per_atom_eV"][0] < f["energy_per_atom_eV"][1] < -7.0

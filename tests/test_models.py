@@ -2,6 +2,11 @@ import numpy as np
 import pytest
 
 from topoamorph import models
+from topoamorph.settings import SplitSettings
+
+
+def split(meta, test_fraction, seed, by="frame", test_source=None, validation_fraction=0.0):
+    return models.split(meta, SplitSettings(test_fraction, by, validation_fraction, test_source), seed)
 
 
 def synthetic(n=300, seed=0, channels=2, bins=8):
@@ -14,14 +19,14 @@ def synthetic(n=300, seed=0, channels=2, bins=8):
 
 def test_split_by_frame_and_by_run_are_disjoint_and_seeded():
     meta = {"energy": np.zeros(100), "source": np.array([f"run{i // 10}" for i in range(100)], dtype=object)}
-    a = models.split(meta, 0.2, seed=1)
+    a = split(meta, 0.2, seed=1)
     assert len(a["test"]) == 20 and not set(a["test"]) & set(a["train"])
-    assert a == models.split(meta, 0.2, seed=1) and a["test"] != models.split(meta, 0.2, seed=2)["test"]
-    r = models.split(meta, 0.2, seed=1, by="run")
+    assert a == split(meta, 0.2, seed=1) and a["test"] != split(meta, 0.2, seed=2)["test"]
+    r = split(meta, 0.2, seed=1, by="run")
     held = {meta["source"][i] for i in r["test"]}
     assert len(held) == 2 and not held & {meta["source"][i] for i in r["train"]}
     with pytest.raises(ValueError, match="training frames"):
-        models.split({"energy": np.zeros(2), "source": np.array(["a", "b"])}, 0.9, 0)
+        split({"energy": np.zeros(2), "source": np.array(["a", "b"])}, 0.9, 0)
 
 
 def test_errors_in_mev_per_atom():
@@ -78,18 +83,18 @@ def test_report_metrics_structure():
 
 def test_split_has_a_disjoint_seeded_validation_part():
     meta = {"energy": np.zeros(100), "source": np.array([f"run{i // 10}" for i in range(100)], dtype=object)}
-    s = models.split(meta, 0.2, seed=3, validation_fraction=0.125)
+    s = split(meta, 0.2, seed=3, validation_fraction=0.125)
     parts = [set(s[p]) for p in ("train", "validation", "test")]
     assert [len(p) for p in parts] == [70, 10, 20] and set().union(*parts) == set(range(100))
     assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
-    assert s == models.split(meta, 0.2, seed=3, validation_fraction=0.125)
-    r = models.split(meta, 0.2, seed=3, by="run", validation_fraction=0.125)
+    assert s == split(meta, 0.2, seed=3, validation_fraction=0.125)
+    r = split(meta, 0.2, seed=3, by="run", validation_fraction=0.125)
     runs = [{meta["source"][i] for i in r[p]} for p in ("train", "validation", "test")]
     assert len(runs[1]) == 1 and not (runs[0] & runs[1] or runs[1] & runs[2])  # whole runs held out
     src = {"energy": np.zeros(10), "source": np.array(["a"] * 6 + ["b"] * 4, dtype=object)}
-    f = models.split(src, 0.0, seed=0, by="source", test_source="b", validation_fraction=0.2)
+    f = split(src, 0.0, seed=0, by="source", test_source="b", validation_fraction=0.2)
     assert f["test"] == [6, 7, 8, 9] and len(f["validation"]) == 1 and f["validation"][0] < 6
-    assert models.split(meta, 0.2, seed=3)["validation"] == []
+    assert split(meta, 0.2, seed=3)["validation"] == []
 
 
 def test_scaled_ridge_ignores_feature_scale_and_constant_columns():

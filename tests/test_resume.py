@@ -13,6 +13,7 @@ from ase.io import read
 
 from conftest import ROOT, BIN, run, snakemake, venv_tool
 from topoamorph import generate, plan
+from topoamorph.formats.checkpoint import Checkpoint, settings_key
 
 STRUCTURES = {
     "element": "C", "natoms": 64, "lattice": "simple_cubic", "rattle_angstrom": 0.05,
@@ -71,7 +72,7 @@ def test_checkpoint_of_other_settings_or_corrupt_is_not_resumed(tmp_path, caplog
     ck = tmp_path / "ck.npz"
     ref = generate.melt_quench(s, sched, 2.5, 1, 11).frames
     # a checkpoint written by another seed must not leak into this run
-    generate.Checkpoint(ck, generate.settings_key(s, 2.5, 1, 99)).save(
+    Checkpoint(ck, settings_key(s, 2.5, 1, 99)).save(
         {"positions": np.zeros((64, 3))}, {"step": 50})
     out = generate.melt_quench(s, sched, 2.5, 1, 11, checkpoint=str(ck)).frames
     assert "written for other settings" in caplog.text

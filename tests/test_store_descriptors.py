@@ -4,9 +4,12 @@ import pytest
 
 from conftest import random_cell
 from topoamorph import homology
-from topoamorph.descriptors import Dataset, PersistenceHistogram, build_dataset
+from topoamorph.descriptors import PersistenceHistogram
 from topoamorph.errors import InputFileError
-from topoamorph.store import read_diagrams, write_diagrams
+from topoamorph.formats.dataset import Dataset
+from topoamorph.persistence import PersistenceResult
+from topoamorph.stages.descriptors import descriptors
+from topoamorph.formats.diagrams import read_diagrams, write_diagrams
 
 
 def record(i, atoms, res):
@@ -58,13 +61,14 @@ def test_histogram_counts_and_normalisation():
     dg = {0: np.array([[0, 0.5], [0, 0.7], [0, np.inf]]), 1: np.array([[1.0, 2.0], [9.0, 12.0]]),
           2: np.zeros((0, 2))}
     vec = PersistenceHistogram(dims=(0, 1, 2), bins=10, range=(0, 10)).fit()
-    X = vec.transform([dg], n_atoms=[2])
+    X = vec.images([PersistenceResult(dg, n_atoms=2)])
     assert X.shape == (1, 3, 10, 10)
     assert X[0, 0].sum() == pytest.approx(1.0)  # two finite H0 pairs / 2 atoms; the essential one excluded
     assert X[0, 1, 1, 2] == pytest.approx(0.5)  # birth bin 1, death bin 2
     assert X[0, 1].sum() == pytest.approx(0.5)  # (9, 12) is out of range
     assert vec.out_of_range_fraction([dg]) == pytest.approx(1 / 4)
     raw = PersistenceHistogram(dims=(1,), bins=10, range=(0, 10), normalize="none").fit_transform([dg])
+    assert raw.shape == (1, 100)
     assert raw.sum() == 1.0
     with pytest.raises(ValueError, match="n_atoms"):
         vec.transform([dg])
@@ -82,8 +86,8 @@ def test_replicated_frames_normalise_like_the_original():
         np.testing.assert_allclose(rs.diagrams[d], r2.diagrams[d], atol=1e-7)
     # per-atom histograms of different cell sizes agree up to the 1/N effect of the essential classes
     vec = PersistenceHistogram(bins=20, range=(0, 4)).fit()
-    xs = vec.transform([rs.diagrams], n_atoms=[len(small) * rs.replicas])[0]
-    x3 = vec.transform([r3.diagrams], n_atoms=[216])[0]
+    assert rs.n_complex == len(small) * rs.replicas and r3.n_complex == 216
+    xs, x3 = vec.images([rs, r3])
     for c in range(3):
         assert np.abs(xs[c] - x3[c]).sum() <= 3 * (1 / 64 + 1 / 216) + 1e-12
 
@@ -91,7 +95,8 @@ def test_replicated_frames_normalise_like_the_original():
 def test_dataset_file(batch, tmp_path):
     path, recs = batch
     out = tmp_path / "ds.h5"
-    info = build_dataset([str(path)], str(out), {"dims": [0, 1, 2], "bins": 8, "range": [0, 10]})
+    info = descriptors(diagrams=[str(path)], dataset=str(out),
+                       descriptors={"kind": "histogram", "dims": [0, 1, 2], "bins": 8, "range": [0, 10]})
     assert info["shape"] == [3, 3, 8, 8]
     with Dataset(out) as ds:
         assert len(ds) == 3

@@ -5,17 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 
 from .errors import TopoamorphError
+from .mpi import launcher_rank
 
 
 def _homology(args) -> int:
-    from . import distribute
+    from .settings import HomologySettings
+    from .stages.homology import homology
 
-    return distribute.run(args.frames, args.output, backend=args.backend, maxdim=args.maxdim,
-                          precision=args.precision, threshold=args.threshold, energy_key=args.energy_key)
+    given = {"backend": args.backend, "maxdim": args.maxdim, "precision": args.precision,
+             "rips_threshold": args.threshold}
+    settings = HomologySettings.from_config({k: v for k, v in given.items() if v is not None})
+    return homology(frames=args.frames, diagrams=args.output, settings=settings, energy_key=args.energy_key)
 
 
 def _json_arg(text: str, what: str) -> dict:
@@ -29,26 +32,21 @@ def _json_arg(text: str, what: str) -> dict:
 
 
 def _melt_quench(args) -> int:
-    from . import stages
+    from .stages.generate import melt_quench
 
-    stages.melt_quench(_json_arg(args.structures, "--structures"), args.density, args.run, args.seed,
-                       args.output, args.trace, checkpoint=args.checkpoint, workdir=args.workdir)
+    melt_quench(frames=args.output, trace=args.trace, structures=_json_arg(args.structures, "--structures"),
+                seed=args.seed, density=args.density, run=args.run, checkpoint=args.checkpoint, workdir=args.workdir)
     return 0
 
 
 def _relabel(args) -> int:
-    from . import stages
+    from .stages.generate import relabel
 
-    stages.relabel(args.frames, _json_arg(args.engine, "--engine"), args.element, args.output,
-                   forces=not args.no_forces, checkpoint=args.checkpoint, workdir=args.workdir)
-    return 0
+    from .settings import default
 
-
-def _mpi_rank() -> int:
-    """This process's MPI rank from the launcher's environment (before any MPI library is loaded)."""
-    for var in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"):
-        if os.environ.get(var, "").isdigit():
-            return int(os.environ[var])
+    relabel(frames=args.frames, labels=args.output, engine=_json_arg(args.engine, "--engine"),
+            element=args.element or default("structures", "element"), forces=not args.no_forces,
+            checkpoint=args.checkpoint, workdir=args.workdir)
     return 0
 
 
@@ -56,7 +54,7 @@ def _validate(args) -> int:
     from . import config
 
     cfg = config.load(args.configfile, defaults=args.defaults)
-    print(json.dumps(cfg, indent=2) if args.print else f"{args.configfile or args.defaults}: valid")
+    print(json.dumps(cfg, indent=2) if args.print else f"{args.configfile or args.defaults or 'the campaign defaults'}: valid")
     return 0
 
 
@@ -89,10 +87,10 @@ def main(argv=None) -> int:
     h = sub.add_parser("homology", help="persistence diagrams of frames (run under mpiexec -n N or srun)")
     h.add_argument("frames", nargs="+", help="extxyz files, optionally path@start:stop")
     h.add_argument("--output", required=True, help="output HDF5 file (written atomically)")
-    h.add_argument("--backend", default="alpha", choices=["alpha", "rips"])
-    h.add_argument("--threshold", type=float, default=5.0, help="Rips threshold in Å (rips backend)")
-    h.add_argument("--maxdim", type=int, default=2, choices=[0, 1, 2])
-    h.add_argument("--precision", default="safe", choices=["fast", "safe", "exact"])
+    h.add_argument("--backend", choices=["alpha", "rips"], help="default: homology.backend of the campaign defaults")
+    h.add_argument("--threshold", type=float, help="Rips threshold in Å (rips backend; default homology.rips_threshold)")
+    h.add_argument("--maxdim", type=int, choices=[0, 1, 2], help="default: homology.maxdim")
+    h.add_argument("--precision", choices=["fast", "safe", "exact"], help="default: homology.precision")
     h.add_argument("--energy-key", help="take the total energy (eV) from this info key or calculator result "
                    "(imported data; default: the frames' potential energy)")
     h.set_defaults(func=_homology)
@@ -111,7 +109,7 @@ def main(argv=None) -> int:
     r = sub.add_parser("relabel", help="single-point energies (and forces) of frames with another engine")
     r.add_argument("frames", help="extxyz file (optionally path@start:stop)")
     r.add_argument("--engine", required=True, help="engine block as JSON, e.g. '{\"name\": \"gpaw\"}'")
-    r.add_argument("--element", default="C")
+    r.add_argument("--element", help="chemical element (default: structures.element of the campaign defaults)")
     r.add_argument("--output", required=True)
     r.add_argument("--no-forces", action="store_true")
     r.add_argument("--checkpoint")
@@ -122,7 +120,7 @@ def main(argv=None) -> int:
                                  ("plan", _plan, "print the campaign's runs, frames and batches")):
         v = sub.add_parser(name, help=helptext)
         v.add_argument("configfile", nargs="?", help="campaign config (keys absent take the defaults)")
-        v.add_argument("--defaults", default="config/config.yaml")
+        v.add_argument("--defaults", help="defaults file (default: the package's, which config/config.yaml links to)")
         if name == "validate-config":
             v.add_argument("--print", action="store_true", help="print the merged config")
         v.set_defaults(func=func)
@@ -144,7 +142,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     args.snakemake_args = passthrough
     # under MPI only rank 0 reports progress; the others report warnings and errors
-    logging.basicConfig(level=logging.INFO if _mpi_rank() == 0 else logging.WARNING,
+    logging.basicConfig(level=logging.INFO if launcher_rank() == 0 else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)

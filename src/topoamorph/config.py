@@ -10,6 +10,7 @@ import jsonschema
 import yaml
 
 from .errors import ConfigError, InputFileError
+from . import settings
 
 
 def schema() -> dict:
@@ -94,11 +95,24 @@ def validate(cfg: dict) -> dict:
     return cfg
 
 
+def _check_import_source(source: dict) -> None:
+    """An import source names either one file or a train and a test file (the files are checked by the
+    validate_import job)."""
+    has_pair = bool(source.get("train")) or bool(source.get("test"))
+    if source.get("file") and has_pair:
+        raise ConfigError("source.file", "give either source.file or source.train and source.test, not both")
+    if not source.get("file"):
+        for role in ("train", "test"):
+            if not source.get(role):
+                raise ConfigError(f"source.{role}", "missing: an import needs source.train and source.test, "
+                                  "or one source.file")
+    if source.get("file") is None and source.get("test_fraction") is not None:
+        raise ConfigError("source.test_fraction", "only used with one source.file (train/test files are the split)")
+
+
 def _semantic_checks(cfg: dict) -> None:
     if cfg["source"]["kind"] == "import":
-        from .importer import check_config
-
-        check_config(cfg["source"])
+        _check_import_source(cfg["source"])
     s = cfg["structures"]
     segs = s["protocol"]["segments"]
     names = [seg["name"] for seg in segs]
@@ -134,14 +148,15 @@ def _semantic_checks(cfg: dict) -> None:
     pr = cfg["descriptors"].get("persistence_range")
     if pr is not None and not pr[0] < pr[1]:
         raise ConfigError("descriptors.persistence_range", f"low ({pr[0]}) must be below high ({pr[1]})")
-    r = cfg["train"]["ridge"]
-    if r.get("alpha_min", 0) > r.get("alpha_max", float("inf")):
+    r = {**settings.default("train", "ridge"), **cfg["train"]["ridge"]}
+    if r["alpha_min"] > r["alpha_max"]:
         raise ConfigError("train.ridge.alpha_min", "must not exceed train.ridge.alpha_max")
 
 
 def load(configfile=None, defaults=None, overrides: dict | None = None) -> dict:
-    """Defaults (``config/config.yaml``), then ``configfile``, then ``overrides``; validated."""
-    cfg = load_yaml(defaults) if defaults else {}
+    """The campaign defaults (the file ``defaults``, by default the package's, which ``config/config.yaml``
+    links to), then ``configfile``, then ``overrides``; validated."""
+    cfg = load_yaml(defaults) if defaults else settings.defaults()
     if configfile:
         cfg = deep_merge(cfg, load_yaml(configfile))
     if overrides:

@@ -1,7 +1,11 @@
 """Descriptors: vectorisers of persistence diagrams (scikit-learn transformers) and the dataset file.
 
-Both vectorisers turn a list of diagrams ``{dim: (k, 2) array of (birth, death)}`` into images
-X of shape (n_frames, len(dims), bins, bins): one channel per homology dimension, axis 1 of each
+Both vectorisers are scikit-learn transformers of a list of ``PersistenceResult`` (what
+``topoamorph.homology.compute(atoms)`` returns: diagrams with their atom count and replication), so
+``make_pipeline(PersistenceImage(), Ridge()).fit([compute(a) for a in frames], y)`` works as it is.
+``transform`` returns the flattened images (n_frames, len(dims) * bins * bins; names from
+``get_feature_names_out``), ``images`` the same as (n_frames, len(dims), bins, bins): one channel per
+homology dimension, axis 1 of each
 image = birth over ``range``, axis 2 = death over ``range`` (``axes="birth_death"``) or
 persistence = death - birth over ``persistence_range`` (``axes="birth_persistence"``, default
 [0, high - low]); all in the diagram's units (Å² for the alpha filtration, Å for Rips). Essential
@@ -19,31 +23,26 @@ classes are not counted. ``normalize="per_atom"`` divides by the atoms in the co
 
 from __future__ import annotations
 
-import json
-import logging
-
-import h5py
 import numpy as np
 from scipy.special import ndtr
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
-from . import __version__
-from .errors import InputFileError
-from .io import atomic_path
-from .store import read_diagrams
+from .settings import defaults
 
-log = logging.getLogger(__name__)
-
-DATASET_FORMAT = "topoamorph-dataset/1"
 AXES = ("birth_death", "birth_persistence")
 WEIGHTS = ("none", "linear", "atan")
+NORMALIZE = ("per_atom", "none")
+#: the defaults of every vectoriser parameter: the ``descriptors`` block of the campaign defaults
+_D = defaults()["descriptors"]
 
 
 class _DiagramVectorizer(TransformerMixin, BaseEstimator):
     """Shared grid, axes and normalisation of the diagram vectorisers."""
 
     def _check(self):
-        if self.normalize not in ("per_atom", "none"):
+        """Every parameter check, in one place (called by ``fit``)."""
+        if self.normalize not in NORMALIZE:
             raise ValueError(f"normalize must be 'per_atom' or 'none', not {self.normalize!r}")
         if self.axes not in AXES:
             raise ValueError(f"axes must be one of {AXES}, not {self.axes!r}")
@@ -53,7 +52,8 @@ class _DiagramVectorizer(TransformerMixin, BaseEstimator):
         if int(self.bins) < 1:
             raise ValueError(f"bins must be positive, got {self.bins}")
 
-    def fit(self, diagrams=None, y=None, **fit_params):
+    def fit(self, X=None, y=None):
+        """Check the parameters and lay out the grid (the data are not needed: the grid is fixed)."""
         self._check()
         lo, hi = self.range
         self.x_edges_ = np.linspace(lo, hi, int(self.bins) + 1)
@@ -64,6 +64,7 @@ class _DiagramVectorizer(TransformerMixin, BaseEstimator):
             if not phi > plo:
                 raise ValueError(f"persistence_range must be increasing, got {self.persistence_range}")
             self.y_edges_ = np.linspace(plo, phi, int(self.bins) + 1)
+        self.n_features_out_ = len(self.dims) * int(self.bins) ** 2
         return self
 
     def _pairs(self, dgm, d) -> np.ndarray:
@@ -73,29 +74,37 @@ class _DiagramVectorizer(TransformerMixin, BaseEstimator):
             pairs = np.column_stack([pairs[:, 0], pairs[:, 1] - pairs[:, 0]])
         return pairs
 
-    def _scale(self, diagrams, n_atoms):
-        if self.normalize == "per_atom":
-            if n_atoms is None:
-                raise ValueError("normalize='per_atom' needs n_atoms (atoms in each complex)")
-            return 1.0 / np.asarray(n_atoms, dtype=float)
-        return np.ones(len(diagrams))
+    def _scale(self, X) -> np.ndarray:
+        if self.normalize == "none":
+            return np.ones(len(X))
+        n = [getattr(r, "n_complex", None) for r in X]
+        if any(v is None for v in n):
+            raise ValueError("normalize='per_atom' needs n_atoms (atoms in each complex): pass PersistenceResult "
+                             "objects (topoamorph.homology.compute) rather than bare diagrams")
+        return 1.0 / np.asarray(n, dtype=float)
 
-    def transform(self, diagrams, n_atoms=None):
-        if not hasattr(self, "x_edges_"):
-            self.fit()
-        scale = self._scale(diagrams, n_atoms)
-        X = np.zeros((len(diagrams), len(self.dims), int(self.bins), int(self.bins)))
-        for i, dgm in enumerate(diagrams):
+    def images(self, X) -> np.ndarray:
+        """(n_frames, len(dims), bins, bins) images of a list of ``PersistenceResult``."""
+        check_is_fitted(self, "x_edges_")
+        X = list(X)
+        scale = self._scale(X)
+        out = np.zeros((len(X), len(self.dims), int(self.bins), int(self.bins)))
+        for i, res in enumerate(X):
             for c, d in enumerate(self.dims):
-                pairs = self._pairs(dgm, d)
+                pairs = self._pairs(res, d)
                 if len(pairs):
-                    X[i, c] = self._image(pairs) * scale[i]
-        return X
+                    out[i, c] = self._image(pairs) * scale[i]
+        return out
 
-    def out_of_range_fraction(self, diagrams) -> float:
+    def transform(self, X) -> np.ndarray:
+        """Flattened images (n_frames, n_features): the scikit-learn view of ``images``."""
+        img = self.images(X)
+        return img.reshape(len(img), -1)
+
+    def out_of_range_fraction(self, X) -> float:
         """Fraction of finite pairs outside the grid (for images: whose centre is outside)."""
-        if not hasattr(self, "x_edges_"):
-            self.fit()
+        check_is_fitted(self, "x_edges_")
+        diagrams = X
         total = outside = 0
         for dgm in diagrams:
             for d in self.dims:
@@ -114,12 +123,12 @@ class _DiagramVectorizer(TransformerMixin, BaseEstimator):
 class PersistenceHistogram(_DiagramVectorizer):
     """Normalised 2D persistence histograms, one channel per homology dimension.
 
-    ``transform(diagrams, n_atoms=None)``: ``diagrams`` is a list of ``{dim: (k, 2) array}``;
-    ``n_atoms`` (array, one per diagram) is needed for ``normalize="per_atom"``.
+    ``transform(X)``: ``X`` is a list of ``PersistenceResult`` (or, with ``normalize="none"``, of bare
+    ``{dim: (k, 2) array}`` diagrams).
     """
 
-    def __init__(self, dims=(0, 1, 2), bins: int = 32, range=(0.0, 8.0), normalize: str = "per_atom",
-                 axes: str = "birth_death", persistence_range=None):
+    def __init__(self, dims=tuple(_D["dims"]), bins: int = _D["bins"], range=tuple(_D["range"]),
+                 normalize: str = _D["normalize"], axes: str = _D["axes"], persistence_range=None):
         self.dims = dims
         self.bins = bins
         self.range = range
@@ -140,9 +149,10 @@ class PersistenceImage(_DiagramVectorizer):
     w(pair) (Φ((x_i+1 - x)/σ) - Φ((x_i - x)/σ)) (Φ((y_j+1 - y)/σ) - Φ((y_j - y)/σ)).
     """
 
-    def __init__(self, dims=(0, 1, 2), bins: int = 32, range=(0.0, 8.0), sigma: float = 0.1,
-                 weight: str = "none", weight_a: float = 1.0, weight_c: float = 1.0, weight_p: float = 1.0,
-                 normalize: str = "per_atom", axes: str = "birth_death", persistence_range=None):
+    def __init__(self, dims=tuple(_D["dims"]), bins: int = _D["bins"], range=tuple(_D["range"]),
+                 sigma: float = _D["sigma"], weight: str = _D["weight"], weight_a: float = _D["weight_a"],
+                 weight_c: float = _D["weight_c"], weight_p: float = _D["weight_p"], normalize: str = _D["normalize"],
+                 axes: str = _D["axes"], persistence_range=None):
         self.dims = dims
         self.bins = bins
         self.range = range
@@ -184,9 +194,10 @@ VECTORIZERS = {"histogram": PersistenceHistogram, "image": PersistenceImage}
 
 
 def make_vectorizer(params: dict) -> _DiagramVectorizer:
-    """The vectoriser a ``descriptors`` config block describes: the keys its class takes (defaults are the
-    class's own; a histogram ignores the image-only keys)."""
-    kind = params.get("kind", "histogram")
+    """The vectoriser a ``descriptors`` config block describes (``kind`` picks the class; keys the class does
+    not take, e.g. a histogram's image-only keys, are ignored; absent keys take the defaults)."""
+    params = {**_D, **params}
+    kind = params["kind"]
     if kind not in VECTORIZERS:
         raise ValueError(f"unknown descriptors.kind {kind!r}")
     cls = VECTORIZERS[kind]
@@ -197,87 +208,6 @@ def make_vectorizer(params: dict) -> _DiagramVectorizer:
     return cls(**kw)
 
 
-def build_dataset(diagram_files: list[str], output: str, params: dict, provenance: dict | None = None) -> dict:
-    """Vectorise every frame of the batch files into one HDF5 dataset (X, y in eV/atom, metadata)."""
-    diagrams, cols = [], {}
-    units = None
-    for path in diagram_files:
-        part = read_diagrams(path)
-        units = units or part["attrs"]["units"]
-        if part["attrs"]["units"] != units:
-            raise InputFileError(path, f"units {part['attrs']['units']!r} differ from {units!r} of earlier batches")
-        diagrams.extend(part["diagrams"])
-        for k, v in part["frames"].items():
-            cols.setdefault(k, []).append(v)
-    if not diagrams:
-        raise InputFileError(diagram_files[0] if diagram_files else "<none>", "no frames in the diagram files")
-    cols = {k: np.concatenate(v) for k, v in cols.items()}
-    vec = make_vectorizer(params).fit()
-    n_complex = cols["n_atoms"] * cols["replicas"]
-    X = vec.transform(diagrams, n_atoms=n_complex)
-    y = cols["energy"] / cols["n_atoms"]
-    outside = vec.out_of_range_fraction(diagrams)
-    if outside > 0.01:
-        log.warning("%.1f%% of finite pairs fall outside descriptors.range %s %s: widen it", 100 * outside,
-                    params["range"], units)
-    with atomic_path(output) as tmp, h5py.File(tmp, "w") as h:
-        h.attrs.update(format=DATASET_FORMAT, version=__version__, kind=params.get("kind", "histogram"),
-                       dims=list(params["dims"]), bins=params["bins"], range=list(params["range"]), units=units,
-                       axes=vec.axes, y_range=[float(vec.y_edges_[0]), float(vec.y_edges_[-1])],
-                       params=json.dumps(params, sort_keys=True),
-                       normalize=params.get("normalize", "per_atom"), y_units="eV/atom",
-                       out_of_range_fraction=outside, provenance=json.dumps(provenance or {}, sort_keys=True))
-        h.create_dataset("X", data=X.astype(np.float32), chunks=(min(len(X), 256),) + X.shape[1:],
-                         compression="gzip")
-        h.create_dataset("y", data=y)
-        m = h.create_group("meta")
-        for k, v in cols.items():
-            if v.dtype == object:
-                m.create_dataset(k, data=list(v), dtype=h5py.string_dtype())
-            else:
-                m.create_dataset(k, data=v)
-    log.info("dataset %s: X %s, y %.4f..%.4f eV/atom, %.2f%% pairs out of range", output, X.shape, y.min(), y.max(),
-             100 * outside)
-    return {"n": len(y), "shape": list(X.shape), "out_of_range_fraction": outside}
-
-
-class Dataset:
-    """Lazy view of a dataset file: ``X[idx]`` reads only the rows asked for."""
-
-    def __init__(self, path):
-        self.path = str(path)
-        try:
-            self._h = h5py.File(self.path, "r")
-            if self._h.attrs.get("format") != DATASET_FORMAT:
-                raise InputFileError(path, "not a topoamorph dataset file")
-            self.X = self._h["X"]
-            self.y = self._h["y"][()]
-            self.attrs = dict(self._h.attrs)
-            self.meta = {}
-            for k in self._h["meta"]:
-                v = self._h["meta"][k][()]
-                if v.dtype == object:
-                    v = np.array([x.decode() if isinstance(x, bytes) else x for x in v], dtype=object)
-                self.meta[k] = v
-        except InputFileError:
-            raise
-        except (OSError, KeyError) as exc:
-            raise InputFileError(path, f"unreadable dataset file ({type(exc).__name__}: {exc})") from None
-        if len(self.y) != self.X.shape[0]:
-            raise InputFileError(path, "X and y have different lengths (truncated or corrupt)")
-
-    def __len__(self):
-        return len(self.y)
-
-    def rows(self, idx) -> np.ndarray:
-        unique, inverse = np.unique(np.asarray(idx, dtype=np.int64), return_inverse=True)
-        return self.X[unique][inverse] if len(unique) else np.zeros((0,) + self.X.shape[1:], np.float32)
-
-    def close(self):
-        self._h.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+def kind_of(vectorizer) -> str:
+    """The ``descriptors.kind`` of a vectoriser."""
+    return next(k for k, cls in VECTORIZERS.items() if type(vectorizer) is cls)

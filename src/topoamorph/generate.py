@@ -15,28 +15,25 @@ engine, produces bitwise the frames of an uninterrupted run. A checkpoint writte
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
-from ase import Atoms, units
+from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixCom
 
 from . import engines, provenance
-from .errors import ConfigError, InputFileError
-from .io import atomic_path
+from .formats.checkpoint import Checkpoint, settings_key
+from .mpi import world
 from .plan import Schedule
+from .settings import StructuresSettings
+from .thermostats import thermostat
 from .units import volume_for_density
 
 log = logging.getLogger(__name__)
-
-TRACE_COLUMNS = ("step", "time_ps", "stage", "target_K", "kinetic_K", "epot_eV_per_atom", "etot_eV_per_atom")
 
 
 def initial_structure(element: str, natoms: int, density: float, rng: np.random.Generator,
@@ -56,113 +53,6 @@ def initial_structure(element: str, natoms: int, density: float, rng: np.random.
     atoms = Atoms(f"{element}{natoms}", positions=positions, cell=[length] * 3, pbc=True)
     atoms.wrap()
     return atoms
-
-
-# --- thermostats --------------------------------------------------------------------------------
-
-@dataclass
-class Thermostat:
-    """An ASE dynamics object with what a ramp and a checkpoint need from it."""
-
-    dyn: object
-    set_temperature: object  # callable(T_K)
-    state: object = field(default=lambda: {})  # callable() -> dict of arrays
-    restore: object = field(default=lambda s: None)  # callable(dict of arrays)
-
-
-def _thermostat(atoms: Atoms, protocol: dict, temperature_K: float, rng: np.random.Generator) -> Thermostat:
-    th = protocol["thermostat"]
-    dt = protocol["timestep_fs"] * units.fs
-    name = th["name"]
-    if name == "langevin":
-        from ase.md.langevin import Langevin
-
-        friction = th.get("friction_per_ps", 10.0) / (1000.0 * units.fs)
-        dyn = Langevin(atoms, dt, temperature_K=temperature_K, friction=friction, fixcm=False, rng=rng)
-        return Thermostat(dyn, lambda t: dyn.set_temperature(temperature_K=t))
-    if name == "bussi":
-        from ase.md.bussi import Bussi
-
-        dyn = Bussi(atoms, dt, temperature_K=temperature_K, taut=th.get("taut_fs", 100.0) * units.fs, rng=rng)
-
-        def set_t(t):
-            dyn.temp = t * units.kB
-            dyn.target_kinetic_energy = 0.5 * dyn.temp * dyn.ndof
-
-        return Thermostat(dyn, set_t)
-    if name == "nose_hoover_chain":
-        from ase.md.nose_hoover_chain import NoseHooverChainNVT
-
-        tdamp = th.get("tdamp_fs", 100.0 * protocol["timestep_fs"]) * units.fs
-        dyn = NoseHooverChainNVT(atoms, dt, temperature_K=temperature_K, tdamp=tdamp,
-                                 tchain=int(th.get("chain_length", 3)))
-        nhc = dyn._thermostat
-
-        def set_t(t):
-            # the chain's masses follow the target temperature (Q = 3N kT tdamp², kT tdamp²)
-            kT = units.kB * t
-            nhc._kT = kT
-            nhc._Q[0] = 3 * nhc._num_atoms_global * kT * tdamp**2
-            nhc._Q[1:] = kT * tdamp**2
-
-        def state():
-            return {"nhc_q": dyn._q, "nhc_p": dyn._p, "nhc_eta": nhc._eta, "nhc_p_eta": nhc._p_eta}
-
-        def restore(s):
-            dyn._q, dyn._p = s["nhc_q"].copy(), s["nhc_p"].copy()
-            nhc._eta, nhc._p_eta = s["nhc_eta"].copy(), s["nhc_p_eta"].copy()
-
-        return Thermostat(dyn, set_t, state, restore)
-    raise ConfigError("structures.protocol.thermostat.name", f"unknown thermostat {name!r}")
-
-
-# --- checkpoints --------------------------------------------------------------------------------
-
-def settings_key(*parts) -> str:
-    """A hash of what a job's result depends on; a checkpoint is only resumed under the same key."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-
-class Checkpoint:
-    """One atomic ``.npz`` file: named arrays plus a JSON ``meta`` record. Written by MPI rank 0 only."""
-
-    FORMAT = "topoamorph-checkpoint/1"
-
-    def __init__(self, path, key: str):
-        self.path = Path(path) if path else None
-        self.key = key
-
-    def load(self) -> tuple[dict, dict] | None:
-        if self.path is None or not self.path.exists():
-            return None
-        try:
-            with np.load(self.path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-            meta = json.loads(str(arrays.pop("meta")))
-        except Exception as exc:  # noqa: BLE001 (a corrupt checkpoint is reported, then ignored)
-            log.warning("checkpoint %s is unreadable (%s): starting from the beginning", self.path, exc)
-            return None
-        if meta.get("format") != self.FORMAT or meta.get("key") != self.key:
-            log.warning("checkpoint %s was written for other settings: starting from the beginning", self.path)
-            return None
-        return arrays, meta
-
-    def save(self, arrays: dict, meta: dict) -> None:
-        if self.path is None or not engines.is_root():
-            return
-        meta = dict(meta, format=self.FORMAT, key=self.key)
-        with atomic_path(self.path, suffix=".npz") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
-
-    def remove(self) -> None:
-        if self.path is not None and engines.is_root():
-            self.path.unlink(missing_ok=True)
-
-
-def remove_checkpoint(path) -> None:
-    """Delete a job's checkpoint once its outputs are complete (MPI rank 0; no-op without one)."""
-    Checkpoint(path, key="").remove()
 
 
 class _FrameStore:
@@ -208,28 +98,29 @@ class _FrameStore:
 @dataclass
 class MDResult:
     frames: list
-    trace: list  # rows as in TRACE_COLUMNS
+    trace: list  # rows as in formats.trace.COLUMNS
 
 
 def melt_quench(structures: dict, sched: Schedule, density: float, run: int, seed: int,
                 checkpoint: str | None = None, workdir: str | None = None) -> MDResult:
     """Run (or resume) one melt-quench trajectory; return its sampled frames (in order) and its trace."""
     rng = np.random.default_rng(seed)
-    protocol = structures["protocol"]
-    element = structures["element"]
-    atoms = initial_structure(element, structures["natoms"], density, rng, structures.get("rattle_angstrom", 0.05))
+    settings = StructuresSettings.from_config(structures)
+    protocol = settings.protocol
+    element = settings.element
+    atoms = initial_structure(element, settings.natoms, density, rng, settings.rattle_angstrom)
     atoms.set_constraint(FixCom())
-    engine_cfg = structures["engine"]
-    atoms.calc = engines.calculator(engine_cfg, element, workdir=workdir, natoms=len(atoms))
-    engine_name = engines.describe(engine_cfg)
-    comm = engines.world()
+    eng = engines.engine(settings.engine)
+    atoms.calc = eng.calculator(element, workdir=workdir, natoms=len(atoms))
+    engine_name = eng.describe()
+    comm = world()
 
     from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
-    t0 = protocol.get("initial_temperature_K", sched.segments[0].t_start_K)
+    t0 = protocol.initial_temperature_K
     thermalize_momenta(atoms, temperature_K=t0, rng=rng)
     Stationary(atoms)
-    thermo = _thermostat(atoms, protocol, t0, rng)
+    thermo = thermostat(atoms, protocol.thermostat, protocol.timestep_fs, t0, rng)
 
     ck = Checkpoint(checkpoint, settings_key(structures, float(density), int(run), int(seed)))
     store, trace, done = _FrameStore(atoms.get_chemical_symbols(), atoms.cell), [], 0
@@ -247,10 +138,8 @@ def melt_quench(structures: dict, sched: Schedule, density: float, run: int, see
         log.info("resuming from checkpoint %s: step %d/%d, %d frames already sampled", checkpoint, done, total,
                  len(store))
 
-    every_log = int(protocol.get("log_every_steps", 500))
-    every_trace = int(protocol.get("trace_every_steps", 10))
-    every_ck = int(protocol.get("checkpoint_every_steps", 500))
-    every_ck_s = float(protocol.get("checkpoint_every_s", 900.0))
+    every_log, every_trace = protocol.log_every_steps, protocol.trace_every_steps
+    every_ck, every_ck_s = protocol.checkpoint_every_steps, protocol.checkpoint_every_s
     log.info("melt-quench rho=%.3f g/cm3 run=%d seed=%d engine=%s (%d MPI ranks): %d steps, %d frames",
              density, run, seed, engine_name, comm.size, total, sched.frames)
 
@@ -315,43 +204,6 @@ def _frame_info(atoms, seg, k, step, sched, density, run, seed, engine_name) -> 
     }
 
 
-def write_frames(path, frames) -> None:
-    """Write frames as extxyz, atomically (MPI rank 0 only)."""
-    from ase.io import write
-
-    if not engines.is_root():
-        return
-    with atomic_path(path) as tmp:
-        write(tmp, frames, format="extxyz")
-
-
-def write_trace(path, rows) -> None:
-    """The run's temperature/energy trace as CSV, atomically (MPI rank 0 only)."""
-    if not engines.is_root():
-        return
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as fh:
-            fh.write(provenance.csv_header() + "\n")
-            fh.write(",".join(TRACE_COLUMNS) + "\n")
-            for r in rows:
-                fh.write(f"{r[0]},{r[1]!r},{r[2]},{r[3]!r},{r[4]!r},{r[5]!r},{r[6]!r}\n")
-
-
-def read_trace(path) -> dict:
-    """A trace CSV as columns (numpy arrays; ``stage`` as strings)."""
-    import csv
-
-    with open(path) as fh:
-        rows = list(csv.DictReader(provenance.skip_comments(fh)))
-    if not rows:
-        raise InputFileError(path, "trace has no rows")
-    out = {}
-    for c in TRACE_COLUMNS:
-        vals = [r[c] for r in rows]
-        out[c] = np.array(vals) if c == "stage" else np.array(vals, dtype=float)
-    return out
-
-
 # --- relabel ------------------------------------------------------------------------------------
 
 def relabel(frames: list[Atoms], engine_cfg: dict, element: str, checkpoint: str | None = None,
@@ -368,9 +220,9 @@ def relabel(frames: list[Atoms], engine_cfg: dict, element: str, checkpoint: str
         energies = [float(e) for e in arrays["energies"]]
         forces_done = list(arrays["forces"]) if forces else []
         log.info("resuming relabel from checkpoint %s: %d/%d frames done", checkpoint, len(energies), len(frames))
-    calc = engines.calculator(engine_cfg, element, key="relabel.engine", workdir=workdir,
-                              natoms=len(frames[0]) if frames else 0)
-    label = engines.describe(engine_cfg)
+    eng = engines.engine(engine_cfg, key="relabel.engine")
+    calc = eng.calculator(element, workdir=workdir, natoms=len(frames[0]) if frames else 0)
+    label = eng.describe()
     clock, start, last_ck = time.perf_counter(), len(energies), time.perf_counter()
     for i in range(len(energies), len(frames)):
         atoms = frames[i].copy()

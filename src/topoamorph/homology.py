@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from .alpha_fast import unique_rows
 from .errors import HomologyError
+from .persistence import PersistenceResult, split_essential  # noqa: F401 (split_essential: public here too)
+from .settings import HomologySettings
 
 log = logging.getLogger(__name__)
 
 UNITS = {"alpha": "angstrom^2 (squared radius)", "rips": "angstrom (edge length)"}
-#: Default Vietoris-Rips threshold (Å): H2 of amorphous carbon needs about 5 Å.
-RIPS_THRESHOLD = 5.0
 ZERO_PERSISTENCE = 1e-9  # Å²: pairs closer than this to the diagonal are dropped
 #: Coordinates go onto an integer grid of this spacing (Å), cell vectors too, so that every periodic
 #: translate of an atom is bit-exact and CGAL's exact predicates (with their symbolic perturbation)
@@ -40,22 +38,8 @@ GRID = 2.0**-40
 BACKENDS = ("alpha", "rips")
 
 
-@dataclass
-class PersistenceResult:
-    """Diagrams of one structure, with how they were obtained.
-
-    ``replicas``: atoms of the complex per atom of the input cell (1, 8 or 27 for alpha; k**3 for rips);
-    ``margin``: width of the periodic images used (Å); ``info``: the path taken (qhull, cgal, ripser).
-    """
-
-    diagrams: dict[int, np.ndarray]
-    replicas: int = 1
-    margin: float = 0.0
-    info: dict = field(default_factory=dict)
-
-
-def persistence_diagrams(atoms, backend: str = "alpha", maxdim: int = 2, precision: str = "safe",
-                         threshold: float = RIPS_THRESHOLD) -> dict:
+def persistence_diagrams(atoms, backend: str | None = None, maxdim: int | None = None, precision: str | None = None,
+                         threshold: float | None = None) -> dict:
     """Persistence diagrams ``{dim: (k, 2) array}`` (essential classes with death = inf).
 
     ``backend="alpha"``: values are squared radii (Å²). ``backend="rips"``: values are edge lengths (Å),
@@ -65,8 +49,14 @@ def persistence_diagrams(atoms, backend: str = "alpha", maxdim: int = 2, precisi
     return compute(atoms, backend=backend, maxdim=maxdim, precision=precision, threshold=threshold).diagrams
 
 
-def compute(atoms, backend: str = "alpha", maxdim: int = 2, precision: str = "safe",
-            threshold: float = RIPS_THRESHOLD) -> PersistenceResult:
+def compute(atoms, backend: str | None = None, maxdim: int | None = None, precision: str | None = None,
+            threshold: float | None = None) -> PersistenceResult:
+    """The diagrams of one structure with its atom count, replication and units. Options left unset take
+    the campaign defaults (``homology`` in ``topoamorph.settings.defaults()``; ``threshold`` is
+    ``homology.rips_threshold``)."""
+    given = {"backend": backend, "maxdim": maxdim, "precision": precision, "rips_threshold": threshold}
+    opts = HomologySettings.from_config({k: v for k, v in given.items() if v is not None})
+    backend, maxdim = opts.backend, opts.maxdim
     if backend not in BACKENDS:
         raise HomologyError(f"unknown homology backend {backend!r} (known: {', '.join(BACKENDS)})")
     if not 0 <= maxdim <= 2:
@@ -80,8 +70,11 @@ def compute(atoms, backend: str = "alpha", maxdim: int = 2, precision: str = "sa
     if abs(np.linalg.det(cell)) < 1e-9:
         raise HomologyError("the cell has zero volume")
     if backend == "rips":
-        return periodic_rips(positions, cell, maxdim=maxdim, threshold=threshold)
-    return periodic_alpha(positions, cell, maxdim=maxdim, precision=precision)
+        result = periodic_rips(positions, cell, maxdim=maxdim, threshold=opts.rips_threshold)
+    else:
+        result = periodic_alpha(positions, cell, maxdim=maxdim, precision=opts.precision)
+    result.n_atoms, result.units = len(positions), UNITS[backend]
+    return result
 
 
 def rips_replication(cell, threshold: float) -> int:
@@ -94,8 +87,7 @@ def rips_replication(cell, threshold: float) -> int:
     return int(np.floor(3.0 * threshold / hmin * (1.0 + 1e-12))) + 1
 
 
-def periodic_rips(positions, cell, maxdim: int = 2, threshold: float = RIPS_THRESHOLD,
-                  replicas: int | None = None) -> PersistenceResult:
+def periodic_rips(positions, cell, maxdim: int, threshold: float, replicas: int | None = None) -> PersistenceResult:
     """Vietoris-Rips persistence (ripser) of periodic minimum-image distances up to ``threshold`` (Å).
 
     The cell is replicated k x k x k (``rips_replication``) so the threshold stays below a third of the
@@ -118,7 +110,7 @@ def periodic_rips(positions, cell, maxdim: int = 2, threshold: float = RIPS_THRE
     dm = coo_matrix((d, (i, j)), shape=(n, n)).tocsr()
     dgms = ripser(dm, distance_matrix=True, maxdim=maxdim, thresh=threshold)["dgms"]
     out = {dim: _canonical_pairs(dgms[dim]) for dim in range(maxdim + 1)}
-    return PersistenceResult(out, k**3, 0.0, {"path": "ripser", "threshold": threshold})
+    return PersistenceResult(out, replicas=k**3, info={"path": "ripser", "threshold": threshold})
 
 
 def _cell_heights(cell: np.ndarray) -> np.ndarray:
@@ -129,7 +121,7 @@ def _cell_heights(cell: np.ndarray) -> np.ndarray:
 REPLICATIONS = (1, 2, 3)  # k: try the cell, then k x k x k supercells
 
 
-def periodic_alpha(positions, cell, maxdim: int = 2, precision: str = "safe") -> PersistenceResult:
+def periodic_alpha(positions, cell, maxdim: int, precision: str) -> PersistenceResult:
     n = len(positions)
     if n < 1:
         raise HomologyError("no atoms")
@@ -169,7 +161,7 @@ def _periodic_alpha_once(positions, cell, maxdim, precision):
         if excess <= 0:
             diagrams = _diagrams(_simplex_tree(simplices, filtrations), maxdim)
             if _torus_classes_ok(diagrams):
-                return PersistenceResult(diagrams, 1, margin, {"path": "qhull"})
+                return PersistenceResult(diagrams, margin=margin, info={"path": "qhull"})
             break
         margin += excess * 1.05 + 1e-6
     # exact path: CGAL through gudhi
@@ -186,7 +178,7 @@ def _periodic_alpha_once(positions, cell, maxdim, precision):
                 if not _torus_classes_ok(diagrams):
                     raise HomologyError("the periodic complex does not have the homology of the 3-torus "
                                         f"({_essential_counts(diagrams)} essential classes); refusing a wrong diagram")
-                return PersistenceResult(diagrams, 1, margin, {"path": "cgal"})
+                return PersistenceResult(diagrams, margin=margin, info={"path": "cgal"})
             margin = 1.05 * needed
         else:  # the kept simplices do not triangulate the torus yet: look further
             margin *= 1.3
@@ -338,9 +330,3 @@ def _canonical_pairs(pairs) -> np.ndarray:
 def _diagrams(st, maxdim: int) -> dict[int, np.ndarray]:
     st.compute_persistence(homology_coeff_field=2, persistence_dim_max=False)
     return {d: _canonical_pairs(st.persistence_intervals_in_dimension(d)) for d in range(maxdim + 1)}
-
-
-def split_essential(diagram: np.ndarray):
-    """(finite pairs (k, 2), essential births (m,)) of one diagram."""
-    finite = np.isfinite(diagram[:, 1])
-    return diagram[finite], diagram[~finite, 0]

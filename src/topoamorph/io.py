@@ -82,3 +82,36 @@ def load_npz(path, keys=()) -> dict:
     if missing:
         raise InputFileError(path, f"missing arrays {missing}")
     return out
+
+
+def decode_strings(values):
+    """An HDF5 string column as a numpy object array of ``str``."""
+    import numpy as np
+
+    return np.array([v.decode() if isinstance(v, bytes) else v for v in values], dtype=object)
+
+
+def check_hdf5_format(h, path, fmt: str, what: str) -> None:
+    """Raise InputFileError naming ``path`` unless the open HDF5 file ``h`` says it is ``fmt``."""
+    from .errors import InputFileError
+
+    if h.attrs.get("format") != fmt:
+        raise InputFileError(path, f"not a topoamorph {what} file (format {h.attrs.get('format')!r})")
+
+
+@contextlib.contextmanager
+def read_hdf5(path, fmt: str, what: str):
+    """An HDF5 file of format ``fmt`` opened for reading; a missing, truncated, corrupt or foreign file is
+    an InputFileError naming it (``what``: the kind of file, for the message)."""
+    import h5py
+
+    from .errors import InputFileError
+
+    try:
+        with h5py.File(path, "r") as h:
+            check_hdf5_format(h, path, fmt, what)
+            yield h
+    except InputFileError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputFileError(path, f"unreadable {what} file ({type(exc).__name__}: {exc})") from None

@@ -18,9 +18,12 @@ import time
 
 import numpy as np
 
+from .settings import SplitSettings, defaults
 from .units import ev_to_mev
 
 log = logging.getLogger(__name__)
+#: the defaults of the models' parameters: ``train.ridge`` and ``train.cnn`` of the campaign defaults
+_RIDGE, _CNN = defaults()["train"]["ridge"], defaults()["train"]["cnn"]
 
 
 # ---------------------------------------------------------------- split and metrics
@@ -36,8 +39,7 @@ def _pick(rng, candidates, groups, fraction):
     return np.array([i for i in candidates if groups[i] in chosen], dtype=np.int64)
 
 
-def split(meta: dict, test_fraction: float, seed: int, by: str = "frame", test_source: str | None = None,
-          validation_fraction: float = 0.0) -> dict:
+def split(meta: dict, settings: SplitSettings, seed: int) -> dict:
     """Train/validation/test indices: random frames (``frame``), whole runs/files (``run``), or the
     frames of ``test_source`` (``source``: imported train and test files) as test.
 
@@ -45,6 +47,8 @@ def split(meta: dict, test_fraction: float, seed: int, by: str = "frame", test_s
     frames for ``source``) is held out of every model's fit: the CNN stops early on it, and every
     model reports its error there.
     """
+    by, test_fraction, validation_fraction = settings.by, settings.test_fraction, settings.validation_fraction
+    test_source = settings.test_source
     n = len(meta["energy"])
     rng = np.random.default_rng(seed)
     groups = [str(s) for s in meta["source"]] if by == "run" else None
@@ -123,7 +127,8 @@ class RidgeModel:
     decomposition per fold and stays exact when features outnumber frames or columns are empty.
     """
 
-    def __init__(self, alpha_min=1e-6, alpha_max=1e3, n_alphas=19, cv_folds=5, seed=0):
+    def __init__(self, alpha_min=_RIDGE["alpha_min"], alpha_max=_RIDGE["alpha_max"], n_alphas=_RIDGE["n_alphas"],
+                 cv_folds=_RIDGE["cv_folds"], seed=0):
         self.alpha_min, self.alpha_max, self.n_alphas, self.cv_folds, self.seed = (
             alpha_min, alpha_max, n_alphas, cv_folds, seed)
 
@@ -201,7 +206,7 @@ def _torch_device(requested: str):
     return torch.device("cpu")
 
 
-def _build_cnn(in_channels: int, bins: int, channels=(16, 32), hidden: int = 64, pool: str = "max"):
+def _build_cnn(in_channels: int, bins: int, channels, hidden: int, pool: str):
     import torch.nn as nn
 
     layers, c, side = [], in_channels, bins
@@ -218,8 +223,10 @@ def _build_cnn(in_channels: int, bins: int, channels=(16, 32), hidden: int = 64,
 class CNNModel:
     """A small CNN regressor on (channels, bins, bins) images, with early stopping on a validation split."""
 
-    def __init__(self, epochs=150, batch_size=32, learning_rate=2e-3, weight_decay=1e-5, channels=(16, 32),
-                 hidden=64, validation_fraction=0.1, patience=30, device="auto", pool="max", seed=0):
+    def __init__(self, epochs=_CNN["epochs"], batch_size=_CNN["batch_size"], learning_rate=_CNN["learning_rate"],
+                 weight_decay=_CNN["weight_decay"], channels=tuple(_CNN["channels"]), hidden=_CNN["hidden"],
+                 validation_fraction=_CNN["validation_fraction"], patience=_CNN["patience"], device=_CNN["device"],
+                 pool=_CNN["pool"], seed=0):
         self.epochs, self.batch_size, self.learning_rate, self.weight_decay = epochs, batch_size, learning_rate, weight_decay
         self.channels, self.hidden, self.validation_fraction = tuple(channels), hidden, validation_fraction
         self.patience, self.device, self.pool, self.seed = patience, device, pool, seed

@@ -6,14 +6,16 @@ before any MD has run.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import engines
+from .formats.frames import count_frames
 from .paths import CampaignPaths, fmt_density
+from .provenance import config_hash
+from .settings import SourceSettings
 
 
 @dataclass(frozen=True)
@@ -129,34 +131,18 @@ class Chunk:
         return f"{self.path}@{self.start}:{self.stop}"
 
 
-@functools.lru_cache(maxsize=64)
-def _count(path: str, mtime_ns: int, size: int) -> int:
-    from .importer import count_frames
-
-    return count_frames(path)
-
-
 def frame_files(cfg: dict) -> list[tuple[str, int]]:
     """(file, number of frames) that homology reads, in order: the runs' frames, or the imported files
     (counted by scanning their atom-count lines; a missing or malformed file is an error naming it)."""
     if cfg["source"]["kind"] == "import":
-        from pathlib import Path
-
-        from .importer import count_frames, files
-
-        out = []
-        for path in files(cfg["source"]).values():
-            p = Path(path)
-            out.append((path, _count(path, p.stat().st_mtime_ns, p.stat().st_size) if p.is_file()
-                        else count_frames(path)))
-        return out
+        return [(path, count_frames(path)) for path in SourceSettings.from_config(cfg["source"]).files().values()]
     nframes = schedule(cfg["structures"]["protocol"]).frames
     return [(r.frames_path, nframes) for r in runs(cfg)]
 
 
 def batches(cfg: dict) -> list[list[Chunk]]:
     """Homology batches of at most ``homology.batch_size`` frames, in file order, spanning files."""
-    size = int(cfg["homology"].get("batch_size", 255))
+    size = int(cfg["homology"]["batch_size"])
     out: list[list[Chunk]] = [[]]
     filled = 0
     for path, nframes in frame_files(cfg):
@@ -195,9 +181,26 @@ def relabel_runtime_minutes(cfg: dict) -> int:
 
 def job_minutes(estimate: int, attempt: int, structures: dict) -> int:
     """What attempt ``attempt`` of a job asks for: more each retry, never above max_job_minutes."""
-    return int(min(estimate * attempt, int(structures.get("max_job_minutes", 2880))))
+    return int(min(estimate * attempt, int(structures["max_job_minutes"])))
 
 
 def _minutes(seconds: float) -> int:
     """1.5x the estimate plus 5 minutes, at least 10 minutes."""
     return int(max(10, math.ceil(1.5 * seconds / 60.0) + 5))
+
+
+def campaign_record(cfg: dict) -> dict:
+    """What identifies a campaign: its name, the hash of the whole validated config, its seed, and the
+    engine (with its version) that made or labelled the structures."""
+    out = {"campaign": cfg["campaign"], "config_hash": config_hash(cfg), "seed": int(cfg["seed"])}
+    if cfg["source"]["kind"] == "import":
+        out["engine"] = "import (labels from the imported files)"
+    else:
+        out["engine"] = cfg["structures"]["engine"]["name"]
+        try:
+            out["engine_version"] = engines.describe(cfg["structures"]["engine"])
+        except Exception as exc:  # noqa: BLE001 - an engine not installed on the submitting node
+            out["engine_version"] = f"unknown ({type(exc).__name__})"
+    if cfg.get("relabel"):
+        out["relabel_engine"] = cfg["relabel"]["engine"]["name"]
+    return out

@@ -3,8 +3,8 @@
 ``record(section, seed)`` is what JSON, HDF5 and model files carry: package versions, the git commit
 of the code, the hash of the config section the output depends on, the seed, and - inside a
 workflow - the campaign's provenance (``campaign_record``: campaign name, hash of the whole
-validated config, campaign seed, engine and its version), which the Snakefile hands to every job
-through the environment variable ``TOPOAMORPH_PROVENANCE``. CSV files carry the same record as a
+validated config, campaign seed, engine and its version; built by ``plan.campaign_record``), which the
+Snakefile hands to every job through the environment variable ``TOPOAMORPH_PROVENANCE``. CSV files carry the same record as a
 first line ``# provenance: {...}`` (``csv_header``; the project's readers skip ``#`` lines), PNG
 figures in their metadata, extxyz frames a few short keys (``frame_tags``).
 """
@@ -48,25 +48,6 @@ def _static() -> dict:
         pass
     return {"topoamorph": __version__, "python": platform.python_version(), "packages": versions,
             "git_commit": commit}
-
-
-def campaign_record(cfg: dict) -> dict:
-    """What identifies a campaign: its name, the hash of the whole validated config, its seed, and the
-    engine (with its version) that made or labelled the structures."""
-    from . import engines
-
-    out = {"campaign": cfg["campaign"], "config_hash": config_hash(cfg), "seed": int(cfg["seed"])}
-    if cfg["source"]["kind"] == "import":
-        out["engine"] = "import (labels from the imported files)"
-    else:
-        out["engine"] = cfg["structures"]["engine"]["name"]
-        try:
-            out["engine_version"] = engines.describe(cfg["structures"]["engine"])
-        except Exception as exc:  # noqa: BLE001 - an engine not installed on the submitting node
-            out["engine_version"] = f"unknown ({type(exc).__name__})"
-    if cfg.get("relabel"):
-        out["relabel_engine"] = cfg["relabel"]["engine"]["name"]
-    return out
 
 
 def campaign() -> dict | None:

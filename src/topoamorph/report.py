@@ -14,22 +14,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .formats.predictions import read_predictions  # noqa: E402
+from .formats.trace import read_trace  # noqa: E402
 from .io import atomic_path, read_json  # noqa: E402
-from .provenance import csv_header, record, skip_comments  # noqa: E402
+from .provenance import csv_header, record  # noqa: E402
 
 log = logging.getLogger(__name__)
-
-
-def _read_predictions(path) -> dict:
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(skip_comments(fh)))
-    return {
-        "part": np.array([r["part"] for r in rows]),
-        "y": np.array([float(r["y_true_ev_per_atom"]) for r in rows]),
-        "pred": np.array([float(r["y_pred_ev_per_atom"]) for r in rows]),
-        "density": np.array([float(r["density"]) for r in rows]),
-        "stage": np.array([r["stage"] for r in rows]),
-    }
 
 
 def _save(fig, path, dpi):
@@ -79,7 +69,7 @@ def parity_plots(prediction_files: dict, out, dpi=110) -> None:
     names = list(prediction_files)
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.6), squeeze=False)
     for ax, name in zip(axes[0], names):
-        p = _read_predictions(prediction_files[name])
+        p = read_predictions(prediction_files[name])
         for part, color in (("train", "0.75"), ("validation", "tab:orange"), ("test", "tab:blue")):
             m = p["part"] == part
             if m.any():
@@ -245,8 +235,6 @@ def sp3_trend(rows: list[dict]):
 def traces(trace_files: dict, out_png, dpi=110) -> None:
     """Target and kinetic temperature and potential energy against time, one line per run coloured by
     density: where a run heated, melted, quenched, or went wrong."""
-    from .generate import read_trace
-
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.8))
     dens = sorted({d for d, _ in trace_files})
     cmap = plt.get_cmap("viridis")

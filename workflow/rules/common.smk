@@ -2,6 +2,7 @@
 envvars:
     "PATH",
 
+import dataclasses
 import json
 import os
 import sys
@@ -19,28 +20,28 @@ if hasattr(os, "geteuid") and os.geteuid() == 0:  # OpenMPI (GPAW, CP2K, QE) ref
 
 try:
     from topoamorph import config as tconfig
-    from topoamorph import engines, plan
+    from topoamorph import engines, plan, provenance
     from topoamorph.errors import TopoamorphError
     from topoamorph.paths import CampaignPaths
+    from topoamorph.settings import Campaign, defaults
 except ImportError as exc:
     raise WorkflowError(
         f"the topoamorph package is not importable ({exc}): run 'make venv' and use .venv/bin/snakemake"
     )
 
-DEFAULTS = Path(workflow.basedir).parent / "config" / "config.yaml"
+# The campaign defaults (config/config.yaml links to the package's file), then the campaign's config.
 try:
-    _merged = tconfig.validate(tconfig.deep_merge(tconfig.load_yaml(DEFAULTS), config))
+    _merged = tconfig.validate(tconfig.deep_merge(defaults(), config))
 except TopoamorphError as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
 config.clear()
 config.update(tconfig.canonical(_merged))
+CAMPAIGN = Campaign.from_config(config)
 
 P = CampaignPaths(config["campaign"])
 # Every job's outputs carry the campaign's provenance (config hash, seed, engine and version): see provenance.py
-from topoamorph import provenance as _provenance
-
-os.environ[_provenance.ENV] = json.dumps(_provenance.campaign_record(config), sort_keys=True)
-IMPORT = config["source"]["kind"] == "import"
+os.environ[provenance.ENV] = json.dumps(plan.campaign_record(config), sort_keys=True)
+IMPORT = CAMPAIGN.imported
 RUNS = plan.runs(config)
 try:
     BATCHES = plan.batches(config)  # an imported file that is missing or malformed stops planning here
@@ -49,10 +50,10 @@ except TopoamorphError as exc:
 BATCH_IDS = plan.batch_ids(config)
 MODELS = ["ridge", "cnn"]
 BASELINES = ["mean", "density", "soap", "rdf"]
-SPECIES = [config["structures"]["element"]]
+SPECIES = [CAMPAIGN.structures.element]
 STRUCTURE_KEYS = ("element", "natoms", "lattice", "rattle_angstrom", "engine", "protocol")
 MD_MINUTES = plan.md_runtime_minutes(config["structures"])
-RELABEL_MINUTES = plan.relabel_runtime_minutes(config) if config.get("relabel") else 0
+RELABEL_MINUTES = plan.relabel_runtime_minutes(config) if CAMPAIGN.relabel else 0
 
 
 wildcard_constraints:
@@ -78,7 +79,7 @@ def structures_json():
 
 def relabel_engine():
     """The relabel engine block (the MD engine's when relabel is off: the rule is then never used)."""
-    return (config.get("relabel") or {}).get("engine") or config["structures"]["engine"]
+    return CAMPAIGN.relabel.engine if CAMPAIGN.relabel else config["structures"]["engine"]
 
 
 def relabel_json():
@@ -116,19 +117,13 @@ def batch_files(wildcards):
 
 
 def energy_key_option():
-    return f"--energy-key {config['source'].get('energy_key', 'energy')}" if IMPORT else ""
+    """The homology job's --energy-key option for imported frames (generated frames carry their energy)."""
+    return f"--energy-key {CAMPAIGN.source.energy_key}" if IMPORT else ""
 
 
 def split_params():
-    """The split: the config's, or for imported data the files' own (train/test) or a seeded random one."""
-    split = config["train"]["split"]
-    if not IMPORT:
-        return split
-    src = config["source"]
-    val = {"validation_fraction": split.get("validation_fraction", 0.0)}
-    if src.get("file"):
-        return {"by": "frame", "test_fraction": src.get("test_fraction", split["test_fraction"]), **val}
-    return {"by": "source", "test_source": src["test"], **val}
+    """The split every model shares (settings.Campaign.split): the fields that are set."""
+    return {k: v for k, v in sorted(dataclasses.asdict(CAMPAIGN.split()).items()) if v is not None}
 
 
 def learning_curve_model_params():
@@ -138,7 +133,7 @@ def learning_curve_model_params():
 
 
 def split_seed():
-    return config["source"].get("seed", config["seed"]) if IMPORT else config["seed"]
+    return CAMPAIGN.split_seed()
 
 
 def batch_specs(wildcards):
@@ -148,10 +143,10 @@ def batch_specs(wildcards):
 def homology_options():
     """Backend-specific CLI options: only what the chosen backend uses, so that changing another
     backend's setting does not rerun homology."""
-    h = config["homology"]
-    if h["backend"] == "rips":
-        return f"--threshold {h.get('rips_threshold', 5.0)} {energy_key_option()}".strip()
-    return f"--precision {h.get('precision', 'safe')} {energy_key_option()}".strip()
+    h = CAMPAIGN.homology
+    if h.backend == "rips":
+        return f"--threshold {h.rips_threshold} {energy_key_option()}".strip()
+    return f"--precision {h.precision} {energy_key_option()}".strip()
 
 
 REPORT_NAMES = ("metrics.md", "metrics.csv", "parity.png", "diagrams.png", "ridge_coefficients.png",

@@ -1,9 +1,9 @@
 rule descriptors:
     """Normalised persistence histograms of every frame, aggregated into one dataset (X, y, metadata)."""
     input:
-        expand(P.diagrams(), batch=BATCH_IDS),
+        diagrams=expand(P.diagrams(), batch=BATCH_IDS),
     output:
-        P.dataset(),
+        dataset=P.dataset(),
     params:
         descriptors=config["descriptors"],
     log:
@@ -23,7 +23,7 @@ rule structure_features:
         dataset=P.dataset(),
         frames=frames_files(),
     output:
-        P.features(),
+        features=P.features(),
     params:
         baselines=config["train"]["baselines"],
         species=SPECIES,

@@ -31,12 +31,12 @@ rule relabel:
     """Single-point energies (and forces) of one run's frames with the relabel engine; frames keep the MD
     energy as md_energy. Resumes from its checkpoint."""
     input:
-        P.structures(),
+        frames=P.structures(),
     output:
-        P.labels(),
+        labels=P.labels(),
     params:
         engine=relabel_json(),
-        forces="" if config.get("relabel", {}) and config["relabel"].get("forces", True) else "--no-forces",
+        forces="" if CAMPAIGN.relabel is None or CAMPAIGN.relabel.forces else "--no-forces",
         element=config["structures"]["element"],
         launch=relabel_launch,
         checkpoint=P.checkpoint("relabel"),
@@ -52,8 +52,8 @@ rule relabel:
     conda:
         "../envs/generate.yaml"
     shell:
-        "{params.launch} topoamorph relabel {input:q} --engine {params.engine:q} --element {params.element}"
-        " --output {output:q} {params.forces} --checkpoint {params.checkpoint:q} --workdir {params.workdir:q}"
+        "{params.launch} topoamorph relabel {input.frames:q} --engine {params.engine:q} --element {params.element}"
+        " --output {output.labels:q} {params.forces} --checkpoint {params.checkpoint:q} --workdir {params.workdir:q}"
         " >> {log:q} 2>&1"
 
 
@@ -62,12 +62,12 @@ rule validate_import:
     positions, energy under source.energy_key, supported species, no overlapping atoms) before any homology
     job starts; the first problem stops the campaign naming the file and frame."""
     input:
-        [path for path, _ in plan.frame_files(config)] if IMPORT else [],
+        frames=frames_files() if IMPORT else [],
     output:
-        P.manifest(),
+        manifest=P.manifest(),
     params:
         source=config["source"],
-        species=[config["structures"]["element"]],
+        species=SPECIES,
     log:
         P.log("validate_import"),
     conda:

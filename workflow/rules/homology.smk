@@ -1,9 +1,9 @@
 rule homology:
     """Persistence diagrams of one batch of frames, spread over MPI ranks (one job per batch)."""
     input:
-        batch_files,
+        frames=batch_files,
     output:
-        P.diagrams(),
+        diagrams=P.diagrams(),
     params:
         specs=batch_specs,
         backend=config["homology"]["backend"],
@@ -11,14 +11,14 @@ rule homology:
         backend_options=homology_options(),
     log:
         P.log("homology", "batch{batch}"),
-    threads: config["homology"].get("mpi_ranks", 1)
+    threads: CAMPAIGN.homology.mpi_ranks
     resources:
-        tasks=config["homology"].get("mpi_ranks", 1),
+        tasks=CAMPAIGN.homology.mpi_ranks,
         mpi="mpiexec",
         runtime=60,
         mem_mb=2000,
     conda:
         "../envs/homology.yaml"
     shell:
-        "{resources.mpi} -n {resources.tasks} topoamorph homology {params.specs:q} --output {output:q}"
+        "{resources.mpi} -n {resources.tasks} topoamorph homology {params.specs:q} --output {output.diagrams:q}"
         " --backend {params.backend} --maxdim {params.maxdim} {params.backend_options} > {log:q} 2>&1"

@@ -5,7 +5,7 @@ rule report:
         metrics=[P.metrics(m) for m in MODELS + BASELINES],
         predictions=[P.predictions(m) for m in MODELS + BASELINES],
         ridge_model=P.model("ridge", "npz"),
-        learning_curve=P.metrics("learning_curve"),
+        curve=P.metrics("learning_curve"),
         dataset=P.dataset(),
         diagrams=expand(P.diagrams(), batch=BATCH_IDS),
         structures=frames_files(),
@@ -14,14 +14,14 @@ rule report:
         table=report(P.report("metrics.md"), caption="../report/metrics.rst", category="Metrics"),
         table_csv=P.report("metrics.csv"),
         parity=report(P.report("parity.png"), caption="../report/parity.rst", category="Models"),
-        diagrams=report(P.report("diagrams.png"), caption="../report/diagrams.rst", category="Homology"),
+        diagram_examples=report(P.report("diagrams.png"), caption="../report/diagrams.rst", category="Homology"),
         ridge_map=report(
             P.report("ridge_coefficients.png"), caption="../report/ridge_map.rst", category="Models"
         ),
         energy_density=report(
             P.report("energy_density.png"), caption="../report/energy_density.rst", category="Structures"
         ),
-        structure=report(P.report("structure.png"), caption="../report/structure.rst", category="Structures"),
+        structure_png=report(P.report("structure.png"), caption="../report/structure.rst", category="Structures"),
         structure_csv=P.report("structure.csv"),
         learning_curve=report(
             P.report("learning_curve.png"), caption="../report/learning_curve.rst", category="Models"
@@ -33,8 +33,7 @@ rule report:
     params:
         models=MODELS + BASELINES,
         runs=[(r.density, r.run) for r in RUNS],
-        report=config["report"],
-        descriptors=config["descriptors"],
+        settings=config["report"],
     log:
         P.log("report"),
     conda:

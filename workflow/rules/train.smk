@@ -1,11 +1,11 @@
 rule split:
     """One train/test split shared by every model and baseline."""
     input:
-        P.dataset(),
+        dataset=P.dataset(),
     output:
-        P.split(),
+        split=P.split(),
     params:
-        split=split_params(),
+        settings=split_params(),
         seed=split_seed(),
     log:
         P.log("split"),
@@ -94,10 +94,10 @@ rule learning_curve:
         split=P.split(),
         features=P.features(),
     output:
-        P.metrics("learning_curve"),
+        curve=P.metrics("learning_curve"),
     params:
-        curve=config["train"]["learning_curve"],
-        models=learning_curve_model_params(),
+        settings=config["train"]["learning_curve"],
+        models_params=learning_curve_model_params(),
         seed=config["seed"],
     log:
         P.log("learning_curve"),

@@ -1,6 +1,7 @@
-from topoamorph import stages
 from topoamorph.logs import run_logged
+from topoamorph.stages.train import learning_curve
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run_logged(sm.log[0], stages.learning_curve, sm.input.dataset, sm.input.split, sm.input.features,
-           dict(sm.params.curve), dict(sm.params.models), int(sm.params.seed), sm.output[0], sm.threads)
+run_logged(sm.log[0], learning_curve, dataset=sm.input.dataset, split=sm.input.split, features=sm.input.features,
+           curve=sm.output.curve, settings=dict(sm.params.settings), models_params=dict(sm.params.models_params),
+           seed=int(sm.params.seed), threads=sm.threads)

@@ -1,9 +1,13 @@
-from topoamorph import stages
 from topoamorph.logs import run_logged
+from topoamorph.stages.report import report
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run_logged(sm.log[0], stages.report, dict(zip(sm.params.models, sm.input.metrics)),
-           dict(zip(sm.params.models, sm.input.predictions)), sm.input.ridge_model, sm.input.dataset,
-           list(sm.input.diagrams), dict(sm.params.report), dict(sm.params.descriptors),
-           dict(sm.output), list(sm.input.structures),
-           {tuple(k): v for k, v in zip(sm.params.runs, sm.input.traces)}, sm.input.learning_curve)
+run_logged(sm.log[0], report, metrics=list(sm.input.metrics), predictions=list(sm.input.predictions),
+           ridge_model=sm.input.ridge_model, curve=sm.input.curve, dataset=sm.input.dataset,
+           diagrams=list(sm.input.diagrams), structures=list(sm.input.structures), traces=list(sm.input.traces),
+           models=list(sm.params.models), runs=[tuple(r) for r in sm.params.runs], settings=dict(sm.params.settings),
+           table=sm.output.table, table_csv=sm.output.table_csv, parity=sm.output.parity,
+           diagram_examples=sm.output.diagram_examples, ridge_map=sm.output.ridge_map,
+           energy_density=sm.output.energy_density, structure_png=sm.output.structure_png,
+           structure_csv=sm.output.structure_csv, learning_curve=sm.output.learning_curve,
+           per_density=sm.output.per_density, trace=sm.output.get("trace"))

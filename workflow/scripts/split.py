@@ -1,5 +1,6 @@
-from topoamorph import stages
 from topoamorph.logs import run_logged
+from topoamorph.stages.train import split
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run_logged(sm.log[0], stages.make_split, sm.input[0], dict(sm.params.split), int(sm.params.seed), sm.output[0])
+run_logged(sm.log[0], split, dataset=sm.input.dataset, split=sm.output.split, settings=dict(sm.params.settings),
+           seed=int(sm.params.seed))

@@ -1,6 +1,7 @@
-from topoamorph import stages
 from topoamorph.logs import run_logged
+from topoamorph.stages.descriptors import structure_features
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run_logged(sm.log[0], stages.structure_features, sm.input.dataset, dict(sm.params.baselines),
-           list(sm.params.species), sm.output[0], sm.threads)
+run_logged(sm.log[0], structure_features, dataset=sm.input.dataset, frames=list(sm.input.frames),
+           features=sm.output.features, baselines=dict(sm.params.baselines), species=list(sm.params.species),
+           threads=sm.threads)

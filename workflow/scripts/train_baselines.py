@@ -1,7 +1,7 @@
-from topoamorph import stages
 from topoamorph.logs import run_logged
+from topoamorph.stages.train import train_baselines
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-outputs = {name: (m, p) for name, m, p in zip(sm.params.names, sm.output.metrics, sm.output.predictions)}
-run_logged(sm.log[0], stages.train_baselines, sm.input.dataset, sm.input.split, int(sm.params.seed), outputs,
-           sm.input.features, dict(sm.params.baselines))
+run_logged(sm.log[0], train_baselines, dataset=sm.input.dataset, split=sm.input.split, features=sm.input.features,
+           metrics=list(sm.output.metrics), predictions=list(sm.output.predictions), names=list(sm.params.names),
+           baselines=dict(sm.params.baselines), seed=int(sm.params.seed))

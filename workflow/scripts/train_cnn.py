@@ -1,6 +1,7 @@
-from topoamorph import stages
 from topoamorph.logs import run_logged
+from topoamorph.stages.train import train_cnn
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run_logged(sm.log[0], stages.train_cnn, sm.input.dataset, sm.input.split, dict(sm.params.cnn),
-           int(sm.params.seed), sm.threads, sm.output.metrics, sm.output.predictions, sm.output.model)
+run_logged(sm.log[0], train_cnn, dataset=sm.input.dataset, split=sm.input.split, metrics=sm.output.metrics,
+           predictions=sm.output.predictions, model=sm.output.model, cnn=dict(sm.params.cnn),
+           seed=int(sm.params.seed), threads=sm.threads)

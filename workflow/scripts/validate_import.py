@@ -1,5 +1,6 @@
-from topoamorph import stages
 from topoamorph.logs import run_logged
+from topoamorph.stages.generate import validate_import
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run_logged(sm.log[0], stages.validate_import, dict(sm.params.source), list(sm.params.species), sm.output[0])
+run_logged(sm.log[0], validate_import, manifest=sm.output.manifest, source=dict(sm.params.source),
+           species=list(sm.params.species))

@@ -1,4 +1,4 @@
-"""Compact HDF5 storage of persistence diagrams, one file per batch.
+"""Persistence diagrams of one homology batch: compact HDF5, one file per batch.
 
 Layout (format ``topoamorph-diagrams/1``):
   attrs: format, backend, maxdim, units, topoamorph version, provenance (JSON)
@@ -15,17 +15,18 @@ import json
 import h5py
 import numpy as np
 
-from . import __version__
-from .errors import InputFileError
-from .homology import split_essential
-from .io import atomic_path
+from .. import __version__
+from ..errors import InputFileError
+from ..io import atomic_path, decode_strings, read_hdf5
+from ..persistence import PersistenceResult, split_essential
 
 FORMAT = "topoamorph-diagrams/1"
 _STR = h5py.string_dtype()
 
 
 def write_diagrams(path, records: list[dict], backend: str, maxdim: int, units: str, provenance: dict) -> None:
-    """``records``: dicts with frame metadata (see frames.frame_metadata), ``replicas`` and ``diagrams``."""
+    """``records``: dicts with frame metadata (see formats.frames.frame_metadata), ``replicas`` and
+    ``diagrams``."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h:
         h.attrs.update(format=FORMAT, backend=backend, maxdim=maxdim, units=units, version=__version__,
                        provenance=json.dumps(provenance, sort_keys=True))
@@ -46,29 +47,25 @@ def write_diagrams(path, records: list[dict], backend: str, maxdim: int, units: 
 
 
 def read_diagrams(path) -> dict:
-    """{'attrs': ..., 'frames': {column: array}, 'diagrams': [ {dim: (k,2) with essential inf} ]}."""
-    try:
-        with h5py.File(path, "r") as h:
-            if h.attrs.get("format") != FORMAT:
-                raise InputFileError(path, f"not a topoamorph diagrams file (format {h.attrs.get('format')!r})")
-            attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in h.attrs.items()}
-            frames = {k: h["frames"][k][()] for k in h["frames"]}
-            for k in ("source", "stage", "info"):
-                frames[k] = np.array([x.decode() if isinstance(x, bytes) else x for x in frames[k]], dtype=object)
-            n = len(frames["index"])
-            diagrams = [dict() for _ in range(n)]
-            for d in range(int(attrs["maxdim"]) + 1):
-                g = h[f"pd{d}"]
-                pairs, off = g["pairs"][()], g["offsets"][()]
-                ess, eoff = g["essential"][()], g["essential_offsets"][()]
-                if len(off) != n + 1 or off[-1] != len(pairs) or len(eoff) != n + 1 or eoff[-1] != len(ess):
-                    raise InputFileError(path, f"pd{d} offsets do not match its pairs (truncated or corrupt)")
-                for i in range(n):
-                    e = ess[eoff[i]:eoff[i + 1]]
-                    diagrams[i][d] = np.vstack([pairs[off[i]:off[i + 1]],
-                                                np.column_stack([e, np.full(len(e), np.inf)])])
-    except InputFileError:
-        raise
-    except (OSError, KeyError, ValueError) as exc:
-        raise InputFileError(path, f"unreadable diagrams file ({type(exc).__name__}: {exc})") from None
-    return {"attrs": attrs, "frames": frames, "diagrams": diagrams}
+    """{'attrs': ..., 'frames': {column: array}, 'diagrams': [ {dim: (k,2) with essential inf} ],
+    'results': [PersistenceResult] (the same diagrams with their atom count, replication and units)}."""
+    with read_hdf5(path, FORMAT, "diagrams") as h:
+        attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in h.attrs.items()}
+        frames = {k: h["frames"][k][()] for k in h["frames"]}
+        for k in ("source", "stage", "info"):
+            frames[k] = decode_strings(frames[k])
+        n = len(frames["index"])
+        diagrams = [dict() for _ in range(n)]
+        for d in range(int(attrs["maxdim"]) + 1):
+            g = h[f"pd{d}"]
+            pairs, off = g["pairs"][()], g["offsets"][()]
+            ess, eoff = g["essential"][()], g["essential_offsets"][()]
+            if len(off) != n + 1 or off[-1] != len(pairs) or len(eoff) != n + 1 or eoff[-1] != len(ess):
+                raise InputFileError(path, f"pd{d} offsets do not match its pairs (truncated or corrupt)")
+            for i in range(n):
+                e = ess[eoff[i]:eoff[i + 1]]
+                diagrams[i][d] = np.vstack([pairs[off[i]:off[i + 1]],
+                                            np.column_stack([e, np.full(len(e), np.inf)])])
+    results = [PersistenceResult(dg, int(na), int(rep), str(attrs["units"]))
+               for dg, na, rep in zip(diagrams, frames["n_atoms"], frames["replicas"])]
+    return {"attrs": attrs, "frames": frames, "diagrams": diagrams, "results": results}

@@ -1,0 +1,45 @@
+"""The value a homology computation returns: persistence diagrams that carry their units, the atoms of
+the structure and the replication of the complex (what per-atom normalisation divides by).
+
+Diagrams are ``{dim: (k, 2) float64 array}`` of (birth, death) pairs; essential classes have
+death = inf. A ``PersistenceResult`` is what ``topoamorph.homology.compute(atoms)`` returns, what the
+diagram files hold per frame, and what the vectorisers of ``topoamorph.descriptors`` take, so that
+``make_pipeline(PersistenceImage(), Ridge()).fit([compute(a) for a in frames], y)`` works as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class PersistenceResult:
+    """Diagrams of one structure, with how they were obtained.
+
+    ``n_atoms``: atoms of the input cell; ``replicas``: atoms of the complex per atom of the input cell
+    (1, 8 or 27 for alpha; k**3 for rips); ``units``: of births and deaths; ``margin``: width of the
+    periodic images used (Å); ``info``: the path taken (qhull, cgal, ripser).
+    """
+
+    diagrams: dict[int, np.ndarray]
+    n_atoms: int | None = None
+    replicas: int = 1
+    units: str = ""
+    margin: float = 0.0
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_complex(self) -> int | None:
+        """Atoms in the complex (n_atoms x replicas): what ``normalize='per_atom'`` divides by."""
+        return None if self.n_atoms is None else int(self.n_atoms) * int(self.replicas)
+
+    def __getitem__(self, dim: int) -> np.ndarray:
+        return self.diagrams[dim]
+
+
+def split_essential(diagram: np.ndarray):
+    """(finite pairs (k, 2), essential births (m,)) of one diagram."""
+    finite = np.isfinite(diagram[:, 1])
+    return diagram[finite], diagram[~finite, 0]

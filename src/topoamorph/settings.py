@@ -1,0 +1,228 @@
+"""Typed, frozen sections of a validated campaign config, and the one file of defaults.
+
+``defaults()`` is the package's ``schemas/defaults.yaml`` (``config/config.yaml`` in the repository is a
+link to it): every campaign default is written there once. Library code receives the frozen sections
+below (or, for estimators, the scikit-learn object a block describes: ``descriptors.make_vectorizer``,
+``models.RidgeModel(**block)``), built from the validated config; the CLI builds the same objects from
+its options, taking what an option leaves unset from ``defaults()``. A few defaults cannot be constants
+and are derived here, once: a protocol's initial temperature (its first segment's start), an imported
+file's test fraction and split seed (``train.split.test_fraction``, the campaign seed).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+from dataclasses import dataclass
+from importlib import resources
+
+import yaml
+
+from .errors import ConfigError
+
+DEFAULTS_RESOURCE = "schemas/defaults.yaml"
+
+
+@functools.lru_cache(maxsize=1)
+def _defaults_text() -> str:
+    return resources.files("topoamorph").joinpath(DEFAULTS_RESOURCE).read_text()
+
+
+def defaults() -> dict:
+    """The default campaign config (a fresh copy)."""
+    return yaml.safe_load(_defaults_text())
+
+
+def default(*keys):
+    """One default value, e.g. ``default("homology", "rips_threshold")``."""
+    value = defaults()
+    for k in keys:
+        value = value[k]
+    return value
+
+
+def _build(cls, block: dict | None, key: str, base: dict | None = None):
+    """``cls`` from ``base`` (default: the section's defaults) updated by ``block``; unknown keys name
+    the config key."""
+    values = copy.deepcopy(base if base is not None else default(key))
+    values.update(block or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}", f"unknown key (allowed here: {', '.join(sorted(names))})")
+    required = {f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    missing = sorted(required - set(values))
+    if missing:
+        raise ConfigError(f"{key}.{missing[0]}", "missing (required)")
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class HomologySettings:
+    backend: str
+    maxdim: int
+    rips_threshold: float
+    batch_size: int
+    mpi_ranks: int
+    precision: str
+
+    @classmethod
+    def from_config(cls, block: dict | None = None) -> HomologySettings:
+        return _build(cls, block, "homology")
+
+    def compute_options(self) -> dict:
+        """Keyword arguments of ``homology.compute`` (what a diagram depends on)."""
+        return {"backend": self.backend, "maxdim": self.maxdim, "precision": self.precision,
+                "threshold": self.rips_threshold}
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """The shared split: ``by`` frame (random), run (whole trajectories) or source (imported train/test
+    files: ``test_source`` is the test file)."""
+
+    test_fraction: float
+    by: str
+    validation_fraction: float
+    test_source: str | None = None
+
+    @classmethod
+    def from_config(cls, block: dict | None = None) -> SplitSettings:
+        return _build(cls, block, "train.split", base={**default("train", "split"), "test_source": None})
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    example_frames: int
+    dpi: int
+
+    @classmethod
+    def from_config(cls, block: dict | None = None) -> ReportSettings:
+        return _build(cls, block, "report")
+
+
+@dataclass(frozen=True)
+class ProtocolSettings:
+    timestep_fs: float
+    thermostat: dict
+    segments: tuple
+    log_every_steps: int
+    trace_every_steps: int
+    checkpoint_every_steps: int
+    checkpoint_every_s: float
+    initial_temperature_K: float
+
+    @classmethod
+    def from_config(cls, block: dict | None = None) -> ProtocolSettings:
+        base = {**default("structures", "protocol"), "initial_temperature_K": None}
+        s = _build(cls, block, "structures.protocol", base=base)
+        t0 = s.initial_temperature_K if s.initial_temperature_K is not None else s.segments[0]["t_start_K"]
+        return dataclasses.replace(s, segments=tuple(s.segments), initial_temperature_K=float(t0))
+
+
+@dataclass(frozen=True)
+class StructuresSettings:
+    element: str
+    natoms: int
+    lattice: str
+    rattle_angstrom: float
+    densities: tuple
+    runs: int
+    engine: dict
+    max_job_minutes: int
+    protocol: ProtocolSettings
+
+    @classmethod
+    def from_config(cls, block: dict | None = None) -> StructuresSettings:
+        base = default("structures")
+        block = dict(block or {})
+        if "engine" in block and block["engine"].get("name") != base["engine"]["name"]:
+            base["engine"] = {}  # another engine's block replaces the default's whole
+        s = _build(cls, {k: v for k, v in block.items() if k != "protocol"}, "structures", base=base)
+        protocol = ProtocolSettings.from_config(block.get("protocol") or base["protocol"])
+        return dataclasses.replace(s, densities=tuple(s.densities), protocol=protocol)
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """Where frames come from: ``generate`` (melt-quench MD) or ``import`` (``train`` + ``test`` files, or
+    one ``file`` split with ``test_fraction`` and ``seed``)."""
+
+    kind: str
+    energy_key: str
+    train: str | None = None
+    test: str | None = None
+    file: str | None = None
+    test_fraction: float | None = None
+    seed: int | None = None
+
+    @classmethod
+    def from_config(cls, block: dict | None = None) -> SourceSettings:
+        return _build(cls, block, "source")
+
+    def files(self) -> dict[str, str]:
+        """{role: path}: {'train': A, 'test': B} or {'all': F}; none for generated campaigns."""
+        if self.kind != "import":
+            return {}
+        if self.file:
+            return {"all": str(self.file)}
+        return {"train": str(self.train), "test": str(self.test)}
+
+
+@dataclass(frozen=True)
+class RelabelSettings:
+    engine: dict
+    forces: bool = True  # the one default of relabel.forces (the relabel block is absent by default)
+
+    @classmethod
+    def from_config(cls, block: dict) -> RelabelSettings:
+        return _build(cls, block, "relabel", base={})
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """The whole validated config as typed sections (the estimator blocks stay mappings: their classes
+    take them as keyword arguments)."""
+
+    name: str
+    seed: int
+    source: SourceSettings
+    structures: StructuresSettings
+    relabel: RelabelSettings | None
+    homology: HomologySettings
+    descriptors: dict
+    train: dict
+    report: ReportSettings
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> Campaign:
+        return cls(name=cfg["campaign"], seed=int(cfg["seed"]), source=SourceSettings.from_config(cfg["source"]),
+                   structures=StructuresSettings.from_config(cfg["structures"]),
+                   relabel=RelabelSettings.from_config(cfg["relabel"]) if cfg.get("relabel") else None,
+                   homology=HomologySettings.from_config(cfg["homology"]), descriptors=dict(cfg["descriptors"]),
+                   train=dict(cfg["train"]), report=ReportSettings.from_config(cfg["report"]))
+
+    @property
+    def imported(self) -> bool:
+        return self.source.kind == "import"
+
+    def split(self) -> SplitSettings:
+        """The split every model shares: the config's, or for imported data the files' own (train/test) or
+        a seeded random one of one file."""
+        split = self.train["split"]
+        if not self.imported:
+            return SplitSettings.from_config(split)
+        if self.source.file:
+            tf = self.source.test_fraction if self.source.test_fraction is not None else split["test_fraction"]
+            return SplitSettings.from_config({"by": "frame", "test_fraction": tf,
+                                              "validation_fraction": split["validation_fraction"]})
+        return SplitSettings.from_config({"by": "source", "test_fraction": split["test_fraction"],
+                                          "test_source": self.source.test,
+                                          "validation_fraction": split["validation_fraction"]})
+
+    def split_seed(self) -> int:
+        if self.imported and self.source.seed is not None:
+            return int(self.source.seed)
+        return self.seed

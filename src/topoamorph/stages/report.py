@@ -1,0 +1,67 @@
+"""The stage of rules/report.smk: tables and figures of a campaign."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .. import report as rep
+from .. import structure
+from ..formats.dataset import Dataset
+from ..formats.diagrams import read_diagrams
+from ..formats.frames import read_spec
+from ..settings import ReportSettings
+
+log = logging.getLogger(__name__)
+
+
+def report(*, metrics: list[str], predictions: list[str], ridge_model: str, curve: str, dataset: str,
+           diagrams: list[str], structures: list[str], traces: list[str], models: list[str], runs: list,
+           settings: dict, table: str, table_csv: str, parity: str, diagram_examples: str, ridge_map: str,
+           energy_density: str, structure_png: str, structure_csv: str, learning_curve: str, per_density: str,
+           trace: str | None = None) -> None:
+    """``metrics`` and ``predictions``: one file per model of ``models``, in that order; ``traces``: one per
+    run of ``runs`` ((density, run) pairs; none for imported data, and then no ``trace`` figure)."""
+    s = ReportSettings.from_config(settings)
+    metrics_files, prediction_files = dict(zip(models, metrics)), dict(zip(models, predictions))
+    rows = rep.metrics_table(metrics_files, table, table_csv)
+    rep.parity_plots(prediction_files, parity, s.dpi)
+    rep.per_density_errors(metrics_files, per_density, s.dpi)
+    rep.learning_curve(curve, learning_curve, s.dpi)
+    with Dataset(dataset) as ds:
+        meta, y, attrs = ds.meta, ds.y, ds.attrs
+    units = str(attrs["units"])
+    rep.ridge_map(ridge_model, list(attrs["dims"]), list(attrs["range"]), list(attrs["y_range"]), ridge_map, s.dpi,
+                  axes=str(attrs["axes"]), units=units)
+    dgms = [d for f in diagrams for d in read_diagrams(f)["diagrams"]]
+    rep.diagram_examples(meta, dgms, diagram_examples, s.example_frames, s.dpi, units=units)
+    rep.energy_vs_density(meta, y, energy_density, s.dpi)
+    if structures:
+        _structure_report(structures, structure_png, structure_csv, s.dpi)
+    if trace is not None and traces:
+        rep.traces({tuple(k): v for k, v in zip(runs, traces)}, trace, s.dpi)
+    for r in rows:
+        log.info("%-8s test MAE %s meV/atom", r["model"], r.get("test_mae"))
+
+
+def _structure_report(structure_files, out_png, out_csv, dpi) -> None:
+    rows, rdfs, finals = [], {}, {}
+    for path in structure_files:
+        frames = read_spec(str(path), require_energy=False)
+        rows.extend(structure.analyse_frames(frames))
+        last = frames[-1].atoms
+        finals.setdefault(round(float(last.info.get("density", 0.0)), 2), []).append(last)
+    for density, atoms_list in finals.items():
+        curves = [structure.rdf(a) for a in atoms_list]
+        rdfs[density] = (curves[0][0], np.mean([g for _, g in curves], axis=0))
+    rep.structure_summary(rows, rdfs, out_png, out_csv, dpi)
+    trend = rep.sp3_trend(rows)
+    if trend is not None:
+        (log.info if trend > 0 else log.warning)(
+            "sp3 fraction vs density in the last stage: Spearman %+.2f (%s)", trend,
+            "rises, as for amorphous carbon" if trend > 0 else "does not rise: check the engine and protocol")
+    final_stage = rows[-1]["stage"] if rows else ""
+    for density in sorted(finals):
+        sel = [r["sp3"] for r in rows if r["stage"] == final_stage and round(r["density"], 2) == density]
+        log.info("sp3 fraction at %.2f g/cm3 (%s): %.3f", density, final_stage, float(np.mean(sel)) if sel else np.nan)
