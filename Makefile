@@ -50,8 +50,10 @@ test: venv homcloud gpaw
 bench-homology: venv homcloud
 	$(BIN)/python benchmarks/homology_speed.py
 
+# Unit and property tests only (under 90 s on 2 cores); the tiers: docs/testing.md.
+FAST_TESTS := not (mpi or workflow or slurm or gpaw or homcloud or slow)
 test-fast: venv
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "$(FAST_TESTS)"
 
 dry-run: venv
 	$(BIN)/snakemake -n --configfile $(CONFIG)

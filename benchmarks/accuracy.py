@@ -43,7 +43,7 @@ def load(path):
     rows = []
     for atoms in read(path, ":"):
         r = homology.compute(atoms)
-        rows.append({"atoms": atoms, "dg": r.diagrams, "n": len(atoms) * r.replicas,
+        rows.append({"atoms": atoms, "res": r, "dg": r.diagrams, "n": r.n_complex,
                      "e": atoms.get_potential_energy() / len(atoms)})
     return rows
 
@@ -96,8 +96,7 @@ def main(argv=None) -> int:
                "RDF histogram + ridge (baseline)": cv_mae(RDFHistogram().fit().transform(atoms), y, scaled_ridge,
                                                           a.reps, a.folds)}
         for label, spec in DESCRIPTORS.items():
-            X = make_vectorizer(dict(spec, dims=[0, 1, 2])).fit().transform([r["dg"] for r in rows],
-                                                                             n_atoms=[r["n"] for r in rows])
+            X = make_vectorizer(dict(spec, dims=[0, 1, 2])).fit().images([r["res"] for r in rows])
             res[f"PH {label} + ridge"] = cv_mae(X, y, ridge, a.reps, a.folds)
             if a.cnn and "(default)" in label:
                 res[f"PH {label} + CNN"] = cv_mae(X, y, cnn, 1, a.folds)

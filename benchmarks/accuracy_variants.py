@@ -26,9 +26,7 @@ DEFAULT = {"kind": "image", "bins": 40, "range": [0, 4], "sigma": 0.1, "dims": [
 
 
 def image(rows, **change):
-    X = make_vectorizer(dict(DEFAULT, **change)).fit().transform([r["dg"] for r in rows],
-                                                                 n_atoms=[r["n"] for r in rows])
-    return X.reshape(len(rows), -1)
+    return make_vectorizer(dict(DEFAULT, **change)).fit().transform([r["res"] for r in rows])
 
 
 def density(rows):

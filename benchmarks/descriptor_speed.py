@@ -37,7 +37,7 @@ def main() -> int:
     for bins, sigma in ((40, 0.1), (128, 0.08)):
         vec = PersistenceImage(dims=(0, 1, 2), bins=bins, range=(0.0, 4.0), sigma=sigma, normalize="none").fit()
         t0 = time.perf_counter()
-        ours = vec.transform(dgms)
+        ours = vec.images(dgms)
         t_ours = (time.perf_counter() - t0) / len(cells)
         pim = persim.PersistenceImager(birth_range=(0.0, 4.0), pers_range=(0.0, 4.0), pixel_size=4.0 / bins,
                                        weight=lambda b, d: np.ones_like(b), weight_params={},

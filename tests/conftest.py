@@ -44,10 +44,3 @@ def default_config():
     from topoamorph import config
 
     return config.load(defaults=ROOT / "config" / "config.yaml")
-
-
-def pytest_collection_modifyitems(config, items):
-    """The real-SLURM test runs last: it installs the SLURM client and stops its controller afterwards, and from
-    then on every Snakemake start waits ~9 s in the slurm executor plugin's `scontrol show config` query (a
-    client with no controller answering). Tests before it are unaffected."""
-    items.sort(key=lambda item: item.nodeid.startswith("tests/test_slurm.py"))

@@ -1,13 +1,12 @@
 """The homology CLI under real MPI (mpiexec from the PyPI mpich wheel)."""
 
-import numpy as np
 import pytest
 from ase.io import write
 
 from conftest import random_cell, run, venv_tool
 from topoamorph.formats.diagrams import read_diagrams
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.mpi
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,13 @@ from topoamorph import config, engines, plan
 from topoamorph.errors import ConfigError
 
 HAVE_GPAW = find_spec("gpaw") is not None
-needs_gpaw = pytest.mark.skipif(not HAVE_GPAW and not os.environ.get("TOPOAMORPH_REQUIRE_GPAW"),
-                                reason="GPAW not installed (make gpaw); required by make test")
+_skip_without_gpaw = pytest.mark.skipif(not HAVE_GPAW and not os.environ.get("TOPOAMORPH_REQUIRE_GPAW"),
+                                        reason="GPAW not installed (make gpaw); required by make test")
+
+
+def needs_gpaw(test):
+    """A real-GPAW test: marked ``gpaw``, skipped where GPAW is missing unless the suite requires it."""
+    return pytest.mark.gpaw(_skip_without_gpaw(test))
 OPENMPI = Path("/usr/bin/mpiexec")
 GPAW_BLOCK = {"name": "gpaw", "mode": "pw", "ecut_eV": 300.0, "kpts": [2, 2, 2]}
 OMPI_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OPENBLAS_NUM_THREADS": "1"}
@@ -150,6 +155,7 @@ def test_gpaw_single_point_and_md_steps(tmp_path):
 
 
 @needs_gpaw
+@pytest.mark.mpi
 @pytest.mark.skipif(not OPENMPI.exists(), reason="needs Debian's OpenMPI (make gpaw)")
 def test_gpaw_md_on_two_mpi_ranks_matches_serial(tmp_path):
     one, two = tmp_path / "one.extxyz", tmp_path / "two.extxyz"

@@ -39,6 +39,7 @@ def test_equal_to_stored_homcloud_diagrams(path):
 AMORPHOUS = [p for p in CELLS if p.stem.startswith("aC")]
 
 
+@pytest.mark.homcloud
 @pytest.mark.parametrize("path", AMORPHOUS, ids=lambda p: p.stem)
 def test_equal_to_live_homcloud(path):
     # Amorphous cells only: on a translated diamond (degenerate) HomCloud 5.4 itself returns spurious

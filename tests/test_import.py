@@ -46,7 +46,8 @@ def test_count_frames_matches_ase_and_the_real_data():
 
 
 def test_validate_writes_a_manifest_of_the_real_data(tmp_path):
-    m = validate_import(manifest=str(tmp_path / "manifest.json"), source={"kind": "import", "file": str(GAP)},
+    m = validate_import(frames=[str(GAP)], manifest=str(tmp_path / "manifest.json"),
+                        source={"kind": "import", "file": str(GAP)},
                         species=["C"])
     f = m["files"]["all"]
     assert f["frames"] == 80 and f["atoms"] == [8, 72, 216]
@@ -171,7 +172,7 @@ def test_import_plan_batches_span_the_files(tmp_path):
     assert specs == [[f"{a}@0:4"], [f"{a}@4:5", f"{b}@0:3"], [f"{b}@3:4"]]
 
 
-@pytest.mark.slow
+@pytest.mark.workflow
 def test_import_campaign_runs_on_real_dft_frames_with_the_files_split(tmp_path):
     frames = read(GAP, ":")
     train, test = tmp_path / "train.extxyz", tmp_path / "test.extxyz"
@@ -198,6 +199,7 @@ def test_import_campaign_runs_on_real_dft_frames_with_the_files_split(tmp_path):
     assert not (res / "report" / "trace.png").exists()
 
 
+@pytest.mark.workflow
 def test_bad_import_file_stops_the_campaign_before_homology(tmp_path):
     bad = _bad(tmp_path, "overlap", _overlap)
     cfg = tmp_path / "imp.yaml"

@@ -46,6 +46,7 @@ def _kill_after_checkpoint(cmd, checkpoint: Path, extra_s: float):
 @pytest.mark.parametrize("thermostat, extra_s", [({"name": "langevin", "friction_per_ps": 20.0}, 0.7),
                                                  ({"name": "nose_hoover_chain", "tdamp_fs": 50.0}, 0.3),
                                                  ({"name": "bussi", "taut_fs": 50.0}, 0.0)])
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_frames(tmp_path, thermostat, extra_s):
     s = json.loads(json.dumps(STRUCTURES))
     s["protocol"]["thermostat"] = thermostat
@@ -98,7 +99,7 @@ def test_relabel_with_a_second_engine_keeps_both_energies(tmp_path):
         np.testing.assert_array_equal(lab.positions, md.positions)
 
 
-@pytest.mark.slow
+@pytest.mark.workflow
 def test_workflow_killed_during_md_resumes_after_unlock(tmp_path):
     """SIGKILL snakemake and its MD job mid-trajectory; `--unlock`, then rerun with `--rerun-incomplete`:
     the job resumes from its checkpoint and the frames equal an uninterrupted run's."""
@@ -135,7 +136,7 @@ def test_workflow_killed_during_md_resumes_after_unlock(tmp_path):
     ref = tmp_path / "ref.extxyz"
     from topoamorph import provenance
 
-    camp = json.dumps(provenance.campaign_record(tconfig.canonical(merged)), sort_keys=True)  # as the Snakefile sets
+    camp = json.dumps(plan.campaign_record(tconfig.canonical(merged)), sort_keys=True)  # as the Snakefile sets
     run([venv_tool("topoamorph"), "melt-quench", "--structures", json.dumps(structures), "--density", "2.5",
          "--run", "1", "--seed", str(seed), "--output", ref, "--trace", tmp_path / "ref.csv"],
         env={provenance.ENV: camp})

@@ -11,7 +11,7 @@ import yaml
 
 from conftest import ROOT, snakemake
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.workflow
 TINY = ROOT / "tests" / "data" / "tiny.yaml"
 MODELS = ("ridge", "cnn", "mean", "density", "soap", "rdf")
 

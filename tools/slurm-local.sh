@@ -4,6 +4,7 @@
 #   tools/slurm-local.sh start    install if needed, configure, start, wait until the node is idle
 #   tools/slurm-local.sh stop     stop the daemons (by their pid files), leave the packages
 #   tools/slurm-local.sh status
+#   tools/slurm-local.sh uninstall  stop, then remove the packages install() added
 # Every wait is bounded: a daemon that does not come up fails the start instead of hanging.
 set -euo pipefail
 
@@ -111,6 +112,17 @@ stop() {
   log "stopped"
 }
 
+# Remove what install() added (the daemons stopped first). With the SLURM client installed but no controller,
+# every Snakemake start waits ~10 s in the slurm executor plugin's `scontrol show config`: the test suite
+# uninstalls a cluster it installed itself, so that no later test or command pays that.
+uninstall() {
+  stop
+  pkill -x munged 2>/dev/null || true
+  export DEBIAN_FRONTEND=noninteractive
+  timeout 600 apt-get remove --autoremove -y -qq slurm-wlm munge >/dev/null
+  log "uninstalled slurm-wlm and munge"
+}
+
 status() {
   for d in munged slurmctld slurmd; do
     if pgrep -x "$d" >/dev/null; then echo "$d: running"; else echo "$d: stopped"; fi
@@ -122,5 +134,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  uninstall) uninstall ;;
+  *) echo "usage: $0 start|stop|status|uninstall" >&2; exit 2 ;;
 esac

@@ -25,21 +25,21 @@ DEFAULTS_RESOURCE = "schemas/defaults.yaml"
 
 
 @functools.lru_cache(maxsize=1)
-def _defaults_text() -> str:
-    return resources.files("topoamorph").joinpath(DEFAULTS_RESOURCE).read_text()
+def _defaults() -> dict:
+    return yaml.safe_load(resources.files("topoamorph").joinpath(DEFAULTS_RESOURCE).read_text())
 
 
 def defaults() -> dict:
-    """The default campaign config (a fresh copy)."""
-    return yaml.safe_load(_defaults_text())
+    """The default campaign config (a fresh copy: callers may change it)."""
+    return copy.deepcopy(_defaults())
 
 
 def default(*keys):
-    """One default value, e.g. ``default("homology", "rips_threshold")``."""
-    value = defaults()
+    """One default value (a fresh copy), e.g. ``default("homology", "rips_threshold")``."""
+    value = _defaults()
     for k in keys:
         value = value[k]
-    return value
+    return copy.deepcopy(value)
 
 
 def _build(cls, block: dict | None, key: str, base: dict | None = None):

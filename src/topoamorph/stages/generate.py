@@ -39,8 +39,9 @@ def relabel(*, frames: str, labels: str, engine: dict, element: str, forces: boo
     log.info("wrote %d relabelled frames to %s", len(out), labels)
 
 
-def validate_import(*, manifest: str, source: dict, species) -> dict:
-    """Every frame of every imported file read and checked; the manifest written."""
+def validate_import(*, frames: list[str], manifest: str, source: dict, species) -> dict:
+    """Every frame of every imported file read and checked; the manifest written. ``frames``: the files
+    ``source`` names (the rule's input, so that a changed file reruns the check)."""
     out = importer.validate(SourceSettings.from_config(source), species)
     out["provenance"] = provenance.record(source)
     write_json(manifest, out)
