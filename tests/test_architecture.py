@@ -5,7 +5,6 @@ import ast
 import collections
 import inspect
 import re
-from pathlib import Path
 
 import pytest
 

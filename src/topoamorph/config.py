@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from importlib import resources
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import yaml
 
 from .errors import ConfigError, InputFileError
 from . import settings
+from .settings import deep_merge  # noqa: F401 (the merge of config files, defined with the defaults)
 
 
 def schema() -> dict:
@@ -31,23 +31,6 @@ def load_yaml(path) -> dict:
     if not isinstance(data, dict):
         raise InputFileError(path, "a config file must be a mapping of keys to values")
     return data
-
-
-def deep_merge(base: dict, override: dict) -> dict:
-    """Return ``base`` updated by ``override``: mappings merge recursively, anything else replaces.
-
-    A block with a ``name`` (an engine, a thermostat) that names something else than the base's
-    replaces it whole: options of the default engine never leak into another engine's block.
-    """
-    out = copy.deepcopy(base)
-    for key, value in (override or {}).items():
-        renamed = isinstance(value, dict) and isinstance(out.get(key), dict) and \
-            "name" in value and value["name"] != out[key].get("name")
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and not renamed:
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def _key_of(error: jsonschema.ValidationError) -> str:

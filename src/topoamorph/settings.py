@@ -42,11 +42,27 @@ def default(*keys):
     return copy.deepcopy(value)
 
 
+def deep_merge(base: dict, override: dict) -> dict:
+    """Return ``base`` updated by ``override``: mappings merge recursively, anything else replaces.
+
+    A block with a ``name`` (an engine, a thermostat) that names something else than the base's
+    replaces it whole: options of the default engine never leak into another engine's block.
+    """
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        renamed = isinstance(value, dict) and isinstance(out.get(key), dict) and \
+            "name" in value and value["name"] != out[key].get("name")
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and not renamed:
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
 def _build(cls, block: dict | None, key: str, base: dict | None = None):
-    """``cls`` from ``base`` (default: the section's defaults) updated by ``block``; unknown keys name
-    the config key."""
-    values = copy.deepcopy(base if base is not None else default(key))
-    values.update(block or {})
+    """``cls`` from ``base`` (default: the section's defaults) merged with ``block`` as config files merge
+    (``deep_merge``); unknown keys name the config key."""
+    values = deep_merge(base if base is not None else default(key), block or {})
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
@@ -136,13 +152,8 @@ class StructuresSettings:
 
     @classmethod
     def from_config(cls, block: dict | None = None) -> StructuresSettings:
-        base = default("structures")
-        block = dict(block or {})
-        if "engine" in block and block["engine"].get("name") != base["engine"]["name"]:
-            base["engine"] = {}  # another engine's block replaces the default's whole
-        s = _build(cls, {k: v for k, v in block.items() if k != "protocol"}, "structures", base=base)
-        protocol = ProtocolSettings.from_config(block.get("protocol") or base["protocol"])
-        return dataclasses.replace(s, densities=tuple(s.densities), protocol=protocol)
+        s = _build(cls, block, "structures")
+        return dataclasses.replace(s, densities=tuple(s.densities), protocol=ProtocolSettings.from_config(s.protocol))
 
 
 @dataclass(frozen=True)

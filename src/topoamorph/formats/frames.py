@@ -159,12 +159,12 @@ def read_rows(sources, indices) -> list:
     out: list = [None] * len(sources)
     for src in dict.fromkeys(sources):
         rows = [r for r, s in enumerate(sources) if s == src]
-        n = len(index_frames(src))
+        idx = index_frames(src)
         for r in rows:
             i = int(indices[r])
-            if not 0 <= i < n:
-                raise InputFileError(src, f"frame {i} is not in the file (it has {n} frames)")
-            out[r] = read_atoms(src, i, i + 1)[0]
+            if not 0 <= i < len(idx):
+                raise InputFileError(src, f"frame {i} is not in the file (it has {len(idx)} frames)")
+            out[r] = read_atoms(src, i, i + 1, index=idx)[0]
     return out
 
 
