@@ -8,6 +8,7 @@ import pytest
 from ase.build import bulk
 from ase.neighborlist import neighbor_list
 
+from topoamorph.settings import defaults
 from topoamorph import baselines
 from topoamorph.formats.features import read_features
 from topoamorph.formats.frames import read_rows
@@ -113,7 +114,8 @@ def test_baselines_and_learning_curve_stages(tmp_path):
     outs = {n: (str(tmp_path / f"{n}.json"), str(tmp_path / f"{n}.csv")) for n in ("mean", "density", "soap", "rdf")}
     train.train_baselines(dataset=str(ds), split=str(split), features=str(feat),
                           metrics=[m for m, _ in outs.values()], predictions=[p for _, p in outs.values()],
-                          names=list(outs), baselines=params, seed=1)
+                          model_files=[str(tmp_path / f"{n}.npz") for n in outs], names=list(outs), baselines=params,
+                          uncertainty=defaults()["train"]["uncertainty"], species=["C"], seed=1)
     for name, (m, p) in outs.items():
         got = read_json(m)
         assert got["model"] == name and got["validation"]["n"] == 6 and got["test"]["n"] == 10

@@ -102,3 +102,24 @@ def test_canonical_config_ignores_key_order():
     b = {"a": {"x": 2, "y": [3, {"p": 2, "q": 1}]}, "b": 1}
     assert repr(config.canonical(a)) == repr(config.canonical(b))
     assert config.canonical(a)["a"]["y"][0] == 3
+
+
+def test_evaluate_files_need_distinct_names_that_can_name_a_directory(tmp_path):
+    from topoamorph import config
+    from topoamorph.errors import ConfigError
+    from topoamorph.settings import Campaign
+
+    def load(evaluate):
+        f = tmp_path / "c.yaml"
+        f.write_text(yaml.safe_dump({"evaluate": evaluate}))
+        return config.load(f, defaults=ROOT / "config" / "config.yaml")
+
+    cfg = load(["data/big.extxyz", {"file": "other/big.extxyz@0:10", "name": "big2", "energy_key": "free_energy"}])
+    evs = Campaign.from_config(cfg).evaluations()
+    assert [(e.name, e.energy_key) for e in evs] == [("big", "energy"), ("big2", "free_energy")]
+    with pytest.raises(ConfigError, match=r"evaluate.1.*name 'big' is also evaluate.0's"):
+        load(["a/big.extxyz", "b/big.extxyz"])
+    with pytest.raises(ConfigError, match="evaluate.0.name"):
+        load(["a/ big.extxyz"])
+    with pytest.raises(ConfigError, match="evaluate.0"):
+        load([{"file": "x.extxyz", "name": ".."}])

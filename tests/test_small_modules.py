@@ -83,20 +83,3 @@ def test_cli_validate_and_plan(tmp_path, capsys):
     bad.write_text(json.dumps({"homology": {"maxdim": 7}}))
     assert cli.main(["validate-config", str(bad), "--defaults", str(ROOT / "config" / "config.yaml")]) == 2
     assert "homology.maxdim" in capsys.readouterr().err
-
-
-def test_corrupt_model_file_is_named(tmp_path):
-    import numpy as np
-
-    from topoamorph.errors import InputFileError
-    from topoamorph.io import load_npz
-
-    good = tmp_path / "ridge.npz"
-    np.savez(good, coef=np.ones((3, 4, 4)))
-    assert load_npz(good, keys=("coef",))["coef"].shape == (3, 4, 4)
-    bad = tmp_path / "bad.npz"
-    bad.write_bytes(good.read_bytes()[:100])
-    with pytest.raises(InputFileError, match="bad.npz: unreadable .npz file"):
-        load_npz(bad)
-    with pytest.raises(InputFileError, match="missing arrays \\['alpha'\\]"):
-        load_npz(good, keys=("alpha",))

@@ -89,6 +89,29 @@ def test_workflow_runs_end_to_end(campaign):
     mean = json.loads((res / "metrics" / "mean.json").read_text())["test"]["mae_mev_per_atom"]
     ridge = json.loads((res / "metrics" / "ridge.json").read_text())["test"]["mae_mev_per_atom"]
     assert ridge < mean
+    # every model is a self-contained file with a calibrated uncertainty, and `topoamorph predict` on the test
+    # frames gives exactly the workflow's predictions
+    from conftest import BIN, run
+    from topoamorph.formats.predictions import read_applied
+    from topoamorph.provenance import skip_comments
+
+    for model in MODELS:
+        cal = json.loads((res / "metrics" / f"{model}.json").read_text())["calibration"]
+        assert cal["test"]["n"] == 12 and cal["test"]["within_2sigma"] is not None
+    for model, ext in (("ridge", "npz"), ("cnn", "pt"), ("soap", "npz")):
+        import csv
+
+        rows = [r for r in csv.DictReader(skip_comments(open(res / "predictions" / f"{model}.csv")))
+                if r["part"] == "test"]
+        out = work / f"predict_{model}.csv"
+        specs = sorted({r["source"] for r in rows})
+        run([BIN / "topoamorph", "predict", res / "models" / f"{model}.{ext}", *specs, "--output", out], cwd=work)
+        got = read_applied(out)
+        by = {(s, f): e for s, f, e in zip(got["source"], got["frame"], got["energy_per_atom_ev"])}
+        np.testing.assert_allclose([by[(r["source"], int(r["frame"]))] for r in rows],
+                                   [float(r["y_pred_ev_per_atom"]) for r in rows], rtol=0, atol=1e-10)
+    assert "Best on the test part" in (res / "report" / "metrics.md").read_text().splitlines()[0]
+    assert "Regime:" in (res / "report" / "metrics.md").read_text()
     # nothing left to do
     again = snakemake(["-n", "--cores", "2", "--configfile", cfg], work)
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -106,7 +129,7 @@ def test_changing_cnn_epochs_reruns_only_training_and_report(campaign):
     work, cfg, _ = campaign
     new = edited(work, cfg, "epochs.yaml", lambda c: c["train"]["cnn"].update(epochs=7))
     p = snakemake(["-n", "--cores", "2", "--configfile", new], work)
-    assert set(job_counts(p.stdout)) == {"train_cnn", "report", "all"}
+    assert set(job_counts(p.stdout)) == {"train_cnn", "merge_metrics", "report", "all"}
 
 
 def test_changing_homology_reruns_homology_and_after_never_md(campaign):
@@ -201,8 +224,12 @@ def test_every_output_carries_provenance(campaign):
         check(json.loads(first[len("# provenance: "):]), f)
     for f in (res / "report").glob("*.png"):
         check(json.loads(Image.open(f).info["Description"]), f)
-    check(json.loads(str(np.load(res / "models" / "ridge.npz")["provenance"])), "ridge.npz")
-    check(torch.load(res / "models" / "cnn.pt", weights_only=False)["provenance"], "cnn.pt")
+    from topoamorph import load_model
+
+    for name in MODELS:
+        path = res / "models" / f"{name}.{'pt' if name == 'cnn' else 'npz'}"
+        check(load_model(path).header["provenance"], path)
+    assert "__header__" in torch.load(res / "models" / "cnn.pt", weights_only=True)  # no pickled code
     assert f"config hash {want}" in (res / "report" / "metrics.md").read_text()
     from ase.io import read
 
@@ -282,3 +309,49 @@ def test_workflow_killed_in_every_stage_resumes_to_the_same_outputs(campaign, tm
         assert len(hb["y"]) == 60 and len(set(zip(hb["meta/source"][()], hb["meta/index"][()]))) == 60
     for name in ("metrics.md", "learning_curve.png", "parity.png"):
         assert (b / "report" / name).stat().st_size > 0
+
+
+def test_evaluation_files_rerun_only_evaluation_and_report(campaign, tmp_path_factory):
+    """`evaluate:` in the config: every model predicts each file after training (a transfer test on a cell
+    twice the size of the training cells); adding it runs only the evaluation, the metrics merge and the
+    report, and a bad file stops the run at its validation, naming the file and frame."""
+    from ase.io import read, write
+
+    src, cfg, _ = campaign
+    work = tmp_path_factory.mktemp("evaluate")
+    shutil.copytree(src, work, dirs_exist_ok=True, symlinks=True)
+    res = work / "results" / "tiny"
+    frames = read(res / "structures" / "rho3.00" / "run1.extxyz", "-6:")
+    big = frames[-1].repeat((2, 1, 1))
+    big.calc = None
+    big.info["energy"] = frames[-1].get_potential_energy() * 2
+    unlabelled = frames[0].copy()  # no energy: predicted, not scored
+    for a in frames[1:-1]:
+        a.info["energy"] = a.get_potential_energy()
+        a.calc = None
+    write(work / "transfer.extxyz", frames[1:-1] + [big, unlabelled], format="extxyz")
+    new = edited(work, cfg, "evaluate.yaml", lambda c: c.update(evaluate=[{"file": "transfer.extxyz",
+                                                                              "name": "transfer"}]))
+    counts = job_counts(snakemake(["-n", "--cores", "2", "--configfile", new], work).stdout)
+    assert counts == {"validate_evaluation": 1, "evaluate": 1, "merge_metrics": 6, "report": 1, "all": 1}
+    snakemake(["--cores", "2", "--configfile", new], work)
+    for model in MODELS:
+        m = json.loads((res / "metrics" / f"{model}.json").read_text())
+        ev = m["evaluation"]["transfer"]
+        assert ev["n_frames"] == 6 and ev["n_with_reference"] == 5 and ev["n_atoms"] == [64, 128]
+        assert ev["all"]["n"] == 5 and ev["out_of_domain_reasons"].get("n_atoms") == 1
+        assert m["test"]["n"] == 12  # the training metrics are kept
+    table = (res / "report" / "metrics.md").read_text()
+    assert "Evaluation: transfer" in table and (res / "report" / "evaluation_transfer.png").stat().st_size > 0
+    # a frame of another species in the evaluation file: one line naming the file and frame, before predicting
+    bad = frames[1].copy()
+    bad.set_chemical_symbols(["Si"] * len(bad))
+    write(work / "transfer.extxyz", frames[1:-1] + [bad], format="extxyz")
+    p = snakemake(["--cores", "2", "--configfile", new], work, check=False)
+    assert p.returncode != 0
+    log = (res / "logs" / "validate_evaluation" / "transfer.log").read_text()
+    assert "transfer.extxyz, frame 4: species ['Si'] not supported" in log
+    # a missing evaluation file stops planning
+    gone = edited(work, cfg, "gone.yaml", lambda c: c.update(evaluate=["absent.extxyz"]))
+    p = snakemake(["-n", "--configfile", gone], work, check=False)
+    assert p.returncode != 0 and "absent.extxyz: file not found" in p.stdout + p.stderr

@@ -1,4 +1,4 @@
-"""Command line: ``topoamorph homology|melt-quench|relabel|validate-config|plan|submit``."""
+"""Command line: ``topoamorph homology|melt-quench|relabel|predict|validate-config|plan|submit``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,12 @@ def _homology(args) -> int:
              "rips_threshold": args.threshold}
     settings = HomologySettings.from_config({k: v for k, v in given.items() if v is not None})
     return homology(frames=args.frames, diagrams=args.output, settings=settings, energy_key=args.energy_key)
+
+
+def _predict(args) -> int:
+    from .stages.evaluate import predict
+
+    return predict(model=args.model, frames=args.frames, output=args.output, energy_key=args.energy_key)
 
 
 def _json_arg(text: str, what: str) -> dict:
@@ -115,6 +121,15 @@ def main(argv=None) -> int:
     r.add_argument("--checkpoint")
     r.add_argument("--workdir")
     r.set_defaults(func=_relabel)
+
+    pr = sub.add_parser("predict", help="apply a trained model to frames: energy, sigma, applicability domain "
+                        "(run under mpiexec -n N to spread the homology over N ranks)")
+    pr.add_argument("model", help="model file, e.g. results/demo/models/ridge.npz or cnn.pt")
+    pr.add_argument("frames", nargs="+", help="extxyz files, optionally path@start:stop")
+    pr.add_argument("--output", required=True, help="predictions (CSV, written atomically)")
+    pr.add_argument("--energy-key", help="reference energies to compare with, an info key or calculator result "
+                    "(default: energy); frames without one are predicted only")
+    pr.set_defaults(func=_predict)
 
     for name, func, helptext in (("validate-config", _validate, "validate a campaign config"),
                                  ("plan", _plan, "print the campaign's runs, frames and batches")):

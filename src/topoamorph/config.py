@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from importlib import resources
 from pathlib import Path
 
@@ -93,9 +95,26 @@ def _check_import_source(source: dict) -> None:
         raise ConfigError("source.test_fraction", "only used with one source.file (train/test files are the split)")
 
 
+def _check_evaluate(cfg: dict) -> None:
+    """Evaluation files need distinct names (their outputs go to results/{campaign}/evaluation/{name}/)."""
+    from .settings import EvaluationFile
+
+    seen = {}
+    for i, item in enumerate(cfg.get("evaluate") or ()):
+        ev = EvaluationFile.from_config(item, cfg["source"]["energy_key"])
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", ev.name):
+            raise ConfigError(f"evaluate.{i}.name", f"{ev.name!r} (from the file name) cannot name a directory of "
+                              "results: give a name of letters, digits, '_', '.', '-'")
+        if ev.name in seen:
+            raise ConfigError(f"evaluate.{i}", f"name {ev.name!r} is also evaluate.{seen[ev.name]}'s: give each "
+                              "file a distinct name")
+        seen[ev.name] = i
+
+
 def _semantic_checks(cfg: dict) -> None:
     if cfg["source"]["kind"] == "import":
         _check_import_source(cfg["source"])
+    _check_evaluate(cfg)
     s = cfg["structures"]
     segs = s["protocol"]["segments"]
     names = [seg["name"] for seg in segs]

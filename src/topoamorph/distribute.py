@@ -98,7 +98,9 @@ def _plan(specs: list[str]) -> tuple[dict, list[tuple[str, int]], list[int]]:
 
 
 def run(specs: list[str], output: str, settings: HomologySettings, energy_key: str | None = None,
-        provenance: dict | None = None) -> int:
+        provenance: dict | None = None, require_energy: bool = True) -> int:
+    """Diagrams of the frames of ``specs`` into ``output`` (``require_energy=False``: frames without an
+    energy are accepted, their energy recorded as NaN; used to apply a model to unlabelled frames)."""
     MPI, comm = comm_world()
     rank, size = (comm.rank, comm.size) if comm is not None else (0, 1)
     t0 = time.perf_counter()
@@ -129,14 +131,14 @@ def run(specs: list[str], output: str, settings: HomologySettings, energy_key: s
         path, index = frames[i]
         try:
             atoms = read_atoms(path, index, index + 1, index=indexes[path])[0]
-            fr = checked_frame(atoms, path, index, energy_key=energy_key)
+            fr = checked_frame(atoms, path, index, require_energy=require_energy, energy_key=energy_key)
         except Exception as exc:
             return _fail(comm, rank, f"{exc}")
         try:
             res = homology.compute(fr.atoms, **settings.compute_options())
         except Exception as exc:
             return _fail(comm, rank, f"{fr.source}, frame {fr.index}: {exc}")
-        rec = frame_metadata(fr)
+        rec = frame_metadata(fr, with_energy=require_energy)
         rec.update(replicas=res.replicas, diagrams=res.diagrams)
         local[i] = rec
     cpu = time.perf_counter() - t0

@@ -14,7 +14,7 @@ import logging
 import numpy as np
 
 from .errors import InputFileError
-from .formats.frames import check_atoms, count_frames, frame_energy, read_atoms
+from .formats.frames import check_atoms, count_frames, frame_energy, parse_spec, read_atoms
 from .settings import SourceSettings
 from .units import density_of
 
@@ -24,21 +24,50 @@ MIN_DISTANCE_ANGSTROM = 0.5  # closer atoms are overlapping (the shortest C-C bo
 CHUNK_FRAMES = 256  # frames parsed at a time while validating
 
 
-def check_frame(atoms, path, index: int, energy_key: str, species: set[str]) -> float:
-    """Raise InputFileError naming the file and frame for anything a campaign cannot use; return E (eV)."""
+def check_frame(atoms, path, index: int, energy_key: str, species: set[str], require_energy: bool = True) -> float:
+    """Raise InputFileError naming the file and frame for anything a campaign cannot use; return E (eV)
+    (NaN for a frame without one when ``require_energy`` is false)."""
     check_atoms(atoms, path, index, require_energy=False)
     unknown = sorted(set(atoms.get_chemical_symbols()) - species)
     if unknown:
         raise InputFileError(path, f"species {unknown} not supported by this campaign (supported: {sorted(species)})",
                              index)
-    if len(atoms) > 1:
-        d = atoms.get_all_distances(mic=True)
-        np.fill_diagonal(d, np.inf)
-        i, j = np.unravel_index(np.argmin(d), d.shape)
-        if d[i, j] < MIN_DISTANCE_ANGSTROM:
-            raise InputFileError(path, f"atoms {i} and {j} overlap ({d[i, j]:.3f} Å apart, below "
-                                 f"{MIN_DISTANCE_ANGSTROM} Å)", index)
+    if len(atoms) > 1:  # a neighbour list: linear in the atoms (all distances would be quadratic in memory)
+        from ase.neighborlist import neighbor_list
+
+        i, j, d = neighbor_list("ijd", atoms, MIN_DISTANCE_ANGSTROM)
+        if len(d):
+            k = int(np.argmin(d))
+            raise InputFileError(path, f"atoms {min(i[k], j[k])} and {max(i[k], j[k])} overlap ({d[k]:.3f} Å apart, "
+                                 f"below {MIN_DISTANCE_ANGSTROM} Å)", index)
+    if not require_energy and atoms.info.get(energy_key) is None and (
+            atoms.calc is None or atoms.calc.results.get(energy_key) is None):
+        return float("nan")
     return frame_energy(atoms, energy_key, path, index)
+
+
+def validate_file(spec: str, energy_key: str, species, require_energy: bool = True) -> dict:
+    """Read and check every frame of one file (``path`` or ``path@start:stop``): its manifest entry (frames,
+    atom counts, energy and density ranges)."""
+    path, start, stop = parse_spec(spec)
+    species = set(species)
+    stop = count_frames(path) if stop is None else stop
+    sizes, e_atom, dens = [], [], []
+    for lo in range(start, stop, CHUNK_FRAMES):
+        for i, atoms in enumerate(read_atoms(path, lo, min(stop, lo + CHUNK_FRAMES)), start=lo):
+            e = check_frame(atoms, path, i, energy_key, species, require_energy)
+            sizes.append(len(atoms))
+            e_atom.append(e / len(atoms))
+            dens.append(density_of(atoms))
+    if not sizes:
+        raise InputFileError(spec, "no frames selected")
+    labelled = [e for e in e_atom if np.isfinite(e)]
+    entry = {"path": str(spec), "frames": len(sizes), "atoms": sorted(set(sizes)),
+             "energy_per_atom_eV": [float(min(labelled)), float(max(labelled))] if labelled else None,
+             "frames_with_energy": len(labelled), "density_g_cm3": [float(min(dens)), float(max(dens))]}
+    log.info("%s: %d frames (%d with energy %r), %s atoms, density %.2f..%.2f g/cm3", spec, len(sizes),
+             len(labelled), energy_key, sorted(set(sizes)), min(dens), max(dens))
+    return entry
 
 
 def validate(source: dict | SourceSettings, species) -> dict:
@@ -48,19 +77,5 @@ def validate(source: dict | SourceSettings, species) -> dict:
     species = set(species)
     manifest = {"energy_key": src.energy_key, "files": {}}
     for role, path in src.files().items():
-        n = count_frames(path)
-        sizes, e_atom, dens = [], [], []
-        for start in range(0, n, CHUNK_FRAMES):
-            for i, atoms in enumerate(read_atoms(path, start, min(n, start + CHUNK_FRAMES)), start=start):
-                e = check_frame(atoms, path, i, src.energy_key, species)
-                sizes.append(len(atoms))
-                e_atom.append(e / len(atoms))
-                dens.append(density_of(atoms))
-        manifest["files"][role] = {
-            "path": str(path), "frames": len(sizes), "atoms": sorted(set(sizes)),
-            "energy_per_atom_eV": [float(min(e_atom)), float(max(e_atom))],
-            "density_g_cm3": [float(min(dens)), float(max(dens))],
-        }
-        log.info("%s (%s): %d frames, %s atoms, E/atom %.3f..%.3f eV, density %.2f..%.2f g/cm3", path, role,
-                 len(sizes), sorted(set(sizes)), min(e_atom), max(e_atom), min(dens), max(dens))
+        manifest["files"][role] = validate_file(path, src.energy_key, species)
     return manifest

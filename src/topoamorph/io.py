@@ -65,25 +65,6 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
-def load_npz(path, keys=()) -> dict:
-    """Arrays of an ``.npz`` file (a saved model); a truncated or corrupt file is an error naming it."""
-    import numpy as np
-
-    from .errors import InputFileError
-
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            out = {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise InputFileError(path, "file not found") from None
-    except Exception as exc:  # noqa: BLE001 (zipfile, numpy and OS errors alike mean a corrupt file)
-        raise InputFileError(path, f"unreadable .npz file ({type(exc).__name__}: {exc})") from None
-    missing = [k for k in keys if k not in out]
-    if missing:
-        raise InputFileError(path, f"missing arrays {missing}")
-    return out
-
-
 def decode_strings(values):
     """An HDF5 string column as a numpy object array of ``str``."""
     import numpy as np

@@ -178,21 +178,42 @@ class ScaledRidge:
         return self.ridge_.predict((np.asarray(X, dtype=float) - self.mean_) / self.scale_)
 
 
+def ridge_members(X, y, alpha: float, resamples) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge refits at a fixed ``alpha`` on each resample of the rows (a bootstrap ensemble):
+    coefficients (n_resamples, n_features) and intercepts (n_resamples,)."""
+    X = np.asarray(X, dtype=float).reshape(len(X), -1)
+    y = np.asarray(y, dtype=float)
+    coefs, icpts = [], []
+    for rows in resamples:
+        coef, b = _ridge_coef(_ridge_svd(X[rows], y[rows]), alpha)
+        coefs.append(coef)
+        icpts.append(b)
+    return np.array(coefs).reshape(len(coefs), X.shape[1]), np.array(icpts, dtype=float)
+
+
+def density_features(density) -> np.ndarray:
+    """(ρ, ρ², ρ³) of the mass density (g/cm³): the density baseline's features."""
+    d = np.asarray(density, dtype=float).reshape(-1)
+    return np.column_stack([d, d**2, d**3])
+
+
 class DensityBaseline:
-    """Ridge on (ρ, ρ², ρ³) of the mass density: what density alone explains."""
+    """Ridge on the standardised (ρ, ρ², ρ³) of the mass density: what density alone explains. After
+    ``fit``: ``mean_``, ``scale_`` (the standardisation), ``coef_``, ``intercept_``, ``alpha_``."""
 
     def fit(self, density, y):
         from sklearn.linear_model import RidgeCV
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
-        self.model_ = make_pipeline(PolynomialFeatures(3, include_bias=False), StandardScaler(),
-                                    RidgeCV(alphas=np.logspace(-6, 2, 9)))
-        self.model_.fit(np.asarray(density).reshape(-1, 1), y)
+        Z = density_features(density)
+        self.mean_ = Z.mean(axis=0)
+        sd = Z.std(axis=0)
+        self.scale_ = np.where(sd > 1e-12, sd, 1.0)
+        r = RidgeCV(alphas=np.logspace(-6, 2, 9)).fit((Z - self.mean_) / self.scale_, y)
+        self.coef_, self.intercept_, self.alpha_ = np.asarray(r.coef_, float), float(r.intercept_), float(r.alpha_)
         return self
 
     def predict(self, density):
-        return self.model_.predict(np.asarray(density).reshape(-1, 1))
+        return ((density_features(density) - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
 
 
 # ---------------------------------------------------------------- CNN
@@ -206,7 +227,7 @@ def _torch_device(requested: str):
     return torch.device("cpu")
 
 
-def _build_cnn(in_channels: int, bins: int, channels, hidden: int, pool: str):
+def build_cnn(in_channels: int, bins: int, channels, hidden: int, pool: str):
     import torch.nn as nn
 
     layers, c, side = [], in_channels, bins
@@ -249,7 +270,7 @@ class CNNModel:
         self.y_mean_, self.y_std_ = float(y[tr].mean()), float(y[tr].std() or 1.0)
         Xt = torch.as_tensor(X / self.x_scale_[None, :, None, None], dtype=torch.float32, device=dev)
         yt = torch.as_tensor((y - self.y_mean_) / self.y_std_, dtype=torch.float32, device=dev)
-        self.net_ = _build_cnn(X.shape[1], X.shape[2], self.channels, self.hidden, self.pool).to(dev)
+        self.net_ = build_cnn(X.shape[1], X.shape[2], self.channels, self.hidden, self.pool).to(dev)
         opt = torch.optim.AdamW(self.net_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs)
         use_amp = dev.type == "cuda"
@@ -297,18 +318,24 @@ class CNNModel:
             return torch.cat([self.net_(Xt[i:i + 1024]).squeeze(1).float() for i in range(0, len(Xt), 1024)]).cpu().numpy()
 
     def predict(self, X):
-        import torch
+        return cnn_predict(self.net_, X, self.x_scale_, self.y_mean_, self.y_std_)
 
-        dev = next(self.net_.parameters()).device
-        Xt = torch.as_tensor(X / self.x_scale_[None, :, None, None], dtype=torch.float32, device=dev)
-        return self._predict_scaled(Xt).astype(float) * self.y_std_ + self.y_mean_
+    def state_arrays(self) -> dict:
+        """Everything a saved member needs besides the architecture: weights and scalings, as numpy arrays."""
+        out = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
+        out.update(x_scale=np.asarray(self.x_scale_, np.float32), y_mean=np.float64(self.y_mean_),
+                   y_std=np.float64(self.y_std_))
+        return out
 
-    def save(self, path, provenance: dict | None = None):
-        import torch
 
-        from .io import atomic_path
+def cnn_predict(net, X, x_scale, y_mean: float, y_std: float) -> np.ndarray:
+    """Energies per atom (eV/atom, float64) of a trained network on images ``X`` (n, channels, bins, bins)."""
+    import torch
 
-        with atomic_path(path) as tmp:
-            torch.save({"state_dict": self.net_.state_dict(), "x_scale": self.x_scale_, "y_mean": self.y_mean_,
-                        "y_std": self.y_std_, "channels": self.channels, "hidden": self.hidden, "pool": self.pool,
-                        "best_epoch": self.best_epoch_, "history": self.history_, "provenance": provenance or {}}, tmp)
+    dev = next(net.parameters()).device
+    Xt = torch.as_tensor(np.asarray(X) / x_scale[None, :, None, None], dtype=torch.float32, device=dev)
+    net.eval()
+    with torch.no_grad():
+        out = [net(Xt[i:i + 1024]).squeeze(1).float() for i in range(0, len(Xt), 1024)]
+    scaled = torch.cat(out).cpu().numpy() if out else np.zeros(0, np.float32)
+    return scaled.astype(float) * y_std + y_mean

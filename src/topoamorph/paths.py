@@ -59,7 +59,16 @@ class CampaignPaths:
         return f"{self.base}/dataset/split.json"
 
     def metrics(self, model="{model}") -> str:
+        """A model's metrics: training, calibration and a section per evaluation file."""
         return f"{self.base}/metrics/{model}.json"
+
+    def fit_metrics(self, model="{model}") -> str:
+        """A model's metrics as its training job wrote them (merged with the evaluations into ``metrics``)."""
+        return f"{self.base}/metrics/fit/{model}.json"
+
+    def evaluation(self, name="{name}", file="{file}") -> str:
+        """Outputs of one evaluation file: ``manifest.json``, ``metrics.json``, ``{model}.csv``."""
+        return f"{self.base}/evaluation/{name}/{file}"
 
     def predictions(self, model="{model}") -> str:
         return f"{self.base}/predictions/{model}.csv"

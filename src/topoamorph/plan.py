@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import engines
-from .formats.frames import count_frames
+from .errors import InputFileError
+from .formats.frames import count_frames, parse_spec
 from .paths import CampaignPaths, fmt_density
 from .provenance import config_hash
 from .settings import SourceSettings
@@ -158,6 +159,17 @@ def batches(cfg: dict) -> list[list[Chunk]]:
     if not out[-1]:
         out.pop()
     return out
+
+
+def check_frames_spec(spec: str) -> int:
+    """Frames selected by ``path`` or ``path@start:stop``: the file is indexed (atom-count lines, no
+    coordinates), so a missing, truncated or non-extxyz file, or a selection beyond it, is an error naming it."""
+    path, start, stop = parse_spec(spec)
+    n = count_frames(path)
+    stop = n if stop is None else stop
+    if not 0 <= start < stop <= n:
+        raise InputFileError(spec, f"selects frames {start}:{stop} but the file holds {n}")
+    return stop - start
 
 
 def batch_ids(cfg: dict) -> list[str]:

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .formats.predictions import read_predictions  # noqa: E402
+from .formats.predictions import read_applied, read_predictions  # noqa: E402
 from .formats.trace import read_trace  # noqa: E402
 from .io import atomic_path, read_json  # noqa: E402
 from .provenance import csv_header, record  # noqa: E402
@@ -30,8 +30,49 @@ def _save(fig, path, dpi):
     plt.close(fig)
 
 
-def metrics_table(metrics_files: dict, md_out, csv_out) -> list[dict]:
-    rows = []
+PH_MODELS = ("ridge", "cnn")  # the persistent-homology models; the others are baselines
+
+
+def headline(rows: list[dict], regime: dict | None = None) -> list[str]:
+    """The report's first lines: which model is best on the test part and by how much (also when a baseline
+    beats the PH models), and which regime the data are in (amorphous or near-crystalline)."""
+    ranked = [r for r in rows if r.get("test_mae") is not None]
+    lines = []
+    if ranked:
+        best = ranked[0]
+        ph = [r for r in ranked if r["model"] in PH_MODELS]
+        second = ranked[1] if len(ranked) > 1 else None
+        text = f"**Best on the test part: {best['model']}**, MAE {best['test_mae']:.2f} meV/atom"
+        if second is not None:
+            gap = second["test_mae"] - best["test_mae"]
+            text += (f", {gap:.2f} meV/atom ({100 * gap / max(second['test_mae'], 1e-12):.1f}%) below the next, "
+                     f"{second['model']}")
+        lines.append(text + ".")
+        if ph and best["model"] not in PH_MODELS:
+            top = ph[0]
+            gap = top["test_mae"] - best["test_mae"]
+            lines.append(f"A baseline beats the persistent-homology models here: the best of them, {top['model']}, is "
+                         f"{gap:.2f} meV/atom ({100 * gap / best['test_mae']:.1f}%) worse on the test part.")
+        elif ph:
+            base = [r for r in ranked if r["model"] not in PH_MODELS]
+            if base:
+                gap = base[0]["test_mae"] - best["test_mae"]
+                lines.append(f"The best baseline, {base[0]['model']}, is {gap:.2f} meV/atom "
+                             f"({100 * gap / base[0]['test_mae']:.1f}%) worse on the test part.")
+    if regime:
+        frac = regime["crystalline_frames"]
+        what = ("near-crystalline data: the persistent-homology descriptor's accuracy claim is for amorphous "
+                "structures, and on near-crystalline cells SOAP is expected to win (docs/accuracy.md)"
+                if frac > 0.5 else "amorphous data, the method's domain" if frac < 0.1 else
+                "mostly amorphous data with a sizeable near-crystalline part")
+        lines.append(f"Regime: {100 * frac:.1f}% of {regime['frames']} frames are crystal-like (more than half their "
+                     f"atoms in diamond- or graphite-like environments; mean fraction of such atoms "
+                     f"{100 * regime['crystalline_atoms']:.1f}%): {what}.")
+    return lines
+
+
+def metrics_table(metrics_files: dict, md_out, csv_out, regime: dict | None = None) -> list[dict]:
+    rows, evaluations = [], {}
     for name, path in metrics_files.items():
         m = read_json(path)
         row = {"model": name}
@@ -40,10 +81,14 @@ def metrics_table(metrics_files: dict, md_out, csv_out) -> list[dict]:
                 row[f"{part}_mae"] = m[part]["mae_mev_per_atom"]
                 row[f"{part}_rmse"] = m[part]["rmse_mev_per_atom"]
                 row[f"{part}_n"] = m[part]["n"]
+        cal = (m.get("calibration") or {}).get("test") or {}
+        row["test_within_1sigma"], row["test_within_2sigma"] = cal.get("within_1sigma"), cal.get("within_2sigma")
+        for file, sec in (m.get("evaluation") or {}).items():
+            evaluations.setdefault(file, {})[name] = sec
         rows.append(row)
     rows.sort(key=lambda r: r.get("test_mae", np.inf))
     cols = ["model", "test_mae", "test_rmse", "test_n", "train_mae", "train_rmse", "train_n",
-            "validation_mae", "validation_n"]
+            "validation_mae", "validation_n", "test_within_1sigma", "test_within_2sigma"]
     with atomic_path(csv_out) as tmp, open(tmp, "w", newline="") as fh:
         fh.write(csv_header() + "\n")
         w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
@@ -51,18 +96,42 @@ def metrics_table(metrics_files: dict, md_out, csv_out) -> list[dict]:
         w.writerows(rows)
     fmt = lambda v: "–" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))  # noqa: E731
     lines = ["| model | test MAE | test RMSE | test n | train MAE | train RMSE | train n | validation MAE | "
-             "validation n |", "|---|---|---|---|---|---|---|---|---|"]
+             "validation n | test within 1σ | test within 2σ |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append("| " + " | ".join(fmt(r.get(c)) for c in cols) + " |")
     prov = record()
     camp = prov.get("campaign") or {}
-    text = ("Errors in meV/atom (energy per atom), best test MAE first.\n\n" + "\n".join(lines) + "\n\n"
-            f"<!-- provenance: {json.dumps(prov, sort_keys=True)} -->\n"
-            f"Code {prov.get('git_commit') or 'unknown commit'}, config hash {camp.get('config_hash', '-')}, "
-            f"engine {camp.get('engine_version', camp.get('engine', '-'))}, seed {camp.get('seed', '-')}.\n")
+    text = ("\n\n".join(headline(rows, regime)) + "\n\n" if rows else "")
+    text += ("Errors in meV/atom (energy per atom), best test MAE first; within 1σ/2σ: fraction of test frames "
+             "whose error lies within the model's calibrated σ (ideal 0.68 / 0.95).\n\n" + "\n".join(lines) + "\n")
+    for file, secs in evaluations.items():
+        text += "\n" + evaluation_table(file, secs)
+    text += (f"\n<!-- provenance: {json.dumps(prov, sort_keys=True)} -->\n"
+             f"Code {prov.get('git_commit') or 'unknown commit'}, config hash {camp.get('config_hash', '-')}, "
+             f"engine {camp.get('engine_version', camp.get('engine', '-'))}, seed {camp.get('seed', '-')}.\n")
     with atomic_path(md_out) as tmp:
         tmp.write_text(text)
     return rows
+
+
+def evaluation_table(file: str, sections: dict) -> str:
+    """Markdown table of every model on one evaluation file."""
+    any_sec = next(iter(sections.values()))
+    head = (f"### Evaluation: {file} ({any_sec['file']}, {any_sec['n_frames']} frames of {any_sec['n_atoms']} atoms, "
+            f"{any_sec['n_with_reference']} with reference energies)\n\n")
+    lines = ["| model | MAE | RMSE | MAE in domain | n in domain | out of domain | within 1σ | within 2σ |",
+             "|---|---|---|---|---|---|---|---|"]
+    fmt = lambda v: "–" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))  # noqa: E731
+    order = sorted(sections, key=lambda k: (sections[k].get("all") or {}).get("mae_mev_per_atom") or np.inf)
+    for name in order:
+        sec = sections[name]
+        a, i, c = sec.get("all") or {}, sec.get("in_domain") or {}, sec.get("calibration") or {}
+        reasons = ", ".join(f"{k} {v}" for k, v in sec["out_of_domain_reasons"].items())
+        lines.append("| " + " | ".join([name, fmt(a.get("mae_mev_per_atom")), fmt(a.get("rmse_mev_per_atom")),
+                                         fmt(i.get("mae_mev_per_atom")), fmt(i.get("n")),
+                                         f"{sec['n_out_of_domain']}" + (f" ({reasons})" if reasons else ""),
+                                         fmt(c.get("within_1sigma")), fmt(c.get("within_2sigma"))]) + " |")
+    return head + "\n".join(lines) + "\n"
 
 
 def parity_plots(prediction_files: dict, out, dpi=110) -> None:
@@ -73,7 +142,9 @@ def parity_plots(prediction_files: dict, out, dpi=110) -> None:
         for part, color in (("train", "0.75"), ("validation", "tab:orange"), ("test", "tab:blue")):
             m = p["part"] == part
             if m.any():
-                ax.scatter(p["y"][m], p["pred"][m], s=6, c=color, label=part, alpha=0.8, lw=0)
+                yerr = p["sigma"][m] if part == "test" and np.isfinite(p["sigma"][m]).all() else None
+                ax.errorbar(p["y"][m], p["pred"][m], yerr=yerr, fmt="o", ms=2, color=color, label=part, alpha=0.8,
+                            lw=0, elinewidth=0.5)
         lo, hi = min(p["y"].min(), p["pred"].min()), max(p["y"].max(), p["pred"].max())
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
         t = p["part"] == "test"
@@ -82,6 +153,59 @@ def parity_plots(prediction_files: dict, out, dpi=110) -> None:
         ax.set_xlabel("reference energy (eV/atom)")
         ax.set_ylabel("predicted (eV/atom)")
         ax.legend(fontsize=7, markerscale=2)
+    _save(fig, out, dpi)
+
+
+def calibration_plot(prediction_files: dict, out, dpi=110) -> None:
+    """Observed fraction of test errors within k σ against the Gaussian fraction, k in (0, 3]."""
+    from scipy.special import erf
+
+    k = np.linspace(0.02, 3.0, 60)
+    expected = erf(k / np.sqrt(2))
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    for c, (name, path) in enumerate(prediction_files.items()):
+        p = read_predictions(path)
+        t = (p["part"] == "test") & np.isfinite(p["sigma"]) & (p["sigma"] > 0)
+        if not t.any():
+            continue
+        z = np.abs(p["pred"][t] - p["y"][t]) / p["sigma"][t]
+        ax.plot(expected, [(z <= kk).mean() for kk in k], color=f"C{c}", label=name, lw=1.2)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    for e in (erf(1 / np.sqrt(2)), erf(2 / np.sqrt(2))):
+        ax.axvline(e, color="0.8", lw=0.6)
+    ax.set_xlabel("expected fraction within kσ (Gaussian)")
+    ax.set_ylabel("observed fraction of test frames")
+    ax.set_title("calibration of σ on the test part (grey: 1σ, 2σ)", fontsize=9)
+    ax.legend(fontsize=7)
+    _save(fig, out, dpi)
+
+
+def evaluation_plot(name: str, applied_files: dict, out, dpi=110) -> None:
+    """Every model on one evaluation file: parity with 1σ bars (open: out of domain), or prediction against
+    density when the frames carry no reference energy."""
+    models = list(applied_files)
+    fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.6), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        p = read_applied(applied_files[model])
+        ref, pred, sig, inside = (p["reference_energy_per_atom_ev"], p["energy_per_atom_ev"],
+                                  p["sigma_ev_per_atom"], p["in_domain"])
+        has = np.isfinite(ref)
+        x = ref if has.all() else p["density"]
+        for sel, face, label in ((inside, "tab:blue", "in domain"), (~inside, "none", "out of domain")):
+            if sel.any():
+                ax.errorbar(x[sel], pred[sel], yerr=sig[sel], fmt="o", ms=3, mfc=face, mec="tab:blue", ecolor="0.6",
+                            elinewidth=0.5, lw=0, label=label)
+        if has.all():
+            lo, hi = min(ref.min(), pred.min()), max(ref.max(), pred.max())
+            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+            ax.set_title(f"{model}: MAE {1000 * np.mean(np.abs(pred - ref)):.1f} meV/atom", fontsize=9)
+            ax.set_xlabel("reference energy (eV/atom)")
+        else:
+            ax.set_title(f"{model} (no reference energies)", fontsize=9)
+            ax.set_xlabel("density (g/cm³)")
+        ax.set_ylabel("predicted (eV/atom)")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"evaluation: {name}", fontsize=10)
     _save(fig, out, dpi)
 
 
@@ -118,9 +242,10 @@ def _unit_label(units: str) -> str:
 def ridge_map(coef_file, dims, x_range, y_range, out, dpi=110, axes="birth_death", units="angstrom^2") -> None:
     """Ridge coefficients on the (birth, death) or (birth, persistence) plane: red raises the energy,
     blue lowers it."""
-    from .io import load_npz
+    from .trained import load_model
 
-    coef = load_npz(coef_file, keys=("coef",))["coef"]
+    model = load_model(coef_file)
+    coef = model.arrays["coef"].reshape(model.header["image_shape"])
     (xlo, xhi), (ylo, yhi) = x_range, y_range
     u = _unit_label(units)
     second = "death" if axes == "birth_death" else "persistence"
@@ -189,7 +314,7 @@ def energy_vs_density(dataset_meta: dict, y, out, dpi=110) -> None:
 def structure_summary(rows: list[dict], rdfs: dict, out_png, out_csv, dpi=110) -> None:
     """sp3 fraction against density per protocol stage (mean and spread over frames), and g(r) of the final
     frames per density: the sanity check of generated amorphous carbon (sp3 must rise with density)."""
-    keys = ["source", "frame", "density", "stage", "run", "time_ps", "sp", "sp2", "sp3", "mean_coordination"]
+    keys = ["source", "frame", "density", "stage", "run", "time_ps", "sp", "sp2", "sp3", "mean_coordination", "crystalline"]
     with atomic_path(out_csv) as tmp, open(tmp, "w", newline="") as fh:
         fh.write(csv_header() + "\n")
         w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")

@@ -193,6 +193,25 @@ class RelabelSettings:
 
 
 @dataclass(frozen=True)
+class EvaluationFile:
+    """One file of ``evaluate``: every trained model predicts its frames (energies optional)."""
+
+    name: str
+    file: str
+    energy_key: str
+
+    @classmethod
+    def from_config(cls, item, energy_key: str) -> EvaluationFile:
+        """``item``: a path, or {file, name, energy_key} (name: the file's stem; energy_key: the source's)."""
+        from pathlib import PurePath
+
+        item = {"file": item} if isinstance(item, str) else dict(item)
+        path = str(item["file"]).rsplit("@", 1)[0]
+        return cls(name=str(item.get("name") or PurePath(path).name.split(".")[0]), file=str(item["file"]),
+                   energy_key=str(item.get("energy_key") or energy_key))
+
+
+@dataclass(frozen=True)
 class Campaign:
     """The whole validated config as typed sections (the estimator blocks stay mappings: their classes
     take them as keyword arguments)."""
@@ -206,6 +225,7 @@ class Campaign:
     descriptors: dict
     train: dict
     report: ReportSettings
+    evaluate: tuple = ()
 
     @classmethod
     def from_config(cls, cfg: dict) -> Campaign:
@@ -213,11 +233,16 @@ class Campaign:
                    structures=StructuresSettings.from_config(cfg["structures"]),
                    relabel=RelabelSettings.from_config(cfg["relabel"]) if cfg.get("relabel") else None,
                    homology=HomologySettings.from_config(cfg["homology"]), descriptors=dict(cfg["descriptors"]),
-                   train=dict(cfg["train"]), report=ReportSettings.from_config(cfg["report"]))
+                   train=dict(cfg["train"]), report=ReportSettings.from_config(cfg["report"]),
+                   evaluate=tuple(cfg.get("evaluate") or ()))
 
     @property
     def imported(self) -> bool:
         return self.source.kind == "import"
+
+    def evaluations(self) -> list[EvaluationFile]:
+        """The files of ``evaluate``, each with its name and energy key."""
+        return [EvaluationFile.from_config(item, self.source.energy_key) for item in self.evaluate]
 
     def split(self) -> SplitSettings:
         """The split every model shares: the config's, or for imported data the files' own (train/test) or

@@ -3,6 +3,13 @@
 Hybridisation is read from the coordination number within ``BOND_CUTOFF`` (1.85 Å, the usual choice for
 amorphous carbon, between the first-neighbour peak at 1.4-1.6 Å and the first minimum of g(r)):
 coordination <= 2 counts as sp, 3 as sp2, >= 4 as sp3.
+
+``crystalline_fraction`` says whether a frame is amorphous (the method's domain) or near-crystalline: the
+fraction of atoms in a crystal-like environment, i.e. an atom with 4 (diamond-like) or 3 (graphite-like)
+bonds whose bond angles all lie within ``ANGLE_TOLERANCE`` of the ideal (109.47° or 120°) and bond
+lengths within ``LENGTH_TOLERANCE`` of their mean, and whose bonded neighbours are all such atoms of the
+same coordination (a second shell, as OVITO's diamond identification asks). Strained diamond scores near
+1, melt-quenched amorphous carbon near 0.
 """
 
 from __future__ import annotations
@@ -11,6 +18,9 @@ import numpy as np
 from ase.neighborlist import neighbor_list
 
 BOND_CUTOFF = 1.85  # Å
+ANGLE_TOLERANCE = 15.0  # degrees
+LENGTH_TOLERANCE = 0.12  # relative
+CRYSTALLINE_FRAME = 0.5  # a frame with more than this fraction of crystal-like atoms counts as near-crystalline
 
 
 def coordination(atoms, cutoff: float = BOND_CUTOFF) -> np.ndarray:
@@ -24,6 +34,35 @@ def hybridisation(atoms, cutoff: float = BOND_CUTOFF) -> dict:
     n = max(len(cn), 1)
     return {"sp": float(np.sum(cn <= 2) / n), "sp2": float(np.sum(cn == 3) / n), "sp3": float(np.sum(cn >= 4) / n),
             "mean_coordination": float(cn.mean()) if len(cn) else 0.0}
+
+
+def crystalline_fraction(atoms, cutoff: float = BOND_CUTOFF) -> float:
+    """Fraction of atoms in a crystal-like (diamond- or graphite-like) environment, see the module notes."""
+    i, j, D = neighbor_list("ijD", atoms, cutoff)
+    n = len(atoms)
+    cn = np.bincount(i, minlength=n)
+    ordered = np.zeros(n, bool)
+    order = np.argsort(i, kind="stable")
+    i, j, D = i[order], j[order], D[order]
+    starts = np.concatenate([[0], np.cumsum(cn)])
+    for a in range(n):
+        k = cn[a]
+        if k not in (3, 4):
+            continue
+        v = D[starts[a]:starts[a + 1]]
+        length = np.linalg.norm(v, axis=1)
+        if np.max(np.abs(length / length.mean() - 1)) > LENGTH_TOLERANCE:
+            continue
+        u = v / length[:, None]
+        cos = (u @ u.T)[np.triu_indices(k, 1)]
+        angles = np.degrees(np.arccos(np.clip(cos, -1, 1)))
+        ideal = 109.4712 if k == 4 else 120.0
+        ordered[a] = np.max(np.abs(angles - ideal)) <= ANGLE_TOLERANCE
+    crystal = ordered.copy()
+    for a in np.nonzero(ordered)[0]:
+        nb = j[starts[a]:starts[a + 1]]
+        crystal[a] = bool(np.all(ordered[nb]) and np.all(cn[nb] == cn[a]))
+    return float(crystal.mean()) if n else 0.0
 
 
 def neighbour_histogram(atoms, rmax: float = 5.0, nbins: int = 100):
@@ -66,5 +105,6 @@ def analyse_frames(frames) -> list[dict]:
                "density": density_of(atoms), "stage": str(atoms.info.get("stage", "")),
                "run": int(atoms.info.get("run", -1)), "time_ps": float(atoms.info.get("time_ps", np.nan))}
         row.update(hybridisation(atoms))
+        row["crystalline"] = crystalline_fraction(atoms)
         rows.append(row)
     return rows

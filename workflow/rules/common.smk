@@ -4,6 +4,7 @@ envvars:
 
 import dataclasses
 import json
+import re
 import os
 import sys
 from pathlib import Path
@@ -50,6 +51,14 @@ except TopoamorphError as exc:
 BATCH_IDS = plan.batch_ids(config)
 MODELS = ["ridge", "cnn"]
 BASELINES = ["mean", "density", "soap", "rdf"]
+ALL_MODELS = MODELS + BASELINES
+MODEL_EXT = {"cnn": "pt"}  # the CNN's file is a PyTorch one; the others NumPy (formats/model.py)
+EVALUATIONS = {ev.name: ev for ev in CAMPAIGN.evaluations()}
+try:  # an evaluation file that is missing or not extxyz stops planning here, before any job
+    for _ev in EVALUATIONS.values():
+        plan.check_frames_spec(_ev.file)
+except TopoamorphError as exc:
+    raise WorkflowError(f"invalid input (evaluate): {exc}")
 SPECIES = [CAMPAIGN.structures.element]
 STRUCTURE_KEYS = ("element", "natoms", "lattice", "rattle_angstrom", "engine", "protocol")
 MD_MINUTES = plan.md_runtime_minutes(config["structures"])
@@ -60,6 +69,8 @@ wildcard_constraints:
     density=r"\d+\.\d\d",
     run=r"\d+",
     batch=r"\d{4}",
+    model="|".join(ALL_MODELS),
+    name="|".join(re.escape(n) for n in EVALUATIONS) or "(?!)",
 
 
 def structures_params():
@@ -132,6 +143,28 @@ def learning_curve_model_params():
     return {m: config["train"][m] for m in ("ridge", "cnn") if m in config["train"]["learning_curve"]["models"]}
 
 
+def model_file(name):
+    """A model's file (formats/model.py)."""
+    return P.model(name, MODEL_EXT.get(name, "npz"))
+
+
+def homology_compute_options():
+    """What a diagram depends on (the homology settings a model file records to recompute its inputs)."""
+    return CAMPAIGN.homology.compute_options()
+
+
+def evaluation_file(wildcards):
+    """The path of an evaluation file (without its @start:stop selection): a changed file reruns it."""
+    return EVALUATIONS[wildcards.name].file.rsplit("@", 1)[0] if "@" in EVALUATIONS[wildcards.name].file \
+        else EVALUATIONS[wildcards.name].file
+
+
+def evaluation_selection(wildcards):
+    """The @start:stop selection of an evaluation file ('' for all its frames)."""
+    f = EVALUATIONS[wildcards.name].file
+    return "@" + f.rsplit("@", 1)[1] if "@" in f else ""
+
+
 def split_seed():
     return CAMPAIGN.split_seed()
 
@@ -150,15 +183,17 @@ def homology_options():
 
 
 REPORT_NAMES = ("metrics.md", "metrics.csv", "parity.png", "diagrams.png", "ridge_coefficients.png",
-                "energy_density.png", "structure.png", "structure.csv", "learning_curve.png", "per_density.png")
+                "energy_density.png", "structure.png", "structure.csv", "learning_curve.png", "per_density.png",
+                "calibration.png")
 
 
 def report_files():
-    return [P.report(n) for n in REPORT_NAMES] + ([] if IMPORT else [P.report("trace.png")])
+    return [P.report(n) for n in REPORT_NAMES] + ([] if IMPORT else [P.report("trace.png")]) + \
+        [P.report(f"evaluation_{n}.png") for n in EVALUATIONS]
 
 
 def all_outputs():
-    return [P.metrics(m) for m in MODELS + BASELINES] + [P.metrics("learning_curve")] + report_files()
+    return [P.metrics(m) for m in ALL_MODELS] + [P.metrics("learning_curve")] + report_files()
 
 
 def frames_files():

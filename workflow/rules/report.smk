@@ -1,9 +1,11 @@
 rule report:
-    """Metrics table, parity plots, learning curve, error per density, example diagrams, ridge coefficient maps,
-    energy vs density, structure."""
+    """Metrics table (best model and data regime first), parity plots with error bars, calibration, learning
+    curve, error per density, example diagrams, ridge coefficient maps, energy vs density, structure, and a
+    parity plot and table per evaluation file."""
     input:
-        metrics=[P.metrics(m) for m in MODELS + BASELINES],
-        predictions=[P.predictions(m) for m in MODELS + BASELINES],
+        metrics=[P.metrics(m) for m in ALL_MODELS],
+        predictions=[P.predictions(m) for m in ALL_MODELS],
+        evaluation_predictions=[P.evaluation(n, f"{m}.csv") for n in EVALUATIONS for m in ALL_MODELS],
         ridge_model=P.model("ridge", "npz"),
         curve=P.metrics("learning_curve"),
         dataset=P.dataset(),
@@ -27,11 +29,17 @@ rule report:
             P.report("learning_curve.png"), caption="../report/learning_curve.rst", category="Models"
         ),
         per_density=report(P.report("per_density.png"), caption="../report/per_density.rst", category="Models"),
+        calibration=report(P.report("calibration.png"), caption="../report/calibration.rst", category="Models"),
+        evaluation=[
+            report(P.report(f"evaluation_{n}.png"), caption="../report/evaluation.rst", category="Evaluation")
+            for n in EVALUATIONS
+        ],
         # the MD trace exists for generated campaigns only
         **({} if IMPORT else {"trace": report(P.report("trace.png"), caption="../report/trace.rst",
                                               category="Structures")}),
     params:
-        models=MODELS + BASELINES,
+        models=ALL_MODELS,
+        evaluations=list(EVALUATIONS),
         runs=[(r.density, r.run) for r in RUNS],
         settings=config["report"],
     log:

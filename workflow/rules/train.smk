@@ -16,16 +16,20 @@ rule split:
 
 
 rule train_ridge:
-    """Ridge regression, regularisation chosen by cross-validation."""
+    """Ridge regression, regularisation chosen by cross-validation; a bootstrap ensemble for its uncertainty,
+    calibrated on the validation part. The model file is self-contained (topoamorph predict)."""
     input:
         dataset=P.dataset(),
         split=P.split(),
     output:
-        metrics=P.metrics("ridge"),
+        metrics=P.fit_metrics("ridge"),
         predictions=P.predictions("ridge"),
         model=P.model("ridge", "npz"),
     params:
         ridge=config["train"]["ridge"],
+        uncertainty=config["train"]["uncertainty"],
+        homology=homology_compute_options(),
+        species=SPECIES,
         seed=config["seed"],
     log:
         P.log("train_ridge"),
@@ -39,16 +43,20 @@ rule train_ridge:
 
 
 rule train_cnn:
-    """A small CNN on the histogram images (CUDA when available, else CPU)."""
+    """An ensemble of small CNNs on the descriptor images (CUDA when available, else CPU), from consecutive
+    seeds: the prediction is their mean, their spread (calibrated) the uncertainty."""
     input:
         dataset=P.dataset(),
         split=P.split(),
     output:
-        metrics=P.metrics("cnn"),
+        metrics=P.fit_metrics("cnn"),
         predictions=P.predictions("cnn"),
         model=P.model("cnn", "pt"),
     params:
         cnn=config["train"]["cnn"],
+        uncertainty=config["train"]["uncertainty"],
+        homology=homology_compute_options(),
+        species=SPECIES,
         seed=config["seed"],
     log:
         P.log("train_cnn"),
@@ -70,12 +78,15 @@ rule train_baselines:
         split=P.split(),
         features=P.features(),
     output:
-        metrics=[P.metrics(b) for b in BASELINES],
+        metrics=[P.fit_metrics(b) for b in BASELINES],
         predictions=[P.predictions(b) for b in BASELINES],
+        model_files=[P.model(b, "npz") for b in BASELINES],
     params:
         seed=config["seed"],
         names=BASELINES,
         baselines=config["train"]["baselines"],
+        uncertainty=config["train"]["uncertainty"],
+        species=SPECIES,
     log:
         P.log("train_baselines"),
     resources:

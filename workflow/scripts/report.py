@@ -3,6 +3,8 @@ from topoamorph.stages.report import report
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 run_logged(sm.log[0], report, metrics=list(sm.input.metrics), predictions=list(sm.input.predictions),
+           evaluation_predictions=list(sm.input.evaluation_predictions), evaluations=list(sm.params.evaluations),
+           calibration=sm.output.calibration, evaluation=list(sm.output.evaluation),
            ridge_model=sm.input.ridge_model, curve=sm.input.curve, dataset=sm.input.dataset,
            diagrams=list(sm.input.diagrams), structures=list(sm.input.structures), traces=list(sm.input.traces),
            models=list(sm.params.models), runs=[tuple(r) for r in sm.params.runs], settings=dict(sm.params.settings),

@@ -203,21 +203,29 @@ def frame_energy(atoms, key: str, path, index: int) -> float:
     return e
 
 
-def frame_metadata(frame: Frame) -> dict:
-    """Per-frame metadata carried from structures to diagrams to the dataset."""
+def frame_metadata(frame: Frame, with_energy: bool = True) -> dict:
+    """Per-frame metadata carried from structures to diagrams to the dataset (``with_energy=False``: the
+    energy is NaN when the frame has none)."""
     atoms = frame.atoms
     info = {k: v for k, v in atoms.info.items() if isinstance(v, (str, int, float, bool, np.integer, np.floating))}
     return {
         "source": frame.source,
         "index": frame.index,
         "n_atoms": len(atoms),
-        "energy": frame.energy,
+        "energy": frame.energy if with_energy else _energy_or_nan(frame),
         "density": density_of(atoms),
         # generated frames: stage; the source paper's data: process; GAP-style sets: config_type
         "stage": str(info.get("stage", info.get("process", info.get("config_type", "")))),
         "run": int(info.get("run", -1)),
         "info": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in info.items()},
     }
+
+
+def _energy_or_nan(frame: Frame) -> float:
+    try:
+        return frame.energy
+    except Exception:  # noqa: BLE001 (no calculator, no key: an unlabelled frame)
+        return float("nan")
 
 
 def write_frames(path, frames) -> None:

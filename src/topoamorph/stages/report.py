@@ -20,13 +20,25 @@ def report(*, metrics: list[str], predictions: list[str], ridge_model: str, curv
            diagrams: list[str], structures: list[str], traces: list[str], models: list[str], runs: list,
            settings: dict, table: str, table_csv: str, parity: str, diagram_examples: str, ridge_map: str,
            energy_density: str, structure_png: str, structure_csv: str, learning_curve: str, per_density: str,
-           trace: str | None = None) -> None:
+           calibration: str, evaluation_predictions: list[str] = (), evaluations: list[str] = (),
+           evaluation: list[str] = (), trace: str | None = None) -> None:
     """``metrics`` and ``predictions``: one file per model of ``models``, in that order; ``traces``: one per
-    run of ``runs`` ((density, run) pairs; none for imported data, and then no ``trace`` figure)."""
+    run of ``runs`` ((density, run) pairs; none for imported data, and then no ``trace`` figure);
+    ``evaluation_predictions``: per evaluation file of ``evaluations``, one file per model (file-major), and
+    ``evaluation`` one figure per evaluation file."""
     s = ReportSettings.from_config(settings)
     metrics_files, prediction_files = dict(zip(models, metrics)), dict(zip(models, predictions))
-    rows = rep.metrics_table(metrics_files, table, table_csv)
+    regime = None
+    if structures:
+        regime = _structure_report(structures, structure_png, structure_csv, s.dpi)
+    rows = rep.metrics_table(metrics_files, table, table_csv, regime)
+    for line in rep.headline(rows, regime):
+        log.info("%s", line.replace("**", ""))
     rep.parity_plots(prediction_files, parity, s.dpi)
+    rep.calibration_plot(prediction_files, calibration, s.dpi)
+    for k, (name, out) in enumerate(zip(evaluations, evaluation)):
+        files = evaluation_predictions[k * len(models):(k + 1) * len(models)]
+        rep.evaluation_plot(name, dict(zip(models, files)), out, s.dpi)
     rep.per_density_errors(metrics_files, per_density, s.dpi)
     rep.learning_curve(curve, learning_curve, s.dpi)
     with Dataset(dataset) as ds:
@@ -37,15 +49,14 @@ def report(*, metrics: list[str], predictions: list[str], ridge_model: str, curv
     dgms = [d for f in diagrams for d in read_diagrams(f)["diagrams"]]
     rep.diagram_examples(meta, dgms, diagram_examples, s.example_frames, s.dpi, units=units)
     rep.energy_vs_density(meta, y, energy_density, s.dpi)
-    if structures:
-        _structure_report(structures, structure_png, structure_csv, s.dpi)
     if trace is not None and traces:
         rep.traces({tuple(k): v for k, v in zip(runs, traces)}, trace, s.dpi)
     for r in rows:
         log.info("%-8s test MAE %s meV/atom", r["model"], r.get("test_mae"))
 
 
-def _structure_report(structure_files, out_png, out_csv, dpi) -> None:
+def _structure_report(structure_files, out_png, out_csv, dpi) -> dict:
+    """The structure figure and table; returns the data's regime (fraction of crystal-like frames)."""
     rows, rdfs, finals = [], {}, {}
     for path in structure_files:
         frames = read_spec(str(path), require_energy=False)
@@ -65,3 +76,6 @@ def _structure_report(structure_files, out_png, out_csv, dpi) -> None:
     for density in sorted(finals):
         sel = [r["sp3"] for r in rows if r["stage"] == final_stage and round(r["density"], 2) == density]
         log.info("sp3 fraction at %.2f g/cm3 (%s): %.3f", density, final_stage, float(np.mean(sel)) if sel else np.nan)
+    cryst = np.array([r["crystalline"] for r in rows])
+    return {"frames": len(rows), "crystalline_frames": float(np.mean(cryst > structure.CRYSTALLINE_FRAME)),
+            "crystalline_atoms": float(np.mean(cryst))}

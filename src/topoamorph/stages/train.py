@@ -13,7 +13,9 @@ from ..formats.dataset import Dataset
 from ..formats.features import read_features
 from ..formats.predictions import write_predictions
 from ..io import atomic_path, read_json, write_json
-from ..settings import SplitSettings
+from ..settings import HomologySettings, SplitSettings
+from ..trained import TrainedModel
+from ..uncertainty import ApplicabilityDomain, Calibration, bootstrap_indices, coverage
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +53,10 @@ def _load(dataset: str, split_file: str, with_X: bool = True):
     return X, y, meta, parts
 
 
-def _finish(name, y, pred, meta, parts, hyper, prov, metrics_out, predictions_out, extra=None) -> dict:
+def _finish(name, y, pred, meta, parts, hyper, prov, metrics_out, predictions_out, extra=None, sigma=None) -> dict:
     out = models.report_metrics(name, y, pred, meta["density"], parts, hyper, prov)
     out.update(extra or {})
-    write_predictions(predictions_out, y, pred, meta, parts, prov)
+    write_predictions(predictions_out, y, pred, meta, parts, prov, sigma=sigma)
     write_json(metrics_out, out)
     log.info("%s: MAE train %.2f, validation %s, test %.2f meV/atom", name, out["train"]["mae_mev_per_atom"],
              "-" if out["validation"]["mae_mev_per_atom"] is None else f"{out['validation']['mae_mev_per_atom']:.2f}",
@@ -68,18 +70,74 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(max(1, int(threads)))
 
 
+def _product(tm: TrainedModel, X, y, meta, parts, uncertainty: dict, model_out: str, prov: dict):
+    """Calibrate the model's spread on the validation part, fit its applicability domain on the train part,
+    record both (and its errors) in the model file and save it; return (predictions, σ, calibration metrics)."""
+    point, spread = tm.predict_inputs(X)
+    va, te, tr = parts["validation"], parts["test"], parts["train"]
+    cal = Calibration.fit(spread[va], point[va] - y[va])
+    sigma = cal.sigma(spread)
+    ad = ApplicabilityDomain(uncertainty["domain_percentile"], uncertainty["domain_components"])
+    ad.fit(tm.domain_features(X[tr]), meta["density"][tr], meta["n_atoms"][tr])
+    tm.header.update(calibration=cal.to_dict(), domain=ad.to_header(), provenance=prov,
+                     training={"n_train": int(len(tr)), "n_validation": int(len(va)), "n_test": int(len(te)),
+                               "errors": {p: models.errors(y[i], point[i]) for p, i in parts.items()}})
+    tm.arrays.update(ad.to_arrays())
+    tm.save(model_out)
+    cal_metrics = dict(cal.to_dict(), members=tm.n_members,
+                       **{p: coverage(point[parts[p]] - y[parts[p]], sigma[parts[p]]) for p in ("validation", "test")})
+    if not len(va):
+        cal_metrics["note"] = "no validation part: sigma is the raw ensemble spread (uncalibrated)"
+    log.info("%s: %d members, sigma = sqrt((%.3g x spread)^2 + (%.2f meV/atom)^2); test within 1 sigma %s, 2 sigma %s",
+             tm.name, tm.n_members, cal.scale, 1000 * cal.floor, cal_metrics["test"]["within_1sigma"],
+             cal_metrics["test"]["within_2sigma"])
+    return point, sigma, cal_metrics
+
+
+def _header(name: str, estimator: str, inputs: dict, species, hyper: dict) -> dict:
+    return {"name": name, "estimator": estimator, "target": "energy per atom (eV/atom)",
+            "inputs": dict(inputs, species=sorted(set(species)), pbc=[True, True, True]), "hyperparameters": hyper}
+
+
+def _persistence_inputs(dataset: str, homology: dict) -> dict:
+    """How frames become this dataset's descriptors: homology settings (``homology``: the keyword arguments of
+    ``homology.compute``, ``HomologySettings.compute_options()``), vectoriser parameters, units."""
+    with Dataset(dataset) as ds:
+        attrs = ds.attrs
+    expected = set(HomologySettings.from_config({}).compute_options())
+    if set(homology) != expected:
+        raise ValueError(f"homology options {sorted(homology)} are not those of homology.compute {sorted(expected)}")
+    return {"kind": "persistence", "homology": dict(homology),
+            "descriptors": json.loads(str(attrs["params"])), "units": str(attrs["units"]),
+            "descriptor_dtype": "float32"}
+
+
+def _linear_model(name: str, inputs: dict, species, hyper: dict, coef, intercept, members=None, x_mean=None,
+                  x_scale=None) -> TrainedModel:
+    arrays = {"coef": np.asarray(coef, float).reshape(-1), "intercept": np.float64(intercept)}
+    if members is not None:
+        arrays.update(members_coef=np.asarray(members[0], float), members_intercept=np.asarray(members[1], float))
+    if x_mean is not None:
+        arrays.update(x_mean=np.asarray(x_mean, float), x_scale=np.asarray(x_scale, float))
+    return TrainedModel(_header(name, "linear", inputs, species, hyper), arrays)
+
+
 def train_ridge(*, dataset: str, split: str, metrics: str, predictions: str, model: str, ridge: dict,
-                seed: int) -> dict:
-    """Ridge regression, the regularisation chosen by cross-validation on the train part."""
+                uncertainty: dict, homology: dict, species: list, seed: int) -> dict:
+    """Ridge regression, the regularisation chosen by cross-validation on the train part; a bootstrap
+    ensemble at that regularisation gives the spread."""
     X, y, meta, parts = _load(dataset, split)
     tr = parts["train"]
     m = models.RidgeModel(**ridge, seed=seed).fit(X[tr], y[tr])
-    pred = m.predict(X)
+    members = models.ridge_members(X[tr], y[tr], m.alpha_, bootstrap_indices(len(tr), uncertainty["bootstrap"], seed))
+    hyper = dict(ridge, alpha=m.alpha_)
+    tm = _linear_model("ridge", _persistence_inputs(dataset, homology), species, hyper, m.coef_, m.intercept_,
+                       members)
+    tm.header["image_shape"] = list(X.shape[1:])
+    tm.arrays.update(alphas=m.alphas_, cv_rmse=m.cv_rmse_)
     prov = provenance.record(ridge, seed)
-    with atomic_path(model) as tmp:
-        np.savez(tmp, coef=m.coef_.reshape(X.shape[1:]), intercept=m.intercept_, alpha=m.alpha_,
-                 alphas=m.alphas_, cv_rmse=m.cv_rmse_, provenance=json.dumps(prov, sort_keys=True))
-    return _finish("ridge", y, pred, meta, parts, dict(ridge, alpha=m.alpha_), prov, metrics, predictions)
+    pred, sigma, cal = _product(tm, X, y, meta, parts, uncertainty, model, prov)
+    return _finish("ridge", y, pred, meta, parts, hyper, prov, metrics, predictions, {"calibration": cal}, sigma)
 
 
 def _cnn_fit(X, y, parts, params: dict, seed: int, train_index=None):
@@ -95,41 +153,74 @@ def _cnn_fit(X, y, parts, params: dict, seed: int, train_index=None):
     return m, {"train": tr[m.train_index_], "validation": tr[m.validation_index_]}
 
 
-def train_cnn(*, dataset: str, split: str, metrics: str, predictions: str, model: str, cnn: dict, seed: int,
-              threads: int = 1) -> dict:
-    """A small CNN on the descriptor images, early-stopped on the validation part."""
+def train_cnn(*, dataset: str, split: str, metrics: str, predictions: str, model: str, cnn: dict, uncertainty: dict,
+              homology: dict, species: list, seed: int, threads: int = 1) -> dict:
+    """An ensemble of small CNNs on the descriptor images (seeds seed, seed+1, ...), each early-stopped on the
+    validation part; the prediction is the members' mean, their spread the uncertainty."""
     _set_threads(threads)
     X, y, meta, parts = _load(dataset, split)
-    m, fit_parts = _cnn_fit(X, y, parts, cnn, seed)
-    pred = m.predict(X)
+    arrays, fits = {}, []
+    for j in range(int(uncertainty["cnn_members"])):
+        m, fit_parts = _cnn_fit(X, y, parts, cnn, seed + j)
+        arrays.update({f"m{j}.{k}": v for k, v in m.state_arrays().items()})
+        fits.append(m)
+    first = fits[0]
     parts = dict(fit_parts, test=parts["test"])
-    hyper = dict(cnn, best_epoch=m.best_epoch_, epochs_run=len(m.history_), device_used=m.device_)
+    hyper = dict(cnn, best_epoch=[f.best_epoch_ for f in fits], epochs_run=[len(f.history_) for f in fits],
+                 device_used=first.device_, members=len(fits))
+    header = _header("cnn", "cnn", _persistence_inputs(dataset, homology), species, hyper)
+    header["cnn"] = {"members": len(fits), "in_channels": int(X.shape[1]), "bins": int(X.shape[2]),
+                     "channels": list(first.channels), "hidden": int(first.hidden), "pool": first.pool}
+    tm = TrainedModel(header, arrays)
     prov = provenance.record(cnn, seed)
-    m.save(model, provenance=prov)
-    return _finish("cnn", y, pred, meta, parts, hyper, prov, metrics, predictions, {"history": m.history_})
+    pred, sigma, cal = _product(tm, X, y, meta, parts, uncertainty, model, prov)
+    return _finish("cnn", y, pred, meta, parts, hyper, prov, metrics, predictions,
+                   {"history": first.history_, "calibration": cal}, sigma)
 
 
-def _baseline_predictions(name, y, meta, feats, tr, seed):
-    """Fit baseline ``name`` on rows ``tr``; predictions for every row and its hyperparameters."""
+def _baseline_model(name, y, meta, feats, tr, seed, species, params, resamples=()) -> tuple[TrainedModel, dict]:
+    """Baseline ``name`` fitted on rows ``tr`` (and refitted on each resample of them, for the spread), as a
+    trained model; its inputs for every row are ``_baseline_inputs``."""
     if name == "mean":
-        return np.full(len(y), y[tr].mean()), {}
+        boot = [float(np.mean(y[tr][r])) for r in resamples]
+        tm = _linear_model(name, {"kind": "none"}, species, {}, np.zeros(0), y[tr].mean(),
+                           (np.zeros((len(boot), 0)), boot))
+        return tm, {}
     if name == "density":
-        return models.DensityBaseline().fit(meta["density"][tr], y[tr]).predict(meta["density"]), {}
+        b = models.DensityBaseline().fit(meta["density"][tr], y[tr])
+        Z = (models.density_features(meta["density"][tr]) - b.mean_) / b.scale_
+        members = models.ridge_members(Z, y[tr], b.alpha_, resamples)
+        tm = _linear_model(name, {"kind": "density"}, species, {"alpha": b.alpha_}, b.coef_, b.intercept_, members,
+                           b.mean_, b.scale_)
+        return tm, {"alpha": b.alpha_}
     m = models.ScaledRidge(seed=seed).fit(feats[name][tr], y[tr])
-    return m.predict(feats[name]), {"alpha": m.ridge_.alpha_, "features": int(feats[name].shape[1])}
+    Z = (feats[name][tr] - m.mean_) / m.scale_
+    members = models.ridge_members(Z, y[tr], m.ridge_.alpha_, resamples)
+    hyper = {"alpha": m.ridge_.alpha_, "features": int(feats[name].shape[1]), "descriptor": params}
+    tm = _linear_model(name, {"kind": name, "params": params}, species, hyper, m.ridge_.coef_, m.ridge_.intercept_,
+                       members, m.mean_, m.scale_)
+    return tm, hyper
+
+
+def _baseline_inputs(name, y, meta, feats):
+    return {"mean": np.zeros((len(y), 0)), "density": meta["density"]}.get(name, feats.get(name))
 
 
 def train_baselines(*, dataset: str, split: str, features: str, metrics: list[str], predictions: list[str],
-                    names: list[str], baselines: dict, seed: int) -> None:
-    """The baselines ``names`` (mean, density, soap, rdf) on the same split; ``metrics`` and
-    ``predictions``: one file each per name, in the same order."""
+                    model_files: list[str], names: list[str], baselines: dict, uncertainty: dict, species: list,
+                    seed: int) -> None:
+    """The baselines ``names`` (mean, density, soap, rdf) on the same split; ``metrics``, ``predictions`` and
+    ``model_files``: one file each per name, in the same order."""
     _, y, meta, parts = _load(dataset, split, with_X=False)
     feats = read_features(features, meta) if features else {}
-    for name, metrics_out, predictions_out in zip(names, metrics, predictions):
-        pred, hyper = _baseline_predictions(name, y, meta, feats, parts["train"], seed)
+    resamples = bootstrap_indices(len(parts["train"]), uncertainty["bootstrap"], seed)
+    for name, metrics_out, predictions_out, model_out in zip(names, metrics, predictions, model_files):
         params = baselines.get(name)  # the feature settings of soap and rdf (mean and density have none)
-        _finish(name, y, pred, meta, parts, dict(hyper, **({"descriptor": params} if params else {})),
-                provenance.record(params, seed), metrics_out, predictions_out)
+        tm, hyper = _baseline_model(name, y, meta, feats, parts["train"], seed, species, params, resamples)
+        prov = provenance.record(params, seed)
+        X = _baseline_inputs(name, y, meta, feats)
+        pred, sigma, cal = _product(tm, X, y, meta, parts, uncertainty, model_out, prov)
+        _finish(name, y, pred, meta, parts, hyper, prov, metrics_out, predictions_out, {"calibration": cal}, sigma)
 
 
 def learning_curve(*, dataset: str, split: str, features: str, curve: str, settings: dict, models_params: dict,
@@ -154,7 +245,8 @@ def learning_curve(*, dataset: str, split: str, features: str, curve: str, setti
                 m, _ = _cnn_fit(X, y, parts, models_params["cnn"], seed, train_index=sub)
                 pred = m.predict(X)
             else:
-                pred, _ = _baseline_predictions(name, y, meta, feats, sub, seed)
+                tm, _ = _baseline_model(name, y, meta, feats, sub, seed, species=[], params=None)
+                pred = tm.predict_inputs(_baseline_inputs(name, y, meta, feats))[0]
             row = {"fraction": f, "n_train": int(len(sub))}
             for part in ("validation", "test"):
                 row[part] = models.errors(y[parts[part]], pred[parts[part]])

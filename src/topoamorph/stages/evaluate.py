@@ -1,0 +1,155 @@
+"""Trained models applied to frames: ``topoamorph predict`` and the stages of rules/evaluate.smk
+(validate_evaluation, evaluate, merge_metrics).
+
+Homology runs once per frame and homology setting, shared by every model applied; under ``mpiexec -n N``
+(or ``srun``) the frames' diagrams are spread over the ranks as in the homology stage, and rank 0 predicts.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+
+import numpy as np
+
+from .. import distribute, importer, models, provenance
+from ..errors import InputFileError
+from ..formats.diagrams import read_diagrams
+from ..formats.predictions import write_applied
+from ..io import read_json, write_json
+from ..mpi import comm_world
+from ..settings import HomologySettings
+from ..trained import FrameSet, TrainedModel, load_model
+from ..uncertainty import coverage
+
+log = logging.getLogger(__name__)
+
+
+def _under_launcher() -> bool:
+    return any(v in os.environ for v in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_NTASKS")) and \
+        int(os.environ.get("OMPI_COMM_WORLD_SIZE", os.environ.get("PMI_SIZE", os.environ.get("SLURM_NTASKS", "1")))) > 1
+
+
+def _homology_settings(trained: list[TrainedModel]) -> list[dict]:
+    out = []
+    for m in trained:
+        h = m.inputs.get("homology") if m.inputs["kind"] == "persistence" else None
+        if h is not None and h not in out:
+            out.append(h)
+    return out
+
+
+def frames_for(trained: list[TrainedModel], specs: list[str], scratch_dir: str) -> FrameSet | None:
+    """The frames of ``specs`` with the diagrams every model needs; under MPI the diagrams are computed on
+    all ranks (``distribute.run``) and the frames returned on rank 0 only (None elsewhere)."""
+    settings = _homology_settings(trained)
+    if not (settings and _under_launcher()):
+        return FrameSet.read(specs)
+    _, comm = comm_world()
+    results = {}
+    for k, h in enumerate(settings):
+        hs = HomologySettings.from_config({"backend": h["backend"], "maxdim": h["maxdim"],
+                                           "precision": h["precision"], "rips_threshold": h["threshold"]})
+        out = os.path.join(scratch_dir, f".predict-diagrams-{os.getpid() if comm.rank == 0 else 0}-{k}.h5")
+        out = comm.bcast(out, root=0)
+        status = distribute.run(list(specs), out, hs, require_energy=False)
+        status = comm.bcast(status, root=0)
+        if status != 0:
+            raise InputFileError(specs[0], "homology failed on a rank (see the messages above)")
+        if comm.rank == 0:
+            results[k] = read_diagrams(out)["results"]
+            os.unlink(out)
+    if comm.rank != 0:
+        return None
+    fs = FrameSet.read(specs)
+    for k, h in enumerate(settings):
+        fs.set_persistence(h, results[k])
+    return fs
+
+
+def _summary(out: dict, ref: np.ndarray, density) -> dict:
+    """Errors (meV/atom), per density, calibration coverage and domain counts of one model on one file."""
+    reasons = collections.Counter(r for rs in out["reasons"] for r in rs.split(";") if r)
+    s = {"n_frames": int(len(ref)), "n_out_of_domain": int(np.sum(~out["in_domain"])),
+         "out_of_domain_reasons": dict(sorted(reasons.items())), "n_with_reference": int(np.sum(np.isfinite(ref))),
+         "n_atoms": sorted({int(n) for n in out["n_atoms"]}),
+         "density_g_cm3": [float(np.min(density)), float(np.max(density))] if len(density) else None}
+    has = np.isfinite(ref)
+    if has.any():
+        pred = out["energy_per_atom"]
+        s["all"] = models.errors(ref[has], pred[has])
+        inside = has & out["in_domain"]
+        s["in_domain"] = models.errors(ref[inside], pred[inside])
+        s["per_density"] = models.per_density(ref[has], pred[has], np.asarray(density)[has])
+        s["calibration"] = coverage(pred[has] - ref[has], out["sigma"][has])
+    return s
+
+
+def predict(*, model: str, frames: list[str], output: str, energy_key: str | None = None) -> int:
+    """``topoamorph predict``: one model on the frames of ``frames`` (``path`` or ``path@start:stop``)."""
+    tm = load_model(model)
+    fs = frames_for([tm], frames, os.path.dirname(os.path.abspath(output)))
+    if fs is None:
+        return 0
+    out = tm.apply(fs)
+    ref = fs.reference(energy_key or "energy")
+    write_applied(output, out, fs.sources, fs.indices, ref, dict(provenance.record(), model=tm.path))
+    n_out = int(np.sum(~out["in_domain"]))
+    reasons = collections.Counter(r for rs in out["reasons"] for r in rs.split(";") if r)
+    log.info("%s: %d frames predicted by %s; %d out of the training domain%s", output, len(fs), tm.path, n_out,
+             f" ({', '.join(f'{k}: {v}' for k, v in sorted(reasons.items()))})" if n_out else "")
+    if n_out:
+        log.warning("%d of %d frames lie outside the model's training domain: their predictions and sigma are "
+                    "extrapolations", n_out, len(fs))
+    has = np.isfinite(ref)
+    if has.any():
+        e = models.errors(ref[has], out["energy_per_atom"][has])
+        log.info("against the reference energies (%s) of %d frames: MAE %.2f, RMSE %.2f meV/atom", energy_key or "energy",
+                 int(has.sum()), e["mae_mev_per_atom"], e["rmse_mev_per_atom"])
+    return 0
+
+
+def validate_evaluation(*, frames: str, selection: str, manifest: str, energy_key: str, species: list) -> dict:
+    """Check every frame of an evaluation file (``frames`` + ``selection``, e.g. '' or '@0:100') as imported
+    frames are checked (energies optional)."""
+    m = importer.validate_file(frames + selection, energy_key, species, require_energy=False)
+    write_json(manifest, m)
+    return m
+
+
+def evaluate(*, frames: str, selection: str, manifest: str, model_files: list[str], names: list[str],
+             predictions: list[str], metrics: str, energy_key: str) -> dict:
+    """Every model of ``model_files`` (named ``names``) on one evaluation file (``frames`` + ``selection``): a
+    predictions file per model and one metrics file (a section per model)."""
+    read_json(manifest)  # validated before
+    trained = [load_model(f) for f in model_files]
+    frames = frames + selection
+    fs = frames_for(trained, [frames], os.path.dirname(os.path.abspath(metrics)))
+    if fs is None:
+        return {}
+    ref = fs.reference(energy_key)
+    density = fs.density
+    out = {"file": frames, "energy_key": energy_key, "error_units": "meV/atom", "models": {}}
+    for name, tm, pred_out in zip(names, trained, predictions):
+        res = tm.apply(fs)
+        write_applied(pred_out, res, fs.sources, fs.indices, ref, dict(provenance.record(), model=tm.path))
+        out["models"][name] = _summary(res, ref, density)
+        e = out["models"][name].get("all")
+        log.info("%s on %s: %s; %d of %d frames out of domain", name, frames,
+                 f"MAE {e['mae_mev_per_atom']:.2f} meV/atom" if e else "no reference energies",
+                 out["models"][name]["n_out_of_domain"], len(fs))
+    out["provenance"] = provenance.record()
+    write_json(metrics, out)
+    return out
+
+
+def merge_metrics(*, fit: str, evaluation: list[str], names: list[str], model: str, metrics: str) -> dict:
+    """A model's metrics file: its training metrics plus a section per evaluation file (``names``)."""
+    m = read_json(fit)
+    m["evaluation"] = {}
+    for name, path in zip(names, evaluation):
+        section = read_json(path)
+        m["evaluation"][name] = dict(section["models"][model], file=section["file"])
+    write_json(metrics, m)
+    return m

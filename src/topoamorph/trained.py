@@ -1,0 +1,291 @@
+"""Trained models as a product: load a model file, apply it to frames it has never seen, with an
+uncertainty and an applicability-domain flag.
+
+    model = topoamorph.load_model("results/demo/models/ridge.npz")
+    e = model.predict(frames)                          # eV/atom, one per frame (ASE Atoms or a FrameSet)
+    e, sigma = model.predict_with_uncertainty(frames)  # calibrated standard deviation, eV/atom
+    out = model.apply(frames)                          # + in_domain, reasons, descriptor distance
+
+A model file (``topoamorph.formats.model``) is self-contained: its header says how frames become the
+model's inputs (``inputs.kind``: ``persistence`` — homology settings, vectoriser parameters and units;
+``soap`` / ``rdf`` — the feature settings; ``density``; ``none``), the species and periodicity it was
+trained on, its calibration and domain; its arrays hold the estimator. Estimators (``estimator``):
+
+- ``linear``: y = (x - x_mean) / x_scale · coef + intercept (ridge on images, SOAP, RDF, the density
+  polynomial, the mean), with a bootstrap ensemble of (coef, intercept) for the spread;
+- ``cnn``: the mean of an ensemble of networks trained from different seeds.
+
+The workflow's training stages write their predictions through the same ``predict_inputs``, so applying
+a model to a campaign's own frames gives exactly the predictions the workflow wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+
+from .errors import InputFileError
+from .formats.frames import check_atoms, frame_energy, parse_spec, read_atoms
+from .formats.model import read_model, write_model
+from .uncertainty import ApplicabilityDomain, Calibration
+from .units import density_of
+
+log = logging.getLogger(__name__)
+
+INPUT_KINDS = ("persistence", "soap", "rdf", "density", "none")
+ESTIMATORS = ("linear", "cnn")
+
+
+class FrameSet:
+    """Frames to predict (ASE ``Atoms``) with where each comes from; each model input (diagrams under some
+    homology settings, structure features) is computed once and shared by every model applied."""
+
+    def __init__(self, atoms, sources=None, indices=None):
+        self.atoms = list(atoms)
+        n = len(self.atoms)
+        self.sources = [str(s) for s in sources] if sources is not None else ["<atoms>"] * n
+        self.indices = [int(i) for i in indices] if indices is not None else list(range(n))
+        self._cache: dict = {}
+
+    @classmethod
+    def read(cls, specs) -> FrameSet:
+        """Frames of extxyz files, ``path`` or ``path@start:stop`` (energies not required)."""
+        atoms, sources, indices = [], [], []
+        for spec in [specs] if isinstance(specs, str) else specs:
+            path, start, stop = parse_spec(spec)
+            images = read_atoms(path, start, stop)
+            for i, a in enumerate(images, start=start):
+                check_atoms(a, path, i, require_energy=False)
+            atoms += images
+            sources += [path] * len(images)
+            indices += range(start, start + len(images))
+        return cls(atoms, sources, indices)
+
+    def __len__(self) -> int:
+        return len(self.atoms)
+
+    @property
+    def n_atoms(self) -> np.ndarray:
+        return np.array([len(a) for a in self.atoms], dtype=np.int64)
+
+    @property
+    def density(self) -> np.ndarray:
+        return np.array([density_of(a) for a in self.atoms])
+
+    def check(self, species, model_path) -> None:
+        """Every frame periodic in 3D and made of ``species`` only; else an error naming frame and model."""
+        allowed = set(species)
+        for a, src, i in zip(self.atoms, self.sources, self.indices):
+            if not all(a.pbc):
+                raise InputFileError(src, f"frame is not periodic in all three directions; model {model_path} was "
+                                     "trained on periodic cells", i)
+            unknown = sorted(set(a.get_chemical_symbols()) - allowed)
+            if unknown:
+                raise InputFileError(src, f"species {unknown} not in model {model_path}, trained on "
+                                     f"{sorted(allowed)}", i)
+
+    def set_persistence(self, homology: dict, results: list) -> None:
+        """Diagrams computed elsewhere (e.g. under MPI) for the homology settings ``homology``."""
+        if len(results) != len(self):
+            raise ValueError(f"{len(results)} diagrams for {len(self)} frames")
+        self._cache[("persistence", json.dumps(homology, sort_keys=True))] = list(results)
+
+    def persistence(self, homology: dict) -> list:
+        key = ("persistence", json.dumps(homology, sort_keys=True))
+        if key not in self._cache:
+            from .homology import compute
+
+            out = []
+            for a, src, i in zip(self.atoms, self.sources, self.indices):
+                try:
+                    out.append(compute(a, **homology))
+                except Exception as exc:
+                    raise InputFileError(src, f"homology failed ({type(exc).__name__}: {exc})", i) from None
+            self._cache[key] = out
+        return self._cache[key]
+
+    def features(self, kind: str, params: dict, species) -> np.ndarray:
+        key = (kind, json.dumps(params, sort_keys=True), tuple(sorted(species)))
+        if key not in self._cache:
+            from .baselines import make_featurizer
+
+            self._cache[key] = make_featurizer(kind, params, species).fit().transform(self.atoms)
+        return self._cache[key]
+
+    def reference(self, energy_key: str = "energy") -> np.ndarray:
+        """Reference energies per atom (eV/atom) under ``energy_key`` (info entry or calculator result);
+        NaN for frames without one."""
+        out = np.full(len(self), np.nan)
+        for k, (a, src, i) in enumerate(zip(self.atoms, self.sources, self.indices)):
+            try:
+                out[k] = frame_energy(a, energy_key, src, i) / len(a)
+            except InputFileError:
+                pass
+        return out
+
+
+def as_frameset(frames) -> FrameSet:
+    if isinstance(frames, FrameSet):
+        return frames
+    if hasattr(frames, "get_positions"):  # one Atoms
+        return FrameSet([frames])
+    return FrameSet(list(frames))
+
+
+class TrainedModel:
+    """A trained model: ``header`` (what it is and how frames become its inputs) and ``arrays``."""
+
+    def __init__(self, header: dict, arrays: dict, path: str | None = None):
+        self.header, self.arrays, self.path = header, arrays, path or f"<{header.get('name', 'model')}>"
+        if header.get("estimator") not in ESTIMATORS or header.get("inputs", {}).get("kind") not in INPUT_KINDS:
+            raise InputFileError(self.path, f"unknown estimator {header.get('estimator')!r} or input kind "
+                                 f"{header.get('inputs', {}).get('kind')!r}")
+        self._nets = None
+
+    # ---- what the model is
+    @property
+    def name(self) -> str:
+        return self.header["name"]
+
+    @property
+    def inputs(self) -> dict:
+        return self.header["inputs"]
+
+    @property
+    def species(self) -> list[str]:
+        return list(self.header["inputs"]["species"])
+
+    @property
+    def calibration(self) -> Calibration:
+        return Calibration.from_dict(self.header["calibration"]) if "calibration" in self.header else Calibration()
+
+    @property
+    def domain(self) -> ApplicabilityDomain | None:
+        return ApplicabilityDomain.load(self.header["domain"], self.arrays) if "domain" in self.header else None
+
+    def __repr__(self) -> str:
+        return (f"TrainedModel({self.name!r}, estimator={self.header['estimator']!r}, inputs={self.inputs['kind']!r}, "
+                f"members={self.n_members}, path={self.path!r})")
+
+    # ---- inputs
+    def features(self, frames) -> np.ndarray:
+        """The model's inputs for ``frames``: images (persistence), feature rows (soap, rdf), densities."""
+        fs = as_frameset(frames)
+        fs.check(self.species, self.path)
+        kind = self.inputs["kind"]
+        if kind == "persistence":
+            from .descriptors import make_vectorizer
+
+            results = fs.persistence(self.inputs["homology"])
+            units = {r.units for r in results}
+            if units and units != {self.inputs["units"]}:
+                raise InputFileError(self.path, f"diagrams in {sorted(units)}, model trained on {self.inputs['units']}")
+            # the dataset stores descriptors as float32: the model sees exactly what it was trained on
+            return make_vectorizer(self.inputs["descriptors"]).fit().images(results).astype(np.float32)
+        if kind in ("soap", "rdf"):
+            return fs.features(kind, self.inputs["params"], self.species)
+        if kind == "density":
+            return fs.density
+        return np.zeros((len(fs), 0))
+
+    def domain_features(self, X) -> np.ndarray:
+        """What the applicability domain measures distances on (flattened descriptors; standardised features
+        for soap/rdf; nothing for density and mean, whose domain is the density and atom-count range)."""
+        kind = self.inputs["kind"]
+        if kind in ("density", "none"):
+            return np.zeros((len(X), 0))
+        X = np.asarray(X, dtype=float).reshape(len(X), -1)
+        if "x_mean" in self.arrays:
+            X = (X - self.arrays["x_mean"]) / self.arrays["x_scale"]
+        return X
+
+    # ---- prediction
+    @property
+    def n_members(self) -> int:
+        if self.header["estimator"] == "cnn":
+            return int(self.header["cnn"]["members"])
+        return len(self.arrays.get("members_intercept", ()))
+
+    def _linear_inputs(self, X) -> np.ndarray:
+        if self.inputs["kind"] == "density":
+            from .models import density_features
+
+            X = density_features(X)
+        X = np.asarray(X, dtype=float).reshape(len(X), -1)
+        if "x_mean" in self.arrays:
+            X = (X - self.arrays["x_mean"]) / self.arrays["x_scale"]
+        return X
+
+    def _networks(self):
+        if self._nets is None:
+            import torch
+
+            from .models import build_cnn
+
+            c = self.header["cnn"]
+            self._nets = []
+            for j in range(int(c["members"])):
+                pre = f"m{j}."
+                net = build_cnn(int(c["in_channels"]), int(c["bins"]), tuple(c["channels"]), int(c["hidden"]), c["pool"])
+                state = {k[len(pre) + 4:]: torch.from_numpy(np.array(v)) for k, v in self.arrays.items()
+                         if k.startswith(pre + "net.")}
+                try:
+                    net.load_state_dict(state)
+                except RuntimeError as exc:
+                    raise InputFileError(self.path, f"network {j} does not match its architecture ({exc})") from None
+                self._nets.append((net, self.arrays[pre + "x_scale"], float(self.arrays[pre + "y_mean"]),
+                                   float(self.arrays[pre + "y_std"])))
+        return self._nets
+
+    def predict_inputs(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """(prediction, ensemble spread) in eV/atom for model inputs ``X`` (see ``features``)."""
+        if self.header["estimator"] == "cnn":
+            from .models import cnn_predict
+
+            X = np.asarray(X, dtype=np.float32)
+            members = np.array([cnn_predict(net, X, xs, ym, ys) for net, xs, ym, ys in self._networks()])
+            spread = members.std(axis=0, ddof=1) if len(members) > 1 else np.zeros(len(X))
+            return members.mean(axis=0), spread
+        Z = self._linear_inputs(X)
+        point = Z @ self.arrays["coef"] + float(self.arrays["intercept"])
+        if len(self.arrays.get("members_intercept", ())) > 1:
+            members = Z @ self.arrays["members_coef"].T + self.arrays["members_intercept"]
+            spread = members.std(axis=1, ddof=1)
+        else:
+            spread = np.zeros(len(Z))
+        return point, spread
+
+    def predict(self, frames) -> np.ndarray:
+        """Energy per atom (eV/atom) of each frame."""
+        return self.predict_inputs(self.features(frames))[0]
+
+    def predict_with_uncertainty(self, frames) -> tuple[np.ndarray, np.ndarray]:
+        """(energy per atom, calibrated standard deviation), both eV/atom."""
+        point, spread = self.predict_inputs(self.features(frames))
+        return point, self.calibration.sigma(spread)
+
+    def apply(self, frames) -> dict:
+        """Prediction, calibrated σ, and the applicability domain of each frame."""
+        fs = as_frameset(frames)
+        X = self.features(fs)
+        point, spread = self.predict_inputs(X)
+        out = {"energy_per_atom": point, "sigma": self.calibration.sigma(spread), "n_atoms": fs.n_atoms,
+               "density": fs.density}
+        ad = self.domain
+        if ad is not None:
+            out.update(ad.check(self.domain_features(X), out["density"], out["n_atoms"]))
+        else:
+            out.update(in_domain=np.ones(len(fs), bool), reasons=[""] * len(fs), descriptor_distance=np.zeros(len(fs)))
+        return out
+
+    # ---- files
+    def save(self, path) -> None:
+        write_model(path, self.header, self.arrays)
+
+
+def load_model(path) -> TrainedModel:
+    """The model of a model file (``results/<campaign>/models/<name>.npz`` or ``cnn.pt``)."""
+    header, arrays = read_model(path)
+    return TrainedModel(header, arrays, str(path))

@@ -1,0 +1,149 @@
+"""Uncertainty and applicability domain of trained models.
+
+- ``bootstrap_indices``: the resamples of a bootstrap ensemble (ridge and the baselines refit on each).
+- ``Calibration``: turns an ensemble's spread into a predictive standard deviation,
+  σ² = (scale · σ_ensemble)² + floor², both fitted on the validation part by Gaussian maximum likelihood.
+  An ensemble's spread measures only how much the fit depends on the training sample; the floor carries
+  what no member captures (noise of the reference energies, the descriptor's blind spots). ``coverage``
+  gives the fraction of frames whose error lies within 1σ and 2σ (0.68 and 0.95 when calibrated).
+- ``ApplicabilityDomain``: a frame is out of domain when its density or atom count lies outside the
+  training frames' range, or its descriptor lies farther from the training descriptors than the training
+  frames themselves do (nearest-neighbour distance in the leading principal components, or distance from
+  that subspace, beyond the training set's ``percentile``).
+All energies in eV/atom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def bootstrap_indices(n: int, size: int, seed: int) -> list[np.ndarray]:
+    """``size`` resamples with replacement of ``range(n)``."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, n, n) for _ in range(int(size))]
+
+
+def coverage(errors, sigma) -> dict:
+    """Fraction of |error| within 1σ and 2σ (ideal 0.683 and 0.954)."""
+    e, s = np.abs(np.asarray(errors, float)), np.asarray(sigma, float)
+    if not len(e):
+        return {"n": 0, "within_1sigma": None, "within_2sigma": None}
+    return {"n": int(len(e)), "within_1sigma": float(np.mean(e <= s)), "within_2sigma": float(np.mean(e <= 2 * s))}
+
+
+@dataclass
+class Calibration:
+    scale: float = 1.0
+    floor: float = 0.0  # eV/atom
+    fitted_on: str = "none"
+
+    @classmethod
+    def fit(cls, spread, errors) -> Calibration:
+        """Maximum-likelihood (scale, floor) for errors ~ N(0, (scale·spread)² + floor²)."""
+        s, r = np.asarray(spread, float), np.asarray(errors, float)
+        if len(r) < 2:
+            return cls()
+        rms = float(np.sqrt(np.mean(r**2))) or 1e-12
+        if not np.any(s > 0):
+            return cls(scale=0.0, floor=rms, fitted_on="validation")
+        from scipy.optimize import minimize
+
+        def nll(p):
+            var = (np.exp(p[0]) * s) ** 2 + np.exp(p[1]) ** 2
+            return float(np.sum(np.log(var) + r**2 / var))
+
+        s_rms = float(np.sqrt(np.mean(s**2)))
+        best = min((minimize(nll, x0, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 4000})
+                    for x0 in ([np.log(rms / s_rms), np.log(rms / 10)], [np.log(rms / s_rms / 10), np.log(rms)])),
+                   key=lambda res: res.fun)
+        return cls(scale=float(np.exp(best.x[0])), floor=float(np.exp(best.x[1])), fitted_on="validation")
+
+    def sigma(self, spread) -> np.ndarray:
+        return np.sqrt((self.scale * np.asarray(spread, float)) ** 2 + self.floor**2)
+
+    def to_dict(self) -> dict:
+        return {"scale": self.scale, "floor_ev_per_atom": self.floor, "fitted_on": self.fitted_on,
+                "model": "sigma^2 = (scale * ensemble_std)^2 + floor^2"}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Calibration:
+        return cls(scale=float(d["scale"]), floor=float(d["floor_ev_per_atom"]), fitted_on=str(d["fitted_on"]))
+
+
+class ApplicabilityDomain:
+    """Where a model was trained: density and atom-count ranges, and the training descriptors' neighbourhood.
+
+    ``fit(X, density, n_atoms)``; ``check(X, density, n_atoms)`` returns per-frame ``in_domain`` and the
+    ``reasons`` a frame is out ('density', 'n_atoms', 'descriptor'). ``X`` may have no columns (models
+    without a descriptor: the mean and density baselines).
+    """
+
+    def __init__(self, percentile: float = 99.0, components: int = 16, density_margin: float = 0.02):
+        self.percentile, self.components, self.density_margin = percentile, components, density_margin
+
+    def fit(self, X, density, n_atoms):
+        from scipy.spatial import cKDTree
+
+        X = np.asarray(X, float).reshape(len(density), -1)
+        d = np.asarray(density, float)
+        self.density_range_ = np.array([d.min(), d.max()])
+        self.n_atoms_range_ = np.array([int(np.min(n_atoms)), int(np.max(n_atoms))])
+        self.mean_ = X.mean(axis=0) if X.shape[1] else np.zeros(0)
+        if X.shape[1] and len(X) > 2:
+            _, sv, vt = np.linalg.svd(X - self.mean_, full_matrices=False)
+            k = int(min(self.components, np.sum(sv > 1e-10 * sv[0]) if sv[0] > 0 else 0))
+            self.basis_ = vt[:k]
+            self.train_ = (X - self.mean_) @ self.basis_.T
+            nn = cKDTree(self.train_).query(self.train_, k=2)[0][:, 1] if k else np.zeros(len(X))
+            self.distance_threshold_ = float(np.percentile(nn, self.percentile))
+            self.residual_threshold_ = float(np.percentile(self._residual(X), self.percentile))
+        else:
+            self.basis_, self.train_ = np.zeros((0, X.shape[1])), np.zeros((len(X), 0))
+            self.distance_threshold_ = self.residual_threshold_ = np.inf
+        return self
+
+    def _residual(self, X):
+        c = X - self.mean_
+        return np.linalg.norm(c - (c @ self.basis_.T) @ self.basis_, axis=1)
+
+    def check(self, X, density, n_atoms) -> dict:
+        from scipy.spatial import cKDTree
+
+        d, n = np.asarray(density, float), np.asarray(n_atoms)
+        lo, hi = self.density_range_
+        pad = self.density_margin * (hi - lo)
+        out_density = (d < lo - pad) | (d > hi + pad)
+        out_atoms = (n < self.n_atoms_range_[0]) | (n > self.n_atoms_range_[1])
+        distance = np.zeros(len(d))
+        out_desc = np.zeros(len(d), bool)
+        if len(self.basis_) and len(d):
+            X = np.asarray(X, float).reshape(len(d), -1)
+            distance = cKDTree(self.train_).query((X - self.mean_) @ self.basis_.T, k=1)[0]
+            out_desc = (distance > self.distance_threshold_) | (self._residual(X) > self.residual_threshold_)
+        reasons = [";".join(r for r, bad in (("density", a), ("n_atoms", b), ("descriptor", c)) if bad)
+                   for a, b, c in zip(out_density, out_atoms, out_desc)]
+        return {"in_domain": ~(out_density | out_atoms | out_desc), "reasons": reasons,
+                "descriptor_distance": distance}
+
+    # ---- storage: a header dict and arrays (formats.model)
+    def to_header(self) -> dict:
+        return {"percentile": self.percentile, "components": self.components,
+                "density_margin": self.density_margin, "density_range": self.density_range_.tolist(),
+                "n_atoms_range": self.n_atoms_range_.tolist(), "distance_threshold": self.distance_threshold_,
+                "residual_threshold": self.residual_threshold_}
+
+    def to_arrays(self) -> dict:
+        return {"domain_mean": self.mean_, "domain_basis": self.basis_, "domain_train": self.train_}
+
+    @classmethod
+    def load(cls, header: dict, arrays: dict) -> ApplicabilityDomain:
+        ad = cls(header["percentile"], header["components"], header["density_margin"])
+        ad.density_range_ = np.asarray(header["density_range"], float)
+        ad.n_atoms_range_ = np.asarray(header["n_atoms_range"], int)
+        ad.distance_threshold_ = float(header["distance_threshold"])
+        ad.residual_threshold_ = float(header["residual_threshold"])
+        ad.mean_, ad.basis_, ad.train_ = arrays["domain_mean"], arrays["domain_basis"], arrays["domain_train"]
+        return ad

@@ -1,0 +1,196 @@
+"""Trained models as a product: model files, load_model, predict, the ASE calculator, uncertainty and the
+applicability domain, on a small campaign of real DFT frames (GAP-20 low-density carbon) built stage by stage."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import BIN, ROOT, run, venv_tool
+from topoamorph import load_model
+from topoamorph.errors import InputFileError
+from topoamorph.formats.frames import read_rows
+from topoamorph.formats.predictions import read_applied
+from topoamorph.provenance import skip_comments
+from topoamorph.settings import HomologySettings, defaults
+from topoamorph.trained import FrameSet
+
+GAP = ROOT / "tests" / "data" / "gap20" / "gap20_LD_iter1.extxyz"
+NAMES = ("ridge", "cnn", "mean", "density", "soap", "rdf")
+
+
+def model_path(res, name):
+    return res / f"{name}.{'pt' if name == 'cnn' else 'npz'}"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from topoamorph import distribute
+    from topoamorph.stages import descriptors as sd
+    from topoamorph.stages import train
+
+    d = defaults()
+    res = tmp_path_factory.mktemp("trained")
+    frames = res / "gap20.extxyz"
+    shutil.copy(GAP, frames)
+    hom = HomologySettings.from_config({})
+    assert distribute.run([str(frames)], str(res / "batch0000.h5"), hom, energy_key="energy") == 0
+    desc = dict(d["descriptors"], bins=12)
+    sd.descriptors(diagrams=[str(res / "batch0000.h5")], dataset=str(res / "descriptors.h5"), descriptors=desc)
+    train.split(dataset=str(res / "descriptors.h5"), split=str(res / "split.json"),
+                settings={"by": "frame", "test_fraction": 0.25, "validation_fraction": 0.2}, seed=3)
+    base = {"soap": {"r_cut": 4.0, "n_max": 3, "l_max": 2, "sigma": 0.5}, "rdf": {"r_max": 5.0, "bins": 20}}
+    sd.structure_features(dataset=str(res / "descriptors.h5"), frames=[str(frames)], features=str(res / "features.h5"),
+                          baselines=base, species=["C"])
+    unc = dict(d["train"]["uncertainty"], cnn_members=2)
+    common = dict(dataset=str(res / "descriptors.h5"), split=str(res / "split.json"), seed=3)
+    hom_opts = hom.compute_options()
+    train.train_ridge(**common, metrics=str(res / "ridge.json"), predictions=str(res / "ridge.csv"),
+                      model=str(model_path(res, "ridge")), ridge=d["train"]["ridge"], uncertainty=unc,
+                      homology=hom_opts, species=["C"])
+    train.train_cnn(**common, metrics=str(res / "cnn.json"), predictions=str(res / "cnn.csv"),
+                    model=str(model_path(res, "cnn")), uncertainty=unc, homology=hom_opts, species=["C"],
+                    cnn=dict(d["train"]["cnn"], epochs=4, patience=4, channels=[4, 8], hidden=8, device="cpu"))
+    names = ["mean", "density", "soap", "rdf"]
+    train.train_baselines(**common, features=str(res / "features.h5"), metrics=[str(res / f"{n}.json") for n in names],
+                          predictions=[str(res / f"{n}.csv") for n in names],
+                          model_files=[str(model_path(res, n)) for n in names], names=names, baselines=base,
+                          uncertainty=unc, species=["C"])
+    return res, frames
+
+
+def workflow_predictions(res, name, part="test"):
+    rows = [r for r in csv.DictReader(skip_comments(open(res / f"{name}.csv"))) if r["part"] == part]
+    return rows, np.array([float(r["y_pred_ev_per_atom"]) for r in rows])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_predict_reproduces_the_workflow_predictions_and_save_load_round_trips(trained, name, tmp_path):
+    res, _ = trained
+    rows, want = workflow_predictions(res, name)
+    fs = FrameSet(read_rows([r["source"] for r in rows], [int(r["frame"]) for r in rows]),
+                  [r["source"] for r in rows], [int(r["frame"]) for r in rows])
+    model = load_model(model_path(res, name))
+    got = model.predict(fs)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
+    copy = tmp_path / model_path(res, name).name
+    model.save(copy)
+    again, sigma = load_model(copy).predict_with_uncertainty(fs)
+    np.testing.assert_array_equal(again, got)
+    assert np.all(np.isfinite(sigma)) and np.all(sigma > 0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_calibration_is_recorded_in_the_metrics(trained, name):
+    res, _ = trained
+    cal = json.loads((res / f"{name}.json").read_text())["calibration"]
+    for part in ("validation", "test"):
+        assert 0 <= cal[part]["within_1sigma"] <= cal[part]["within_2sigma"] <= 1
+    assert cal["scale"] >= 0 and cal["floor_ev_per_atom"] >= 0 and cal["members"] >= 2
+    # the ensemble's sigma is recorded with every workflow prediction
+    rows = list(csv.DictReader(skip_comments(open(res / f"{name}.csv"))))
+    assert all(float(r["y_sigma_ev_per_atom"]) > 0 for r in rows)
+
+
+def test_calculator_energy_is_predict_times_atoms_and_forces_are_refused(trained):
+    from ase.calculators.calculator import PropertyNotImplementedError
+    from ase.io import read
+
+    from topoamorph.calculator import TopoamorphCalculator
+
+    res, frames = trained
+    atoms = read(frames, 5)
+    calc = TopoamorphCalculator(model_path(res, "ridge"))
+    atoms.calc = calc
+    e = atoms.get_potential_energy()
+    assert e == pytest.approx(load_model(model_path(res, "ridge")).predict([atoms])[0] * len(atoms), rel=0, abs=1e-9)
+    assert calc.results["energy_sigma"] > 0 and isinstance(calc.results["in_domain"], bool)
+    with pytest.raises(PropertyNotImplementedError, match="forces.*not implemented"):
+        atoms.get_forces()
+    atoms.positions[0] += 0.1  # a change is seen: recomputed
+    assert atoms.get_potential_energy() != e
+
+
+def test_applicability_domain_flags_density_atom_count_and_descriptor(trained):
+    from ase.io import read
+
+    res, frames = trained
+    model = load_model(model_path(res, "ridge"))
+    inside = read(frames, 3)
+    squeezed = inside.copy()
+    squeezed.set_cell(inside.cell * 0.6, scale_atoms=True)  # 4.6x the density: outside the training range
+    bigger = inside.repeat((2, 1, 1))  # twice the atoms of any training frame, same structure
+    out = model.apply([inside, squeezed, bigger])
+    assert out["in_domain"].tolist() == [True, False, False]
+    assert "density" in out["reasons"][1] and out["reasons"][2] == "n_atoms"
+    # a replicated cell has the same energy per atom and, normalised per atom, about the same descriptor:
+    # the two predictions agree within the model's sigma
+    assert abs(out["energy_per_atom"][2] - out["energy_per_atom"][0]) < out["sigma"][0]
+
+
+def test_cli_predict_writes_every_column_and_equals_the_workflow(trained, tmp_path):
+    res, frames = trained
+    rows, want = workflow_predictions(res, "ridge")
+    out = tmp_path / "pred.csv"
+    p = run([BIN / "topoamorph", "predict", model_path(res, "ridge"), f"{frames}@0:80", "--output", out])
+    got = read_applied(out)
+    assert len(got["frame"]) == 80 and "out of the training domain" in p.stderr
+    by_frame = dict(zip(got["frame"].tolist(), got["energy_per_atom_ev"]))
+    np.testing.assert_allclose([by_frame[int(r["frame"])] for r in rows], want, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(got["energy_ev"], got["energy_per_atom_ev"] * got["n_atoms"], rtol=1e-9)
+    assert np.all(np.isfinite(got["reference_energy_per_atom_ev"])) and np.all(got["sigma_ev_per_atom"] > 0)
+    np.testing.assert_allclose(got["error_mev_per_atom"],
+                               1000 * (got["energy_per_atom_ev"] - got["reference_energy_per_atom_ev"]), atol=1e-3)
+
+
+@pytest.mark.mpi
+def test_cli_predict_under_mpi_equals_serial(trained, tmp_path):
+    res, frames = trained
+    serial, parallel = tmp_path / "serial.csv", tmp_path / "mpi.csv"
+    run([BIN / "topoamorph", "predict", model_path(res, "cnn"), f"{frames}@60:80", "--output", serial])
+    run([venv_tool("mpiexec"), "-n", 2, BIN / "topoamorph", "predict", model_path(res, "cnn"), f"{frames}@60:80", "--output",
+                          parallel])
+    strip = lambda p: p.read_text().split("\n", 1)[1]  # noqa: E731 (the provenance line differs)
+    assert strip(serial) == strip(parallel)
+
+
+def test_bad_model_files_and_frames_are_one_clear_line(trained, tmp_path):
+    from ase import Atoms
+
+    res, frames = trained
+    good = model_path(res, "ridge")
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(InputFileError, match=r"truncated\.npz: unreadable model file, truncated or corrupt"):
+        load_model(truncated)
+    cnn_cut = tmp_path / "cnn.pt"
+    cnn_cut.write_bytes(model_path(res, "cnn").read_bytes()[:3000])
+    with pytest.raises(InputFileError, match="cnn.pt: unreadable model file"):
+        load_model(cnn_cut)
+    from topoamorph.formats.model import read_model, write_model
+
+    header, arrays = read_model(good)
+    header["format_version"] = 99
+    newer = tmp_path / "newer.npz"
+    np.savez(newer, __header__=np.array(json.dumps(header)), **arrays)
+    with pytest.raises(InputFileError, match=r"newer\.npz: model format version 99 .* retrain"):
+        load_model(newer)
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, coef=np.zeros(3))
+    with pytest.raises(InputFileError, match="not a topoamorph model file"):
+        load_model(foreign)
+    with pytest.raises(InputFileError, match="model file not found"):
+        load_model(tmp_path / "absent.npz")
+    write_model(tmp_path / "ok.npz", dict(header, format_version=1), arrays)  # the writer sets the version
+    assert load_model(tmp_path / "ok.npz").header["format_version"] == 1
+    model = load_model(good)
+    si = Atoms("Si8", positions=np.random.default_rng(0).uniform(0, 5, (8, 3)), cell=[5, 5, 5], pbc=True)
+    with pytest.raises(InputFileError, match=r"species \['Si'\] not in model .*trained on \['C'\]"):
+        model.predict([si])
+    slab = Atoms("C8", positions=np.random.default_rng(0).uniform(0, 5, (8, 3)), cell=[5, 5, 5], pbc=[1, 1, 0])
+    with pytest.raises(InputFileError, match="not periodic in all three directions"):
+        model.predict([slab])
+    p = run([BIN / "topoamorph", "predict", truncated, frames, "--output", tmp_path / "x.csv"], check=False)
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "truncated.npz" in p.stderr

@@ -1,0 +1,76 @@
+"""Calibration of ensemble spreads, coverage, the applicability domain, and the crystal-like environment
+check behind the report's regime line."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from topoamorph.uncertainty import ApplicabilityDomain, Calibration, bootstrap_indices, coverage
+
+
+@settings(max_examples=25, deadline=None)
+@given(scale=st.floats(0.3, 5.0), floor=st.floats(0.001, 0.05), seed=st.integers(0, 1000))
+def test_calibration_recovers_the_scale_and_floor_of_gaussian_errors(scale, floor, seed):
+    rng = np.random.default_rng(seed)
+    spread = rng.uniform(0.005, 0.05, 4000)
+    errors = rng.normal(0, np.sqrt((scale * spread) ** 2 + floor**2))
+    cal = Calibration.fit(spread, errors)
+    sigma = cal.sigma(spread)
+    cov = coverage(errors, sigma)
+    assert cov["within_1sigma"] == pytest.approx(0.683, abs=0.04)
+    assert cov["within_2sigma"] == pytest.approx(0.954, abs=0.03)
+    assert np.median(sigma / np.sqrt((scale * spread) ** 2 + floor**2)) == pytest.approx(1.0, abs=0.15)
+
+
+def test_calibration_without_spread_is_a_constant_and_round_trips():
+    errors = np.random.default_rng(0).normal(0, 0.02, 500)
+    cal = Calibration.fit(np.zeros(500), errors)
+    assert cal.scale == 0 and cal.floor == pytest.approx(0.02, rel=0.1)
+    assert Calibration.from_dict(cal.to_dict()) == cal
+    assert Calibration.fit(np.ones(1), np.ones(1)).fitted_on == "none"  # too few frames: left uncalibrated
+    assert coverage([], []) == {"n": 0, "within_1sigma": None, "within_2sigma": None}
+
+
+def test_bootstrap_indices_are_seeded_resamples():
+    a, b = bootstrap_indices(50, 3, seed=1), bootstrap_indices(50, 3, seed=1)
+    assert len(a) == 3 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(len(x) == 50 and x.min() >= 0 and x.max() < 50 for x in a)
+    assert len(set(a[0].tolist())) < 50  # with replacement
+
+
+def test_domain_flags_what_lies_outside_the_training_data():
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(8, 40))
+    X = rng.normal(size=(300, 8)) @ basis  # descriptors on an 8-dim subspace
+    dens, n = rng.uniform(2.0, 3.0, 300), np.full(300, 64)
+    ad = ApplicabilityDomain(percentile=99, components=16).fit(X, dens, n)
+    assert ad.check(X[:50], dens[:50], n[:50])["in_domain"].all()
+    fresh = rng.normal(size=(400, 8)) @ basis  # new frames like the training ones: about 1% flagged
+    assert ad.check(fresh, rng.uniform(2.0, 3.0, 400), np.full(400, 64))["in_domain"].mean() > 0.95
+    far = X[:3] + 50 * np.abs(X).max()
+    out = ad.check(np.vstack([far, X[:3]]), np.r_[dens[:3], [1.0, 3.5, 2.5]], np.r_[[64] * 5, 216])
+    assert out["reasons"] == ["descriptor"] * 3 + ["density", "density", "n_atoms"]
+    assert not out["in_domain"].any()
+    again = ApplicabilityDomain.load(ad.to_header(), ad.to_arrays()).check(X[:5], dens[:5], n[:5])
+    assert again["in_domain"].all()
+    # a model without a descriptor (mean, density baselines): only the density and atom-count checks
+    plain = ApplicabilityDomain().fit(np.zeros((300, 0)), dens, n)
+    assert plain.check(np.zeros((2, 0)), [2.5, 9.0], [64, 64])["reasons"] == ["", "density"]
+
+
+def test_crystal_like_environments_separate_diamond_from_amorphous_carbon():
+    from ase.build import bulk
+
+    from conftest import random_cell
+    from topoamorph.structure import crystalline_fraction
+
+    diamond = bulk("C", "diamond", cubic=True) * (2, 2, 2)
+    diamond.rattle(0.03, seed=1)
+    strained = diamond.copy()
+    strained.set_cell(diamond.cell * [1.04, 0.97, 1.0], scale_atoms=True)
+    graphite_like = bulk("C", "diamond", cubic=True) * (2, 2, 2)
+    graphite_like.rattle(0.2, seed=2)  # destroyed order
+    assert crystalline_fraction(diamond) == 1.0 and crystalline_fraction(strained) == 1.0
+    assert crystalline_fraction(graphite_like) < 0.1
+    assert crystalline_fraction(random_cell(64, 2.5, seed=3)) < 0.1
