@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from importlib import resources
@@ -27,7 +28,10 @@ def load_yaml(path) -> dict:
     except FileNotFoundError:
         raise InputFileError(path, "config file not found") from None
     except yaml.YAMLError as exc:
-        raise InputFileError(path, f"not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        what = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise InputFileError(path, f"not valid YAML: {where}{what}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -71,6 +75,7 @@ def _best_error(errors):
 
 def validate(cfg: dict) -> dict:
     """Validate a merged config; raise ConfigError naming the first offending key."""
+    _check_finite(cfg)
     validator = jsonschema.Draft7Validator(schema())
     errors = list(validator.iter_errors(cfg))
     if errors:
@@ -111,9 +116,38 @@ def _check_evaluate(cfg: dict) -> None:
         seen[ev.name] = i
 
 
+def _check_finite(obj, key: str = "") -> None:
+    """NaN and infinity (YAML .nan, .inf) pass a JSON schema, and NaN fails every comparison after it."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _check_finite(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            _check_finite(v, f"{key}.{i}")
+    elif isinstance(obj, float) and not math.isfinite(obj):
+        raise ConfigError(key, f"{obj} is not a finite number")
+
+
+def _check_densities(cfg: dict) -> None:
+    """Two densities that print alike in paths (two decimals) would share one trajectory file."""
+    from .paths import fmt_density
+
+    seen = {}
+    for i, d in enumerate(cfg["structures"]["densities"]):
+        tag = fmt_density(d)
+        if tag in seen:
+            raise ConfigError(f"structures.densities.{i}", f"{d} and {cfg['structures']['densities'][seen[tag]]} "
+                              f"both map to rho{tag}: densities must differ in the first two decimals")
+        seen[tag] = i
+
+
 def _semantic_checks(cfg: dict) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", str(cfg["campaign"])):
+        raise ConfigError("campaign", f"{cfg['campaign']!r} cannot name a results directory (letters, digits, "
+                          "'_', '.', '-', not starting with '.' or '-')")
     if cfg["source"]["kind"] == "import":
         _check_import_source(cfg["source"])
+    _check_densities(cfg)
     _check_evaluate(cfg)
     s = cfg["structures"]
     segs = s["protocol"]["segments"]

@@ -137,6 +137,10 @@ class RidgeModel:
         y = np.asarray(y, dtype=float)
         alphas = np.logspace(np.log10(self.alpha_min), np.log10(self.alpha_max), self.n_alphas)
         folds = max(2, min(self.cv_folds, len(y)))
+        if folds != self.cv_folds:
+            log.warning("ridge: %d cross-validation folds asked for %d training frames: using %d", self.cv_folds,
+                        len(y), folds)
+        self.cv_folds_used_ = folds
         fold_of = np.random.default_rng(self.seed).permutation(len(y)) % folds
         sq = np.zeros(len(alphas))
         for k in range(folds):

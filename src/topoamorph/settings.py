@@ -103,6 +103,7 @@ class SplitSettings:
     by: str
     validation_fraction: float
     test_source: str | None = None
+    duplicates: str = "warn"  # overwritten by train.split.duplicates of the defaults file
 
     @classmethod
     def from_config(cls, block: dict | None = None) -> SplitSettings:
@@ -252,10 +253,10 @@ class Campaign:
             return SplitSettings.from_config(split)
         if self.source.file:
             tf = self.source.test_fraction if self.source.test_fraction is not None else split["test_fraction"]
-            return SplitSettings.from_config({"by": "frame", "test_fraction": tf,
+            return SplitSettings.from_config({"by": "frame", "test_fraction": tf, "duplicates": split["duplicates"],
                                               "validation_fraction": split["validation_fraction"]})
         return SplitSettings.from_config({"by": "source", "test_fraction": split["test_fraction"],
-                                          "test_source": self.source.test,
+                                          "test_source": self.source.test, "duplicates": split["duplicates"],
                                           "validation_fraction": split["validation_fraction"]})
 
     def split_seed(self) -> int:

@@ -5,6 +5,7 @@ envvars:
 import dataclasses
 import json
 import re
+import shlex
 import os
 import sys
 from pathlib import Path
@@ -68,7 +69,7 @@ RELABEL_MINUTES = plan.relabel_runtime_minutes(config) if CAMPAIGN.relabel else 
 wildcard_constraints:
     density=r"\d+\.\d\d",
     run=r"\d+",
-    batch=r"\d{4}",
+    batch=r"\d\d\d\d+",
     model="|".join(ALL_MODELS),
     name="|".join(re.escape(n) for n in EVALUATIONS) or "(?!)",
 
@@ -129,7 +130,7 @@ def batch_files(wildcards):
 
 def energy_key_option():
     """The homology job's --energy-key option for imported frames (generated frames carry their energy)."""
-    return f"--energy-key {CAMPAIGN.source.energy_key}" if IMPORT else ""
+    return f"--energy-key {shlex.quote(CAMPAIGN.source.energy_key)}" if IMPORT else ""
 
 
 def split_params():
@@ -170,7 +171,9 @@ def split_seed():
 
 
 def batch_specs(wildcards):
-    return [c.spec() for c in BATCHES[int(wildcards.batch)]]
+    """The batch's frames as ``path@start:stop``; a relative path starting with '-' gets './' so that the
+    command line never reads it as an option."""
+    return [("./" + s if s.startswith("-") else s) for s in (c.spec() for c in BATCHES[int(wildcards.batch)])]
 
 
 def homology_options():

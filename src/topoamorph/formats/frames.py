@@ -68,10 +68,19 @@ def index_frames(path) -> FrameIndex:
     return _index(str(path), st.st_mtime_ns, st.st_size)
 
 
+COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ": "xz", b"(\xb5/\xfd": "zstd"}
+
+
 @functools.lru_cache(maxsize=256)
 def _index(path: str, mtime_ns: int, size: int) -> FrameIndex:
     offsets, natoms, line_no = [], [], 0
     with open(path, "rb") as fh:
+        magic = fh.read(6)
+        for sig, kind in COMPRESSED.items():
+            if magic.startswith(sig):
+                raise InputFileError(path, f"{kind}-compressed: frames are read by byte offset, so compressed files "
+                                     "are not supported; decompress it first")
+        fh.seek(0)
         while True:
             start = fh.tell()
             head = fh.readline()

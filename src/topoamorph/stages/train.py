@@ -23,13 +23,40 @@ log = logging.getLogger(__name__)
 def split(*, dataset: str, split: str, settings: dict, seed: int) -> dict:
     """One train/validation/test split shared by every model (``settings``: a ``train.split`` block, for
     imported files the files' own split; see ``settings.Campaign.split``)."""
+    opts = SplitSettings.from_config(settings)
     with Dataset(dataset) as ds:
-        s = models.split(ds.meta, SplitSettings.from_config(settings), seed)
+        s = models.split(ds.meta, opts, seed)
+        groups = _identical_rows(ds)
+        src, idx = ds.meta["source"], ds.meta["index"]
+    part_of = {i: p for p in ("train", "validation", "test") for i in s[p]}
+    crossing = [g for g in groups if len({part_of.get(i) for i in g}) > 1]
+    s["duplicates"] = {"identical_groups": len(groups), "across_parts": [[int(i) for i in g] for g in crossing]}
+    if crossing:
+        where = ", ".join(f"{src[i]} frame {idx[i]} ({part_of[i]})" for i in crossing[0][:3])
+        msg = (f"{len(crossing)} groups of identical frames (same descriptor and energy) lie in two parts of the "
+               f"split, e.g. {where}: test frames leak into training")
+        if opts.duplicates == "refuse":
+            raise InputFileError(dataset, msg + " (train.split.duplicates: refuse)")
+        log.warning("%s; set train.split.duplicates: refuse to stop here", msg)
     s["provenance"] = provenance.record(settings, seed)
     write_json(split, s)
     log.info("split: %d train, %d validation, %d test frames (by %s)", len(s["train"]), len(s["validation"]),
              len(s["test"]), s["by"])
     return s
+
+
+def _identical_rows(ds: Dataset, chunk: int = 1024) -> list[list[int]]:
+    """Groups (2 or more rows) of identical frames: the same descriptor bytes and energy per atom."""
+    import hashlib
+
+    seen: dict = {}
+    for start in range(0, len(ds), chunk):
+        X = np.ascontiguousarray(ds.X[start:start + chunk])
+        for k, row in enumerate(X):
+            i = start + k
+            key = hashlib.blake2b(row.tobytes() + np.float64(ds.y[i]).tobytes(), digest_size=16).digest()
+            seen.setdefault(key, []).append(i)
+    return [g for g in seen.values() if len(g) > 1]
 
 
 def _parts(split_file: str) -> dict:
@@ -130,7 +157,7 @@ def train_ridge(*, dataset: str, split: str, metrics: str, predictions: str, mod
     tr = parts["train"]
     m = models.RidgeModel(**ridge, seed=seed).fit(X[tr], y[tr])
     members = models.ridge_members(X[tr], y[tr], m.alpha_, bootstrap_indices(len(tr), uncertainty["bootstrap"], seed))
-    hyper = dict(ridge, alpha=m.alpha_)
+    hyper = dict(ridge, alpha=m.alpha_, cv_folds_used=m.cv_folds_used_)
     tm = _linear_model("ridge", _persistence_inputs(dataset, homology), species, hyper, m.coef_, m.intercept_,
                        members)
     tm.header["image_shape"] = list(X.shape[1:])
@@ -196,7 +223,8 @@ def _baseline_model(name, y, meta, feats, tr, seed, species, params, resamples=(
     m = models.ScaledRidge(seed=seed).fit(feats[name][tr], y[tr])
     Z = (feats[name][tr] - m.mean_) / m.scale_
     members = models.ridge_members(Z, y[tr], m.ridge_.alpha_, resamples)
-    hyper = {"alpha": m.ridge_.alpha_, "features": int(feats[name].shape[1]), "descriptor": params}
+    hyper = {"alpha": m.ridge_.alpha_, "cv_folds_used": m.ridge_.cv_folds_used_, "features": int(feats[name].shape[1]),
+             "descriptor": params}
     tm = _linear_model(name, {"kind": name, "params": params}, species, hyper, m.ridge_.coef_, m.ridge_.intercept_,
                        members, m.mean_, m.scale_)
     return tm, hyper

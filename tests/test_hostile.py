@@ -1,0 +1,173 @@
+"""Hostile inputs (issue 15): nothing from a config is executed, nothing silently wrong, each problem named in
+one line before a job is queued."""
+
+import gzip
+import re
+import shlex
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT, snakemake
+from topoamorph import config
+from topoamorph.errors import ConfigError, InputFileError
+
+DEFAULTS = ROOT / "config" / "config.yaml"
+GAP = ROOT / "tests" / "data" / "gap20" / "gap20_LD_iter1.extxyz"
+
+
+def load(tmp_path, text: str):
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    return config.load(f, defaults=DEFAULTS)
+
+
+@pytest.mark.parametrize("text, key", [
+    ("structures: {densities: [2.0, 2.001]}", "structures.densities.1"),   # both would be rho2.00
+    ("structures: {densities: [.nan]}", "structures.densities.0"),
+    ("descriptors: {range: [0, .inf]}", "descriptors.range.1"),
+    ("train: {split: {test_fraction: .nan}}", "train.split.test_fraction"),
+    ("campaign: '..'", "campaign"),
+    ("campaign: \"x\\n\"", "campaign"),
+    ("campaign: -rf", "campaign"),
+    ("structures: {natoms: 1000000000}", "structures.natoms"),
+    ("structures: {densities: [2000.0]}", "structures.densities.0"),       # kg/m³ typed for g/cm³
+    ("descriptors: {bins: 100000}", "descriptors.bins"),
+    ("report: {dpi: 100000}", "report.dpi"),
+    ("seed: 1099511627776", "seed"),
+    ("source: {kind: import, file: a.xyz, energy_key: 'energy$(touch /tmp/x)'}", "source.energy_key"),
+])
+def test_bad_values_are_refused_naming_the_key(tmp_path, text, key):
+    with pytest.raises(ConfigError, match=rf"config key '{re.escape(key)}'"):
+        load(tmp_path, text)
+
+
+def test_honest_energy_keys_pass_and_yaml_errors_give_line_and_column(tmp_path):
+    cfg = load(tmp_path, "source: {kind: import, file: a.xyz, energy_key: 'DFT energy(eV)'}")
+    assert cfg["source"]["energy_key"] == "DFT energy(eV)"
+    with pytest.raises(InputFileError, match=r"c\.yaml: not valid YAML: line 2, column 12: mapping values are not"):
+        load(tmp_path, "seed: 1\ncampaign: x: y\n")
+
+
+def test_compressed_files_are_named_not_misread(tmp_path):
+    from topoamorph.formats.frames import count_frames
+
+    gz = tmp_path / "frames.extxyz.gz"
+    gz.write_bytes(gzip.compress(GAP.read_bytes()))
+    with pytest.raises(InputFileError, match=r"frames\.extxyz\.gz: gzip-compressed: .* decompress it first"):
+        count_frames(gz)
+
+
+def test_overlap_check_is_linear_and_names_the_atoms():
+    from ase.build import bulk
+
+    from topoamorph.importer import check_frame
+
+    big = bulk("C", "diamond", cubic=True).repeat((12, 12, 12))  # 13,824 atoms: all distances would be 1.5 GB
+    big.info["energy"] = -1.0
+    assert check_frame(big, "big.xyz", 0, "energy", {"C"}) == -1.0
+    big.positions[7] = big.positions[3] + [0.1, 0.0, 0.0]
+    with pytest.raises(InputFileError, match=r"big\.xyz, frame 0: atoms 3 and 7 overlap \(0\.100 Å apart"):
+        check_frame(big, "big.xyz", 0, "energy", {"C"})
+
+
+def test_ridge_records_the_folds_it_used():
+    from topoamorph.models import RidgeModel
+
+    rng = np.random.default_rng(0)
+    m = RidgeModel(cv_folds=10).fit(rng.random((4, 3)), rng.random(4))
+    assert m.cv_folds_used_ == 4
+
+
+def test_any_number_of_batches_is_planned():
+    smk = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    pattern = re.search(r'batch=r"([^"]+)"', smk).group(1)
+    ids = [f"{i:04d}" for i in (0, 9999, 10000, 10175, 123456)]
+    assert all(re.fullmatch(pattern, i) for i in ids)
+
+
+def test_duplicate_frames_across_the_split_warn_or_refuse(tmp_path, caplog):
+    from topoamorph.formats.dataset import write_dataset
+    from topoamorph.io import read_json
+    from topoamorph.stages.train import split
+
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 1, 4, 4))
+    X[30:] = X[:10]  # ten frames imported twice
+    y = rng.random(40)
+    y[30:] = y[:10]
+    meta = {"source": np.array(["a.xyz"] * 40, dtype=object), "index": np.arange(40),
+            "energy": y * 64, "density": np.full(40, 2.5), "n_atoms": np.full(40, 64)}
+    ds = tmp_path / "d.h5"
+    write_dataset(ds, X, y, meta, {"units": "angstrom^2"})
+    settings = {"by": "frame", "test_fraction": 0.3, "validation_fraction": 0.1}
+    s = split(dataset=str(ds), split=str(tmp_path / "s.json"), settings=settings, seed=1)
+    assert s["duplicates"]["identical_groups"] == 10 and s["duplicates"]["across_parts"]
+    assert "test frames leak into training" in caplog.text
+    assert read_json(tmp_path / "s.json")["duplicates"] == s["duplicates"]
+    with pytest.raises(InputFileError, match=r"d\.h5: .* groups of identical frames .* refuse"):
+        split(dataset=str(ds), split=str(tmp_path / "s.json"), settings=dict(settings, duplicates="refuse"), seed=1)
+
+
+def string_keys(obj, prefix=""):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from string_keys(v, f"{prefix}.{k}" if prefix else k)
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from string_keys(v, f"{prefix}.{i}")
+    elif isinstance(obj, str):
+        yield prefix
+
+
+def set_key(cfg, key, value):
+    *head, last = key.split(".")
+    node = cfg
+    for k in head:
+        node = node[int(k)] if isinstance(node, list) else node[k]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+@pytest.mark.workflow
+def test_no_config_string_reaches_a_shell_command_unquoted(tmp_path):
+    """Every string-valued key of an import campaign (the defaults plus the import keys), set to a value with
+    shell metacharacters: either the config is refused, or every job's command line (dry-run, -p) carries it
+    as one quoted word. Engine `launcher` and `command` strings are shell by design (README)."""
+    shutil.copy(GAP, tmp_path / "gap.extxyz")
+    base = config.load(overrides={"source": {"kind": "import", "file": "gap.extxyz"},
+                                  "evaluate": [{"file": "gap.extxyz", "name": "ev"}]}, defaults=DEFAULTS)
+    evil = "x $(touch MARK) `touch MARK`; touch MARK"
+    shutil.copy(GAP, tmp_path / evil)  # file-valued keys point at a real file of that name
+    reached = []
+    for key in string_keys(base):
+        cfg = yaml.safe_load(yaml.safe_dump(base))
+        set_key(cfg, key, evil)
+        try:
+            config.validate(cfg)
+        except ConfigError:
+            continue
+        f = tmp_path / "evil.yaml"
+        f.write_text(yaml.safe_dump(cfg))
+        p = snakemake(["-n", "-p", "--configfile", f], tmp_path, check=False)
+        for line in (p.stdout + p.stderr).splitlines():
+            if "MARK" in line and "topoamorph " in line:
+                words = shlex.split(line)
+                assert not any("MARK" in w and evil not in w for w in words), (key, line)
+                reached.append(key)
+    assert not (tmp_path / "MARK").exists()
+    assert "source.file" in reached  # the imported file's name reaches the homology command line, quoted
+
+
+@pytest.mark.workflow
+def test_a_file_name_starting_with_a_dash_is_never_an_option(tmp_path):
+    shutil.copy(GAP, tmp_path / "-frames.extxyz")
+    cfg = tmp_path / "dash.yaml"
+    cfg.write_text(yaml.safe_dump({"source": {"kind": "import", "file": "-frames.extxyz"}}))
+    p = snakemake(["-n", "-p", "--configfile", cfg], tmp_path)
+    line = next(x for x in p.stdout.splitlines() if "topoamorph homology" in x)
+    assert "./-frames.extxyz@0:80" in line
