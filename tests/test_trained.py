@@ -146,14 +146,17 @@ def test_cli_predict_writes_every_column_and_equals_the_workflow(trained, tmp_pa
 
 
 @pytest.mark.mpi
-def test_cli_predict_under_mpi_equals_serial(trained, tmp_path):
+@pytest.mark.parametrize("name", ["cnn", "soap"])
+def test_cli_predict_under_mpi_equals_serial(trained, tmp_path, name):
+    """Homology spread over the ranks (PH models); rank 0 alone predicts and writes, for every model."""
     res, frames = trained
     serial, parallel = tmp_path / "serial.csv", tmp_path / "mpi.csv"
-    run([BIN / "topoamorph", "predict", model_path(res, "cnn"), f"{frames}@60:80", "--output", serial])
-    run([venv_tool("mpiexec"), "-n", 2, BIN / "topoamorph", "predict", model_path(res, "cnn"), f"{frames}@60:80", "--output",
-                          parallel])
+    run([BIN / "topoamorph", "predict", model_path(res, name), f"{frames}@60:80", "--output", serial])
+    p = run([venv_tool("mpiexec"), "-n", 2, BIN / "topoamorph", "predict", model_path(res, name), f"{frames}@60:80",
+             "--output", parallel])
     strip = lambda p: p.read_text().split("\n", 1)[1]  # noqa: E731 (the provenance line differs)
     assert strip(serial) == strip(parallel)
+    assert p.stderr.count("frames predicted by") == 1
 
 
 def test_bad_model_files_and_frames_are_one_clear_line(trained, tmp_path):
@@ -194,3 +197,19 @@ def test_bad_model_files_and_frames_are_one_clear_line(trained, tmp_path):
         model.predict([slab])
     p = run([BIN / "topoamorph", "predict", truncated, frames, "--output", tmp_path / "x.csv"], check=False)
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "truncated.npz" in p.stderr
+
+
+def test_empty_input_damaged_arrays_and_strict_json_headers(trained, tmp_path):
+    from topoamorph.formats.model import read_model, write_model
+
+    res, _ = trained
+    for name in NAMES:
+        model = load_model(model_path(res, name))
+        assert model.predict([]).shape == (0,)
+        raw = np.load(model_path(res, name), allow_pickle=False)["__header__"] if name != "cnn" else None
+        if raw is not None:  # strict JSON: no Infinity/NaN tokens, readable by any JSON parser
+            json.loads(str(raw), parse_constant=lambda c: pytest.fail(f"{name}: {c} in the header"))
+    header, arrays = read_model(model_path(res, "ridge"))
+    write_model(tmp_path / "broken.npz", header, {k: v for k, v in arrays.items() if k != "coef"})
+    with pytest.raises(InputFileError, match=r"broken\.npz: model file lacks \['coef'\]"):
+        load_model(tmp_path / "broken.npz")

@@ -26,12 +26,14 @@ class TopoamorphCalculator(Calculator):
         super().__init__(**kwargs)
         self.model = model if isinstance(model, TrainedModel) else load_model(model)
 
+    def _refuse(self, names):
+        raise PropertyNotImplementedError(f"{', '.join(names)}: not provided by topoamorph model {self.model.path} "
+                                          "(energies only; forces are not implemented yet)")
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         missing = [p for p in properties if p not in self.implemented_properties]
         if missing:
-            raise PropertyNotImplementedError(
-                f"{', '.join(missing)}: not provided by topoamorph model {self.model.path} (energies only; "
-                "forces are not implemented yet)")
+            self._refuse(missing)
         super().calculate(atoms, properties, system_changes)
         out = self.model.apply(FrameSet([self.atoms]))
         n = len(self.atoms)
@@ -41,7 +43,5 @@ class TopoamorphCalculator(Calculator):
 
     def get_property(self, name, atoms=None, allow_calculation=True):
         if name not in self.implemented_properties:
-            raise PropertyNotImplementedError(
-                f"{name}: not provided by topoamorph model {self.model.path} (energies only; forces are not "
-                "implemented yet)")
+            self._refuse([name])
         return super().get_property(name, atoms, allow_calculation)

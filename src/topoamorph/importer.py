@@ -14,7 +14,7 @@ import logging
 import numpy as np
 
 from .errors import InputFileError
-from .formats.frames import check_atoms, count_frames, frame_energy, parse_spec, read_atoms
+from .formats.frames import check_atoms, count_frames, frame_energy, read_atoms
 from .settings import SourceSettings
 from .units import density_of
 
@@ -46,10 +46,11 @@ def check_frame(atoms, path, index: int, energy_key: str, species: set[str], req
     return frame_energy(atoms, energy_key, path, index)
 
 
-def validate_file(spec: str, energy_key: str, species, require_energy: bool = True) -> dict:
-    """Read and check every frame of one file (``path`` or ``path@start:stop``): its manifest entry (frames,
-    atom counts, energy and density ranges)."""
-    path, start, stop = parse_spec(spec)
+def validate_file(path: str, energy_key: str, species, require_energy: bool = True, start: int = 0,
+                  stop: int | None = None) -> dict:
+    """Read and check every frame ``start:stop`` of one file: its manifest entry (frames, atom counts, energy
+    and density ranges)."""
+    spec = f"{path}@{start}:{stop}" if (start or stop is not None) else str(path)
     species = set(species)
     stop = count_frames(path) if stop is None else stop
     sizes, e_atom, dens = [], [], []

@@ -38,6 +38,14 @@ def comm_world():
     return MPI, MPI.COMM_WORLD
 
 
+def launcher_size() -> int:
+    """The number of ranks the launcher started (1 when not under mpiexec/srun)."""
+    for var in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 1
+
+
 def launcher_rank() -> int:
     """This process's MPI rank from the launcher's environment (before any MPI library is loaded)."""
     for var in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"):

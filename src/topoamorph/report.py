@@ -45,20 +45,20 @@ def headline(rows: list[dict], regime: dict | None = None) -> list[str]:
         text = f"**Best on the test part: {best['model']}**, MAE {best['test_mae']:.2f} meV/atom"
         if second is not None:
             gap = second["test_mae"] - best["test_mae"]
-            text += (f", {gap:.2f} meV/atom ({100 * gap / max(second['test_mae'], 1e-12):.1f}%) below the next, "
-                     f"{second['model']}")
+            text += (f", {gap:.2f} meV/atom ({100 * gap / max(second['test_mae'], 1e-12):.1f}% of its MAE) below the "
+                     f"next, {second['model']}")
         lines.append(text + ".")
         if ph and best["model"] not in PH_MODELS:
             top = ph[0]
             gap = top["test_mae"] - best["test_mae"]
             lines.append(f"A baseline beats the persistent-homology models here: the best of them, {top['model']}, is "
-                         f"{gap:.2f} meV/atom ({100 * gap / best['test_mae']:.1f}%) worse on the test part.")
+                         f"{gap:.2f} meV/atom ({100 * gap / top['test_mae']:.1f}% of its MAE) worse on the test part.")
         elif ph:
             base = [r for r in ranked if r["model"] not in PH_MODELS]
             if base:
                 gap = base[0]["test_mae"] - best["test_mae"]
                 lines.append(f"The best baseline, {base[0]['model']}, is {gap:.2f} meV/atom "
-                             f"({100 * gap / base[0]['test_mae']:.1f}%) worse on the test part.")
+                             f"({100 * gap / base[0]['test_mae']:.1f}% of its MAE) worse on the test part.")
     if regime:
         frac = regime["crystalline_frames"]
         what = ("near-crystalline data: the persistent-homology descriptor's accuracy claim is for amorphous "
@@ -190,15 +190,17 @@ def evaluation_plot(name: str, applied_files: dict, out, dpi=110) -> None:
         ref, pred, sig, inside = (p["reference_energy_per_atom_ev"], p["energy_per_atom_ev"],
                                   p["sigma_ev_per_atom"], p["in_domain"])
         has = np.isfinite(ref)
-        x = ref if has.all() else p["density"]
-        for sel, face, label in ((inside, "tab:blue", "in domain"), (~inside, "none", "out of domain")):
+        x = ref if has.any() else p["density"]  # with some references: the parity of those frames
+        shown = has if has.any() else np.ones(len(ref), bool)
+        for sel, face, label in ((inside & shown, "tab:blue", "in domain"), (~inside & shown, "none", "out of domain")):
             if sel.any():
                 ax.errorbar(x[sel], pred[sel], yerr=sig[sel], fmt="o", ms=3, mfc=face, mec="tab:blue", ecolor="0.6",
                             elinewidth=0.5, lw=0, label=label)
-        if has.all():
-            lo, hi = min(ref.min(), pred.min()), max(ref.max(), pred.max())
+        if has.any():
+            lo, hi = min(ref[has].min(), pred[has].min()), max(ref[has].max(), pred[has].max())
             ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-            ax.set_title(f"{model}: MAE {1000 * np.mean(np.abs(pred - ref)):.1f} meV/atom", fontsize=9)
+            ax.set_title(f"{model}: MAE {1000 * np.mean(np.abs(pred[has] - ref[has])):.1f} meV/atom "
+                         f"({int(has.sum())} frames)", fontsize=9)
             ax.set_xlabel("reference energy (eV/atom)")
         else:
             ax.set_title(f"{model} (no reference energies)", fontsize=9)

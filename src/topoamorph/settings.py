@@ -89,9 +89,21 @@ class HomologySettings:
         return _build(cls, block, "homology")
 
     def compute_options(self) -> dict:
-        """Keyword arguments of ``homology.compute`` (what a diagram depends on)."""
-        return {"backend": self.backend, "maxdim": self.maxdim, "precision": self.precision,
-                "threshold": self.rips_threshold}
+        """Keyword arguments of ``homology.compute``: what a diagram depends on, and only what the backend uses
+        (precision for alpha, threshold for Rips), so that a change to the other backend's setting changes
+        nothing."""
+        opts = {"backend": self.backend, "maxdim": self.maxdim}
+        if self.backend == "rips":
+            return dict(opts, threshold=self.rips_threshold)
+        return dict(opts, precision=self.precision)
+
+    @classmethod
+    def from_compute_options(cls, options: dict) -> HomologySettings:
+        """The settings behind ``compute_options()`` (keys left out take the defaults)."""
+        block = {k: v for k, v in options.items() if k != "threshold"}
+        if "threshold" in options:
+            block["rips_threshold"] = options["threshold"]
+        return cls.from_config(block)
 
 
 @dataclass(frozen=True)

@@ -138,11 +138,30 @@ class TrainedModel:
     """A trained model: ``header`` (what it is and how frames become its inputs) and ``arrays``."""
 
     def __init__(self, header: dict, arrays: dict, path: str | None = None):
-        self.header, self.arrays, self.path = header, arrays, path or f"<{header.get('name', 'model')}>"
-        if header.get("estimator") not in ESTIMATORS or header.get("inputs", {}).get("kind") not in INPUT_KINDS:
+        self.path = path or (f"<{header.get('name', 'model')}>" if isinstance(header, dict) else "<model>")
+        if not isinstance(header, dict) or not isinstance(header.get("inputs"), dict):
+            raise InputFileError(self.path, "model header is not a mapping with 'inputs' (corrupt file)")
+        self.header, self.arrays = header, arrays
+        if header.get("estimator") not in ESTIMATORS or header["inputs"].get("kind") not in INPUT_KINDS:
             raise InputFileError(self.path, f"unknown estimator {header.get('estimator')!r} or input kind "
-                                 f"{header.get('inputs', {}).get('kind')!r}")
+                                 f"{header['inputs'].get('kind')!r}")
         self._nets = None
+
+    def check_complete(self) -> TrainedModel:
+        """Raise InputFileError naming the file when an array the model needs is missing (a damaged file)."""
+        if self.header["estimator"] == "cnn":
+            members = int(self.header.get("cnn", {}).get("members", 0))
+            need = [f"m{j}.{k}" for j in range(members) for k in ("x_scale", "y_mean", "y_std")]
+            if not members:
+                need.append("cnn members")
+        else:
+            need = ["coef", "intercept"]
+        if "domain" in self.header:
+            need += ["domain_mean", "domain_basis", "domain_train"]
+        missing = [k for k in need if k not in self.arrays]
+        if missing:
+            raise InputFileError(self.path, f"model file lacks {missing} (damaged or incomplete): retrain it")
+        return self
 
     # ---- what the model is
     @property
@@ -193,10 +212,14 @@ class TrainedModel:
     def domain_features(self, X) -> np.ndarray:
         """What the applicability domain measures distances on (flattened descriptors; standardised features
         for soap/rdf; nothing for density and mean, whose domain is the density and atom-count range)."""
-        kind = self.inputs["kind"]
-        if kind in ("density", "none"):
+        if self.inputs["kind"] in ("density", "none"):
             return np.zeros((len(X), 0))
-        X = np.asarray(X, dtype=float).reshape(len(X), -1)
+        return self._standardised(X)
+
+    def _standardised(self, X) -> np.ndarray:
+        """Rows flattened to float64, standardised where the model was fitted on standardised features."""
+        X = np.asarray(X, dtype=float)
+        X = X.reshape(X.shape[0], int(np.prod(X.shape[1:])))
         if "x_mean" in self.arrays:
             X = (X - self.arrays["x_mean"]) / self.arrays["x_scale"]
         return X
@@ -213,10 +236,7 @@ class TrainedModel:
             from .models import density_features
 
             X = density_features(X)
-        X = np.asarray(X, dtype=float).reshape(len(X), -1)
-        if "x_mean" in self.arrays:
-            X = (X - self.arrays["x_mean"]) / self.arrays["x_scale"]
-        return X
+        return self._standardised(X)
 
     def _networks(self):
         if self._nets is None:
@@ -245,6 +265,8 @@ class TrainedModel:
             from .models import cnn_predict
 
             X = np.asarray(X, dtype=np.float32)
+            if not len(X):
+                return np.zeros(0), np.zeros(0)
             members = np.array([cnn_predict(net, X, xs, ym, ys) for net, xs, ym, ys in self._networks()])
             spread = members.std(axis=0, ddof=1) if len(members) > 1 else np.zeros(len(X))
             return members.mean(axis=0), spread
@@ -288,4 +310,4 @@ class TrainedModel:
 def load_model(path) -> TrainedModel:
     """The model of a model file (``results/<campaign>/models/<name>.npz`` or ``cnn.pt``)."""
     header, arrays = read_model(path)
-    return TrainedModel(header, arrays, str(path))
+    return TrainedModel(header, arrays, str(path)).check_complete()

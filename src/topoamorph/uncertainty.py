@@ -132,8 +132,10 @@ class ApplicabilityDomain:
     def to_header(self) -> dict:
         return {"percentile": self.percentile, "components": self.components,
                 "density_margin": self.density_margin, "density_range": self.density_range_.tolist(),
-                "n_atoms_range": self.n_atoms_range_.tolist(), "distance_threshold": self.distance_threshold_,
-                "residual_threshold": self.residual_threshold_}
+                "n_atoms_range": self.n_atoms_range_.tolist(),
+                # None: no descriptor check (a model without descriptor); JSON has no infinity
+                "distance_threshold": None if np.isinf(self.distance_threshold_) else self.distance_threshold_,
+                "residual_threshold": None if np.isinf(self.residual_threshold_) else self.residual_threshold_}
 
     def to_arrays(self) -> dict:
         return {"domain_mean": self.mean_, "domain_basis": self.basis_, "domain_train": self.train_}
@@ -143,7 +145,7 @@ class ApplicabilityDomain:
         ad = cls(header["percentile"], header["components"], header["density_margin"])
         ad.density_range_ = np.asarray(header["density_range"], float)
         ad.n_atoms_range_ = np.asarray(header["n_atoms_range"], int)
-        ad.distance_threshold_ = float(header["distance_threshold"])
-        ad.residual_threshold_ = float(header["residual_threshold"])
+        ad.distance_threshold_ = np.inf if header["distance_threshold"] is None else float(header["distance_threshold"])
+        ad.residual_threshold_ = np.inf if header["residual_threshold"] is None else float(header["residual_threshold"])
         ad.mean_, ad.basis_, ad.train_ = arrays["domain_mean"], arrays["domain_basis"], arrays["domain_train"]
         return ad

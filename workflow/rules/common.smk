@@ -149,6 +149,13 @@ def model_file(name):
     return P.model(name, MODEL_EXT.get(name, "npz"))
 
 
+def uncertainty_params(ensemble):
+    """The uncertainty settings a training rule uses: its ensemble size (``bootstrap`` or ``cnn_members``) and
+    the domain's, so that the CNN's ensemble size never reruns ridge, nor the bootstrap size the CNN."""
+    u = config["train"]["uncertainty"]
+    return {k: u[k] for k in (ensemble, "domain_percentile", "domain_components")}
+
+
 def homology_compute_options():
     """What a diagram depends on (the homology settings a model file records to recompute its inputs)."""
     return CAMPAIGN.homology.compute_options()

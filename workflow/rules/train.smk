@@ -27,7 +27,7 @@ rule train_ridge:
         model=P.model("ridge", "npz"),
     params:
         ridge=config["train"]["ridge"],
-        uncertainty=config["train"]["uncertainty"],
+        uncertainty=uncertainty_params("bootstrap"),
         homology=homology_compute_options(),
         species=SPECIES,
         seed=config["seed"],
@@ -54,7 +54,7 @@ rule train_cnn:
         model=P.model("cnn", "pt"),
     params:
         cnn=config["train"]["cnn"],
-        uncertainty=config["train"]["uncertainty"],
+        uncertainty=uncertainty_params("cnn_members"),
         homology=homology_compute_options(),
         species=SPECIES,
         seed=config["seed"],
@@ -85,7 +85,7 @@ rule train_baselines:
         seed=config["seed"],
         names=BASELINES,
         baselines=config["train"]["baselines"],
-        uncertainty=config["train"]["uncertainty"],
+        uncertainty=uncertainty_params("bootstrap"),
         species=SPECIES,
     log:
         P.log("train_baselines"),

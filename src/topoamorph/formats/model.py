@@ -30,7 +30,7 @@ _HEADER = "__header__"
 def write_model(path, header: dict, arrays: dict) -> None:
     """Write ``header`` (JSON-serialisable) and ``arrays`` ({name: numpy array}) atomically."""
     head = json.dumps(dict(header, format=FORMAT, format_version=VERSION, topoamorph_version=__version__),
-                      sort_keys=True, default=_json_default)
+                      sort_keys=True, default=_json_default, allow_nan=False)
     if str(path).endswith(".pt"):
         import torch
 

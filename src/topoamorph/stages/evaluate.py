@@ -16,19 +16,15 @@ import numpy as np
 from .. import distribute, importer, models, provenance
 from ..errors import InputFileError
 from ..formats.diagrams import read_diagrams
+from ..formats.frames import parse_spec
 from ..formats.predictions import write_applied
 from ..io import read_json, write_json
-from ..mpi import comm_world
+from ..mpi import comm_world, launcher_size
 from ..settings import HomologySettings
 from ..trained import FrameSet, TrainedModel, load_model
 from ..uncertainty import coverage
 
 log = logging.getLogger(__name__)
-
-
-def _under_launcher() -> bool:
-    return any(v in os.environ for v in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_NTASKS")) and \
-        int(os.environ.get("OMPI_COMM_WORLD_SIZE", os.environ.get("PMI_SIZE", os.environ.get("SLURM_NTASKS", "1")))) > 1
 
 
 def _homology_settings(trained: list[TrainedModel]) -> list[dict]:
@@ -44,13 +40,12 @@ def frames_for(trained: list[TrainedModel], specs: list[str], scratch_dir: str) 
     """The frames of ``specs`` with the diagrams every model needs; under MPI the diagrams are computed on
     all ranks (``distribute.run``) and the frames returned on rank 0 only (None elsewhere)."""
     settings = _homology_settings(trained)
-    if not (settings and _under_launcher()):
+    if launcher_size() < 2:
         return FrameSet.read(specs)
     _, comm = comm_world()
     results = {}
     for k, h in enumerate(settings):
-        hs = HomologySettings.from_config({"backend": h["backend"], "maxdim": h["maxdim"],
-                                           "precision": h["precision"], "rips_threshold": h["threshold"]})
+        hs = HomologySettings.from_compute_options(h)
         out = os.path.join(scratch_dir, f".predict-diagrams-{os.getpid() if comm.rank == 0 else 0}-{k}.h5")
         out = comm.bcast(out, root=0)
         status = distribute.run(list(specs), out, hs, require_energy=False)
@@ -68,11 +63,16 @@ def frames_for(trained: list[TrainedModel], specs: list[str], scratch_dir: str) 
     return fs
 
 
+def _reasons(out: dict) -> dict:
+    """How many frames are out of domain for each reason."""
+    return dict(sorted(collections.Counter(r for rs in out["reasons"] for r in rs.split(";") if r).items()))
+
+
 def _summary(out: dict, ref: np.ndarray, density) -> dict:
     """Errors (meV/atom), per density, calibration coverage and domain counts of one model on one file."""
-    reasons = collections.Counter(r for rs in out["reasons"] for r in rs.split(";") if r)
+    reasons = _reasons(out)
     s = {"n_frames": int(len(ref)), "n_out_of_domain": int(np.sum(~out["in_domain"])),
-         "out_of_domain_reasons": dict(sorted(reasons.items())), "n_with_reference": int(np.sum(np.isfinite(ref))),
+         "out_of_domain_reasons": reasons, "n_with_reference": int(np.sum(np.isfinite(ref))),
          "n_atoms": sorted({int(n) for n in out["n_atoms"]}),
          "density_g_cm3": [float(np.min(density)), float(np.max(density))] if len(density) else None}
     has = np.isfinite(ref)
@@ -96,9 +96,9 @@ def predict(*, model: str, frames: list[str], output: str, energy_key: str | Non
     ref = fs.reference(energy_key or "energy")
     write_applied(output, out, fs.sources, fs.indices, ref, dict(provenance.record(), model=tm.path))
     n_out = int(np.sum(~out["in_domain"]))
-    reasons = collections.Counter(r for rs in out["reasons"] for r in rs.split(";") if r)
+    reasons = _reasons(out)
     log.info("%s: %d frames predicted by %s; %d out of the training domain%s", output, len(fs), tm.path, n_out,
-             f" ({', '.join(f'{k}: {v}' for k, v in sorted(reasons.items()))})" if n_out else "")
+             f" ({', '.join(f'{k}: {v}' for k, v in reasons.items())})" if n_out else "")
     if n_out:
         log.warning("%d of %d frames lie outside the model's training domain: their predictions and sigma are "
                     "extrapolations", n_out, len(fs))
@@ -113,7 +113,8 @@ def predict(*, model: str, frames: list[str], output: str, energy_key: str | Non
 def validate_evaluation(*, frames: str, selection: str, manifest: str, energy_key: str, species: list) -> dict:
     """Check every frame of an evaluation file (``frames`` + ``selection``, e.g. '' or '@0:100') as imported
     frames are checked (energies optional)."""
-    m = importer.validate_file(frames + selection, energy_key, species, require_energy=False)
+    path, start, stop = parse_spec(frames + selection) if selection else (frames, 0, None)
+    m = importer.validate_file(path, energy_key, species, require_energy=False, start=start, stop=stop)
     write_json(manifest, m)
     return m
 

@@ -102,7 +102,11 @@ def _product(tm: TrainedModel, X, y, meta, parts, uncertainty: dict, model_out: 
     record both (and its errors) in the model file and save it; return (predictions, σ, calibration metrics)."""
     point, spread = tm.predict_inputs(X)
     va, te, tr = parts["validation"], parts["test"], parts["train"]
-    cal = Calibration.fit(spread[va], point[va] - y[va])
+    if len(va) >= 2:
+        cal = Calibration.fit(spread[va], point[va] - y[va])
+    else:  # nothing to calibrate on: the raw spread, with the training RMS error as a floor (optimistic)
+        cal = Calibration(scale=1.0, floor=float(np.sqrt(np.mean((point[tr] - y[tr]) ** 2))),
+                          fitted_on="train residuals (no validation part)")
     sigma = cal.sigma(spread)
     ad = ApplicabilityDomain(uncertainty["domain_percentile"], uncertainty["domain_components"])
     ad.fit(tm.domain_features(X[tr]), meta["density"][tr], meta["n_atoms"][tr])
@@ -113,8 +117,9 @@ def _product(tm: TrainedModel, X, y, meta, parts, uncertainty: dict, model_out: 
     tm.save(model_out)
     cal_metrics = dict(cal.to_dict(), members=tm.n_members,
                        **{p: coverage(point[parts[p]] - y[parts[p]], sigma[parts[p]]) for p in ("validation", "test")})
-    if not len(va):
-        cal_metrics["note"] = "no validation part: sigma is the raw ensemble spread (uncalibrated)"
+    if len(va) < 2:
+        cal_metrics["note"] = ("fewer than 2 validation frames: sigma is the raw ensemble spread with the training RMS "
+                               "error as a floor (uncalibrated, optimistic)")
     log.info("%s: %d members, sigma = sqrt((%.3g x spread)^2 + (%.2f meV/atom)^2); test within 1 sigma %s, 2 sigma %s",
              tm.name, tm.n_members, cal.scale, 1000 * cal.floor, cal_metrics["test"]["within_1sigma"],
              cal_metrics["test"]["within_2sigma"])
@@ -131,10 +136,7 @@ def _persistence_inputs(dataset: str, homology: dict) -> dict:
     ``homology.compute``, ``HomologySettings.compute_options()``), vectoriser parameters, units."""
     with Dataset(dataset) as ds:
         attrs = ds.attrs
-    expected = set(HomologySettings.from_config({}).compute_options())
-    if set(homology) != expected:
-        raise ValueError(f"homology options {sorted(homology)} are not those of homology.compute {sorted(expected)}")
-    return {"kind": "persistence", "homology": dict(homology),
+    return {"kind": "persistence", "homology": HomologySettings.from_compute_options(homology).compute_options(),
             "descriptors": json.loads(str(attrs["params"])), "units": str(attrs["units"]),
             "descriptor_dtype": "float32"}
 
@@ -186,13 +188,17 @@ def train_cnn(*, dataset: str, split: str, metrics: str, predictions: str, model
     validation part; the prediction is the members' mean, their spread the uncertainty."""
     _set_threads(threads)
     X, y, meta, parts = _load(dataset, split)
+    if not len(parts["validation"]):  # one held-out subset of train for every member (early stopping, calibration)
+        tr = parts["train"]
+        n_va = max(1, int(round(models.CNNModel(**cnn).validation_fraction * len(tr))))
+        va = np.sort(np.random.default_rng(seed).permutation(tr)[:n_va])
+        parts = dict(parts, train=np.setdiff1d(tr, va), validation=va)
     arrays, fits = {}, []
     for j in range(int(uncertainty["cnn_members"])):
-        m, fit_parts = _cnn_fit(X, y, parts, cnn, seed + j)
+        m, _ = _cnn_fit(X, y, parts, cnn, seed + j)
         arrays.update({f"m{j}.{k}": v for k, v in m.state_arrays().items()})
         fits.append(m)
     first = fits[0]
-    parts = dict(fit_parts, test=parts["test"])
     hyper = dict(cnn, best_epoch=[f.best_epoch_ for f in fits], epochs_run=[len(f.history_) for f in fits],
                  device_used=first.device_, members=len(fits))
     header = _header("cnn", "cnn", _persistence_inputs(dataset, homology), species, hyper)
