@@ -171,3 +171,17 @@ def test_a_file_name_starting_with_a_dash_is_never_an_option(tmp_path):
     p = snakemake(["-n", "-p", "--configfile", cfg], tmp_path)
     line = next(x for x in p.stdout.splitlines() if "topoamorph homology" in x)
     assert "./-frames.extxyz@0:80" in line
+
+
+@pytest.mark.parametrize("text, message", [
+    ("account: [proj\n", r"site\.yaml: not valid YAML: line 2, column 1"),
+    ("- account\n- partition\n", r"site\.yaml: must be a mapping of keys to values"),
+    ("account: {a: 1}\n", r"site\.yaml: site key 'account' must be a single value"),
+])
+def test_a_malformed_site_file_is_one_line(tmp_path, text, message):
+    from topoamorph import submit
+
+    site = tmp_path / "site.yaml"
+    site.write_text(text)
+    with pytest.raises(InputFileError, match=message):
+        submit.site_values(site, environ={})

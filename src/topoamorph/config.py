@@ -35,7 +35,7 @@ def load_yaml(path) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise InputFileError(path, "a config file must be a mapping of keys to values")
+        raise InputFileError(path, "must be a mapping of keys to values (a YAML file of key: value lines)")
     return data
 
 

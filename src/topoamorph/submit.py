@@ -41,10 +41,15 @@ def site_values(site_file=None, environ=None) -> dict:
     if site_file and not path.is_file():
         raise InputFileError(path, "site file not found")
     if path.is_file():
-        data = yaml.safe_load(path.read_text()) or {}
-        unknown = sorted(set(data) - set(SITE_KEYS))
+        from .config import load_yaml
+
+        data = load_yaml(path)  # a YAML error names the line and column; a non-mapping is refused
+        unknown = sorted(set(map(str, data)) - set(SITE_KEYS))
         if unknown:
             raise InputFileError(path, f"unknown site key {unknown[0]!r} (known: {', '.join(SITE_KEYS)})")
+        bad = [k for k, v in data.items() if isinstance(v, (dict, list))]
+        if bad:
+            raise InputFileError(path, f"site key {bad[0]!r} must be a single value, not {type(data[bad[0]]).__name__}")
         values.update({k: str(v) for k, v in data.items() if v not in (None, "")})
     for key in SITE_KEYS:
         v = environ.get(f"TOPOAMORPH_SLURM_{key.upper()}")
