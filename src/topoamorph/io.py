@@ -39,7 +39,7 @@ def _umask() -> int:
 
 def write_json(path, obj) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
 
 
 def read_json(path):
@@ -53,7 +53,7 @@ def read_json(path):
         raise InputFileError(path, f"not valid JSON ({exc})") from None
 
 
-def _json_default(o):
+def json_default(o):
     import numpy as np
 
     if isinstance(o, np.generic):

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import InputFileError
-from ..io import atomic_path
+from ..io import atomic_path, json_default
 
 FORMAT = "topoamorph-model"
 VERSION = 1
@@ -30,7 +30,7 @@ _HEADER = "__header__"
 def write_model(path, header: dict, arrays: dict) -> None:
     """Write ``header`` (JSON-serialisable) and ``arrays`` ({name: numpy array}) atomically."""
     head = json.dumps(dict(header, format=FORMAT, format_version=VERSION, topoamorph_version=__version__),
-                      sort_keys=True, default=_json_default, allow_nan=False)
+                      sort_keys=True, default=json_default, allow_nan=False)
     if str(path).endswith(".pt"):
         import torch
 
@@ -80,12 +80,3 @@ def read_model(path) -> tuple[dict, dict]:
                              f"{VERSION}: retrain the model or use the topoamorph that wrote it")
     return header, arrays
 
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, tuple):
-        return list(o)
-    raise TypeError(f"not JSON serialisable: {type(o)}")
