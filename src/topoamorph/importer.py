@@ -40,10 +40,7 @@ def check_frame(atoms, path, index: int, energy_key: str, species: set[str], req
             k = int(np.argmin(d))
             raise InputFileError(path, f"atoms {min(i[k], j[k])} and {max(i[k], j[k])} overlap ({d[k]:.3f} Å apart, "
                                  f"below {MIN_DISTANCE_ANGSTROM} Å)", index)
-    if not require_energy and atoms.info.get(energy_key) is None and (
-            atoms.calc is None or atoms.calc.results.get(energy_key) is None):
-        return float("nan")
-    return frame_energy(atoms, energy_key, path, index)
+    return frame_energy(atoms, energy_key, path, index, required=require_energy)
 
 
 def validate_file(path: str, energy_key: str, species, require_energy: bool = True, start: int = 0,

@@ -30,15 +30,19 @@ def coordination(atoms, cutoff: float = BOND_CUTOFF) -> np.ndarray:
 
 def hybridisation(atoms, cutoff: float = BOND_CUTOFF) -> dict:
     """Fractions of sp (coordination <= 2), sp2 (3) and sp3 (>= 4) atoms, and the mean coordination."""
-    cn = coordination(atoms, cutoff)
+    return _hybridisation_of(coordination(atoms, cutoff))
+
+
+def _hybridisation_of(cn) -> dict:
     n = max(len(cn), 1)
     return {"sp": float(np.sum(cn <= 2) / n), "sp2": float(np.sum(cn == 3) / n), "sp3": float(np.sum(cn >= 4) / n),
             "mean_coordination": float(cn.mean()) if len(cn) else 0.0}
 
 
-def crystalline_fraction(atoms, cutoff: float = BOND_CUTOFF) -> float:
-    """Fraction of atoms in a crystal-like (diamond- or graphite-like) environment, see the module notes."""
-    i, j, D = neighbor_list("ijD", atoms, cutoff)
+def crystalline_fraction(atoms, cutoff: float = BOND_CUTOFF, bonds=None) -> float:
+    """Fraction of atoms in a crystal-like (diamond- or graphite-like) environment, see the module notes
+    (``bonds``: ``neighbor_list("ijD", atoms, cutoff)`` when the caller has it)."""
+    i, j, D = bonds if bonds is not None else neighbor_list("ijD", atoms, cutoff)
     n = len(atoms)
     cn = np.bincount(i, minlength=n)
     ordered = np.zeros(n, bool)
@@ -104,7 +108,8 @@ def analyse_frames(frames) -> list[dict]:
         row = {"source": getattr(fr, "source", ""), "frame": getattr(fr, "index", -1),
                "density": density_of(atoms), "stage": str(atoms.info.get("stage", "")),
                "run": int(atoms.info.get("run", -1)), "time_ps": float(atoms.info.get("time_ps", np.nan))}
-        row.update(hybridisation(atoms))
-        row["crystalline"] = crystalline_fraction(atoms)
+        bonds = neighbor_list("ijD", atoms, BOND_CUTOFF)  # one neighbour list for both analyses
+        row.update(_hybridisation_of(np.bincount(bonds[0], minlength=len(atoms))))
+        row["crystalline"] = crystalline_fraction(atoms, bonds=bonds)
         rows.append(row)
     return rows

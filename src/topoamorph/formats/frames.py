@@ -195,11 +195,14 @@ def check_atoms(atoms, path, index: int, require_energy: bool = True) -> None:
             raise InputFileError(path, f"energy is not finite ({e})", index)
 
 
-def frame_energy(atoms, key: str, path, index: int) -> float:
-    """The frame's total energy (eV) under ``key``: an info entry, else a calculator result."""
+def frame_energy(atoms, key: str, path, index: int, required: bool = True) -> float:
+    """The frame's total energy (eV) under ``key``: an info entry, else a calculator result; NaN for a frame
+    without one when not ``required`` (a value that is there but not a finite number is always an error)."""
     value = atoms.info.get(key)
     if value is None and atoms.calc is not None:
         value = atoms.calc.results.get(key)
+    if value is None and not required:
+        return float("nan")
     if value is None:
         raise InputFileError(path, f"no energy under key {key!r} (source.energy_key); info keys: "
                              f"{sorted(atoms.info)}", index)

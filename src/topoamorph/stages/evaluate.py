@@ -63,14 +63,11 @@ def frames_for(trained: list[TrainedModel], specs: list[str], scratch_dir: str) 
     return fs
 
 
-def _reasons(out: dict) -> dict:
-    """How many frames are out of domain for each reason."""
-    return dict(sorted(collections.Counter(r for rs in out["reasons"] for r in rs.split(";") if r).items()))
-
-
-def _summary(out: dict, ref: np.ndarray, density) -> dict:
-    """Errors (meV/atom), per density, calibration coverage and domain counts of one model on one file."""
-    reasons = _reasons(out)
+def _summary(out: dict, ref: np.ndarray) -> dict:
+    """Errors (meV/atom), per density, calibration coverage and domain counts of a model applied to frames
+    (``out``: ``TrainedModel.apply``; ``ref``: reference energies per atom, NaN where unknown)."""
+    density = out["density"]
+    reasons = dict(sorted(collections.Counter(r for rs in out["reasons"] for r in rs.split(";") if r).items()))
     s = {"n_frames": int(len(ref)), "n_out_of_domain": int(np.sum(~out["in_domain"])),
          "out_of_domain_reasons": reasons, "n_with_reference": int(np.sum(np.isfinite(ref))),
          "n_atoms": sorted({int(n) for n in out["n_atoms"]}),
@@ -92,21 +89,21 @@ def predict(*, model: str, frames: list[str], output: str, energy_key: str | Non
     fs = frames_for([tm], frames, os.path.dirname(os.path.abspath(output)))
     if fs is None:
         return 0
+    energy_key = energy_key or "energy"
     out = tm.apply(fs)
-    ref = fs.reference(energy_key or "energy")
+    ref = fs.reference(energy_key)
     write_applied(output, out, fs.sources, fs.indices, ref, dict(provenance.record(), model=tm.path))
-    n_out = int(np.sum(~out["in_domain"]))
-    reasons = _reasons(out)
+    s = _summary(out, ref)
+    n_out = s["n_out_of_domain"]
     log.info("%s: %d frames predicted by %s; %d out of the training domain%s", output, len(fs), tm.path, n_out,
-             f" ({', '.join(f'{k}: {v}' for k, v in reasons.items())})" if n_out else "")
+             f" ({', '.join(f'{k}: {v}' for k, v in s['out_of_domain_reasons'].items())})" if n_out else "")
     if n_out:
         log.warning("%d of %d frames lie outside the model's training domain: their predictions and sigma are "
                     "extrapolations", n_out, len(fs))
-    has = np.isfinite(ref)
-    if has.any():
-        e = models.errors(ref[has], out["energy_per_atom"][has])
-        log.info("against the reference energies (%s) of %d frames: MAE %.2f, RMSE %.2f meV/atom", energy_key or "energy",
-                 int(has.sum()), e["mae_mev_per_atom"], e["rmse_mev_per_atom"])
+    if "all" in s:
+        e = s["all"]
+        log.info("against the reference energies (%s) of %d frames: MAE %.2f, RMSE %.2f meV/atom", energy_key,
+                 e["n"], e["mae_mev_per_atom"], e["rmse_mev_per_atom"])
     return 0
 
 
@@ -130,12 +127,11 @@ def evaluate(*, frames: str, selection: str, manifest: str, model_files: list[st
     if fs is None:
         return {}
     ref = fs.reference(energy_key)
-    density = fs.density
     out = {"file": frames, "energy_key": energy_key, "error_units": "meV/atom", "models": {}}
     for name, tm, pred_out in zip(names, trained, predictions):
         res = tm.apply(fs)
         write_applied(pred_out, res, fs.sources, fs.indices, ref, dict(provenance.record(), model=tm.path))
-        out["models"][name] = _summary(res, ref, density)
+        out["models"][name] = _summary(res, ref)
         e = out["models"][name].get("all")
         log.info("%s on %s: %s; %d of %d frames out of domain", name, frames,
                  f"MAE {e['mae_mev_per_atom']:.2f} meV/atom" if e else "no reference energies",

@@ -12,7 +12,7 @@ from ..errors import InputFileError
 from ..formats.dataset import Dataset
 from ..formats.features import read_features
 from ..formats.predictions import write_predictions
-from ..io import atomic_path, read_json, write_json
+from ..io import read_json, write_json
 from ..settings import HomologySettings, SplitSettings
 from ..trained import TrainedModel
 from ..uncertainty import ApplicabilityDomain, Calibration, bootstrap_indices, coverage
