@@ -185,3 +185,69 @@ def test_a_malformed_site_file_is_one_line(tmp_path, text, message):
     site.write_text(text)
     with pytest.raises(InputFileError, match=message):
         submit.site_values(site, environ={})
+
+
+def _replace_keeping_mtime(path, mutate):
+    """Rewrite a file as a user replacing it mid-campaign might, with its old modification time (so that
+    Snakemake's timestamps do not notice): the case only the manifest's SHA-256 catches."""
+    import os
+
+    st = path.stat()
+    mutate(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _shift_one_energy(path):
+    text = path.read_text()
+    path.write_text(text.replace("energy=", "energy=1", 1))
+
+
+def test_imported_files_are_fingerprinted_and_a_change_is_refused(tmp_path, capsys):
+    from topoamorph import importer
+    from topoamorph.settings import HomologySettings
+    from topoamorph.stages.evaluate import evaluate, validate_evaluation
+    from topoamorph.stages.homology import homology
+
+    f = tmp_path / "gap.extxyz"
+    shutil.copy(GAP, f)
+    m = importer.validate({"kind": "import", "file": str(f)}, ["C"])
+    entry = m["files"]["all"]
+    assert entry["bytes"] == f.stat().st_size and len(entry["sha256"]) == 64
+    importer.check_unchanged(m, [str(f), str(tmp_path / "generated.extxyz")])  # unlisted paths are not checked
+    _replace_keeping_mtime(f, _shift_one_energy)
+    with pytest.raises(InputFileError, match=r"gap\.extxyz: changed since it was validated"):
+        importer.check_unchanged(m, [str(f)])
+    # the homology job (serial here; rank 0 checks under MPI) refuses before computing anything
+    manifest = tmp_path / "manifest.json"
+    from topoamorph.io import write_json
+
+    write_json(manifest, m)
+    out = tmp_path / "d.h5"
+    status = homology(frames=[f"{f}@0:2"], diagrams=str(out), settings=HomologySettings.from_config({}),
+                      energy_key="energy", manifest=str(manifest))
+    assert status == 1 and not out.exists()
+    assert "changed since it was validated" in capsys.readouterr().err
+    # an evaluation file: validated, then replaced before the evaluate job
+    ev = tmp_path / "ev.extxyz"
+    shutil.copy(GAP, ev)
+    validate_evaluation(frames=str(ev), selection="@0:4", manifest=str(tmp_path / "ev.json"), energy_key="energy",
+                        species=["C"])
+    ev.unlink()
+    with pytest.raises(InputFileError, match=r"ev\.extxyz: removed since it was validated"):
+        evaluate(frames=str(ev), selection="@0:4", manifest=str(tmp_path / "ev.json"), model_files=[], names=[],
+                 predictions=[], metrics=str(tmp_path / "m.json"), energy_key="energy")
+
+
+@pytest.mark.workflow
+def test_an_import_file_replaced_during_the_campaign_stops_it_naming_the_file(tmp_path):
+    f = tmp_path / "gap.extxyz"
+    shutil.copy(GAP, f)
+    cfg = tmp_path / "imp.yaml"
+    cfg.write_text(yaml.safe_dump({"campaign": "chg", "source": {"kind": "import", "file": "gap.extxyz"}}))
+    snakemake(["results/chg/import/manifest.json", "--cores", "1", "--configfile", cfg], tmp_path)
+    _replace_keeping_mtime(f, _shift_one_energy)
+    p = snakemake(["--cores", "1", "--configfile", cfg], tmp_path, check=False, timeout=600)
+    assert p.returncode != 0
+    log = next((tmp_path / "results" / "chg" / "logs" / "homology").glob("*")).read_text()
+    assert "gap.extxyz: changed since it was validated" in log
+    assert not list((tmp_path / "results" / "chg").glob("diagrams/*.h5"))

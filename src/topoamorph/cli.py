@@ -18,7 +18,8 @@ def _homology(args) -> int:
     given = {"backend": args.backend, "maxdim": args.maxdim, "precision": args.precision,
              "rips_threshold": args.threshold}
     settings = HomologySettings.from_config({k: v for k, v in given.items() if v is not None})
-    return homology(frames=args.frames, diagrams=args.output, settings=settings, energy_key=args.energy_key)
+    return homology(frames=args.frames, diagrams=args.output, settings=settings, energy_key=args.energy_key,
+                    manifest=args.manifest)
 
 
 def _predict(args) -> int:
@@ -99,6 +100,8 @@ def main(argv=None) -> int:
     h.add_argument("--precision", choices=["fast", "safe", "exact"], help="default: homology.precision")
     h.add_argument("--energy-key", help="take the total energy (eV) from this info key or calculator result "
                    "(imported data; default: the frames' potential energy)")
+    h.add_argument("--manifest", help="import manifest (JSON): refuse input files whose size or SHA-256 changed "
+                   "since they were validated")
     h.set_defaults(func=_homology)
 
     m = sub.add_parser("melt-quench", help="one melt-quench MD run, resumable (a DFT engine may run under MPI)")

@@ -21,6 +21,8 @@ from . import homology
 from .errors import InputFileError
 from .formats.diagrams import write_diagrams
 from .formats.frames import checked_frame, frame_metadata, index_frames, parse_spec, read_atoms
+from .importer import check_unchanged
+from .io import read_json
 from .mpi import comm_world
 from .provenance import record
 from .settings import HomologySettings
@@ -98,15 +100,21 @@ def _plan(specs: list[str]) -> tuple[dict, list[tuple[str, int]], list[int]]:
 
 
 def run(specs: list[str], output: str, settings: HomologySettings, energy_key: str | None = None,
-        provenance: dict | None = None, require_energy: bool = True) -> int:
+        provenance: dict | None = None, require_energy: bool = True, manifest: str | None = None) -> int:
     """Diagrams of the frames of ``specs`` into ``output`` (``require_energy=False``: frames without an
-    energy are accepted, their energy recorded as NaN; used to apply a model to unlabelled frames)."""
+    energy are accepted, their energy recorded as NaN; used to apply a model to unlabelled frames).
+    ``manifest``: the import manifest; rank 0 checks the files against it before reading them and again
+    before writing, so that a file replaced during the job is refused instead of mixed."""
     MPI, comm = comm_world()
     rank, size = (comm.rank, comm.size) if comm is not None else (0, 1)
     t0 = time.perf_counter()
     plan = None
+    recorded = read_json(manifest) if (manifest and rank == 0) else None
+    paths = sorted({parse_spec(s)[0] for s in specs})
     if rank == 0:
         try:
+            if recorded is not None:
+                check_unchanged(recorded, paths)
             plan = _plan(specs)
         except Exception as exc:
             return _fail(comm, rank, f"{exc}")
@@ -154,6 +162,11 @@ def run(specs: list[str], output: str, settings: HomologySettings, energy_key: s
             records.update(part)
             cpus.append(c)
         assert len(records) == len(frames), "a rank lost frames"
+        if recorded is not None:
+            try:
+                check_unchanged(recorded, paths)
+            except InputFileError as exc:
+                return _fail(comm, rank, f"{exc}")
         ordered = [records[i] for i in range(len(frames))]
         backend = settings.backend
         prov = dict(record(), **(provenance or {}), backend=backend, maxdim=settings.maxdim,

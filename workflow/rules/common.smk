@@ -22,7 +22,7 @@ if hasattr(os, "geteuid") and os.geteuid() == 0:  # OpenMPI (GPAW, CP2K, QE) ref
 
 try:
     from topoamorph import config as tconfig
-    from topoamorph import engines, plan, provenance
+    from topoamorph import engines, importer, plan, provenance
     from topoamorph.errors import TopoamorphError
     from topoamorph.paths import CampaignPaths
     from topoamorph.settings import Campaign, defaults
@@ -129,8 +129,17 @@ def batch_files(wildcards):
 
 
 def energy_key_option():
-    """The homology job's --energy-key option for imported frames (generated frames carry their energy)."""
-    return f"--energy-key {shlex.quote(CAMPAIGN.source.energy_key)}" if IMPORT else ""
+    """The homology job's --energy-key and --manifest options for imported frames (generated frames carry
+    their energy, and are written by the workflow itself)."""
+    if not IMPORT:
+        return ""
+    return f"--energy-key {shlex.quote(CAMPAIGN.source.energy_key)} --manifest {shlex.quote(P.manifest())}"
+
+
+def import_manifest():
+    """The import manifest as an input of the jobs that read imported files (they check the files against
+    it), none for generated frames."""
+    return {"manifest": P.manifest()} if IMPORT else {}
 
 
 def split_params():

@@ -22,6 +22,7 @@ rule structure_features:
     input:
         dataset=P.dataset(),
         frames=frames_files(),
+        **import_manifest(),
     output:
         features=P.features(),
     params:

@@ -68,6 +68,7 @@ rule validate_import:
     params:
         source=config["source"],
         species=SPECIES,
+        manifest_format=importer.MANIFEST_FORMAT,  # a manifest of an older format is written again
     log:
         P.log("validate_import"),
     conda:

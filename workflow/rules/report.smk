@@ -11,6 +11,7 @@ rule report:
         dataset=P.dataset(),
         diagrams=expand(P.diagrams(), batch=BATCH_IDS),
         structures=frames_files(),
+        **import_manifest(),
         traces=[P.trace(r.density, r.run) for r in RUNS],
     output:
         table=report(P.report("metrics.md"), caption="../report/metrics.rst", category="Metrics"),

@@ -16,6 +16,8 @@ from ..formats.dataset import Dataset, write_dataset
 from ..formats.diagrams import read_diagrams
 from ..formats.features import KINDS, write_features
 from ..formats.frames import read_rows
+from ..importer import check_unchanged
+from ..io import read_json
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +54,18 @@ def descriptors(*, diagrams: list[str], dataset: str, descriptors: dict) -> dict
 
 
 def structure_features(*, dataset: str, frames: list[str], features: str, baselines: dict, species,
-                       threads: int = 1) -> dict:
+                       threads: int = 1, manifest: str | None = None) -> dict:
     """SOAP and RDF features of every dataset row, in the dataset's row order (``frames``: the files the
-    rows come from, inputs of the rule so that a changed file reruns it)."""
+    rows come from, inputs of the rule so that a changed file reruns it; ``manifest``: the import manifest
+    they are checked against, before and after reading)."""
     with Dataset(dataset) as ds:
         meta = {k: v.copy() for k, v in ds.meta.items()}
+    recorded = read_json(manifest) if manifest else None
+    if recorded is not None:
+        check_unchanged(recorded, frames)
     atoms = read_rows(meta["source"], meta["index"])
+    if recorded is not None:
+        check_unchanged(recorded, frames)
     feats = {}
     for kind in KINDS:
         t0 = time.perf_counter()

@@ -120,12 +120,14 @@ def evaluate(*, frames: str, selection: str, manifest: str, model_files: list[st
              predictions: list[str], metrics: str, energy_key: str) -> dict:
     """Every model of ``model_files`` (named ``names``) on one evaluation file (``frames`` + ``selection``): a
     predictions file per model and one metrics file (a section per model)."""
-    read_json(manifest)  # validated before
+    recorded = read_json(manifest)  # validated before; refused if changed since, or while being read
+    importer.check_unchanged(recorded, [frames])
     trained = [load_model(f) for f in model_files]
-    frames = frames + selection
-    fs = frames_for(trained, [frames], os.path.dirname(os.path.abspath(metrics)))
+    fs = frames_for(trained, [frames + selection], os.path.dirname(os.path.abspath(metrics)))
     if fs is None:
         return {}
+    importer.check_unchanged(recorded, [frames])
+    frames = frames + selection
     ref = fs.reference(energy_key)
     out = {"file": frames, "energy_key": energy_key, "error_units": "meV/atom", "models": {}}
     for name, tm, pred_out in zip(names, trained, predictions):

@@ -11,6 +11,8 @@ from .. import structure
 from ..formats.dataset import Dataset
 from ..formats.diagrams import read_diagrams
 from ..formats.frames import read_spec
+from ..importer import check_unchanged
+from ..io import read_json
 from ..settings import ReportSettings
 
 log = logging.getLogger(__name__)
@@ -21,15 +23,18 @@ def report(*, metrics: list[str], predictions: list[str], ridge_model: str, curv
            settings: dict, table: str, table_csv: str, parity: str, diagram_examples: str, ridge_map: str,
            energy_density: str, structure_png: str, structure_csv: str, learning_curve: str, per_density: str,
            calibration: str, evaluation_predictions: list[str] = (), evaluations: list[str] = (),
-           evaluation: list[str] = (), trace: str | None = None) -> None:
+           evaluation: list[str] = (), trace: str | None = None, manifest: str | None = None) -> None:
     """``metrics`` and ``predictions``: one file per model of ``models``, in that order; ``traces``: one per
     run of ``runs`` ((density, run) pairs; none for imported data, and then no ``trace`` figure);
     ``evaluation_predictions``: per evaluation file of ``evaluations``, one file per model (file-major), and
-    ``evaluation`` one figure per evaluation file."""
+    ``evaluation`` one figure per evaluation file; ``manifest``: the import manifest the structure files are
+    checked against (imported data)."""
     s = ReportSettings.from_config(settings)
     metrics_files, prediction_files = dict(zip(models, metrics)), dict(zip(models, predictions))
     regime = None
     if structures:
+        if manifest:
+            check_unchanged(read_json(manifest), structures)
         regime = _structure_report(structures, structure_png, structure_csv, s.dpi)
     rows = rep.metrics_table(metrics_files, table, table_csv, regime)
     for line in rep.headline(rows, regime):
