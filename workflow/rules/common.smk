@@ -49,6 +49,13 @@ try:
     BATCHES = plan.batches(config)  # an imported file that is missing or malformed stops planning here
 except TopoamorphError as exc:
     raise WorkflowError(f"invalid input: {exc}")
+try:  # an engine whose program or data files are missing here stops planning (engines.check_installation)
+    if not IMPORT:
+        engines.check_installation(config["structures"]["engine"], config["structures"]["element"])
+    if CAMPAIGN.relabel:
+        engines.check_installation(CAMPAIGN.relabel.engine, config["structures"]["element"], "relabel.engine")
+except TopoamorphError as exc:
+    raise WorkflowError(f"engine not installed: {exc}")
 BATCH_IDS = plan.batch_ids(config)
 MODELS = ["ridge", "cnn"]
 BASELINES = ["mean", "density", "soap", "rdf"]

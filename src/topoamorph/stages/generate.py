@@ -39,10 +39,15 @@ def relabel(*, frames: str, labels: str, engine: dict, element: str, forces: boo
     log.info("wrote %d relabelled frames to %s", len(out), labels)
 
 
-def validate_import(*, frames: list[str], manifest: str, source: dict, species) -> dict:
+def validate_import(*, frames: list[str], manifest: str, source: dict, species,
+                    manifest_format: int = importer.MANIFEST_FORMAT) -> dict:
     """Every frame of every imported file read and checked; the manifest written. ``frames``: the files
-    ``source`` names (the rule's input, so that a changed file reruns the check)."""
-    out = importer.validate(SourceSettings.from_config(source), species)
+    ``source`` names (the rule's input, so that a changed file reruns the check); ``manifest_format``: the
+    format the workflow expects (a rule parameter, so that a manifest of an older format is rewritten)."""
+    if manifest_format != importer.MANIFEST_FORMAT:
+        raise ValueError(f"manifest format {manifest_format} requested, this topoamorph writes "
+                         f"{importer.MANIFEST_FORMAT}")
+    out = {"format": importer.MANIFEST_FORMAT, **importer.validate(SourceSettings.from_config(source), species)}
     out["provenance"] = provenance.record(source)
     write_json(manifest, out)
     return out
