@@ -94,7 +94,7 @@ def test_calibration_is_recorded_in_the_metrics(trained, name):
     assert all(float(r["y_sigma_ev_per_atom"]) > 0 for r in rows)
 
 
-def test_calculator_energy_is_predict_times_atoms_and_forces_are_refused(trained):
+def test_calculator_energy_is_predict_times_atoms_and_baselines_refuse_forces(trained):
     from ase.calculators.calculator import PropertyNotImplementedError
     from ase.io import read
 
@@ -104,11 +104,15 @@ def test_calculator_energy_is_predict_times_atoms_and_forces_are_refused(trained
     atoms = read(frames, 5)
     calc = TopoamorphCalculator(model_path(res, "ridge"))
     atoms.calc = calc
-    e = atoms.get_potential_energy()
-    assert e == pytest.approx(load_model(model_path(res, "ridge")).predict([atoms])[0] * len(atoms), rel=0, abs=1e-9)
+    e = atoms.get_potential_energy()  # float64 descriptors (the forces' energy); predict sees float32 ones
+    assert e == pytest.approx(load_model(model_path(res, "ridge")).predict([atoms])[0] * len(atoms), rel=1e-6)
     assert calc.results["energy_sigma"] > 0 and isinstance(calc.results["in_domain"], bool)
-    with pytest.raises(PropertyNotImplementedError, match="forces.*not implemented"):
-        atoms.get_forces()
+    assert atoms.get_forces().shape == (len(atoms), 3)  # tests/test_potential.py checks them
+    soap = TopoamorphCalculator(model_path(res, "soap"))
+    soap_e = soap.get_potential_energy(atoms)
+    assert soap_e == pytest.approx(load_model(model_path(res, "soap")).predict([atoms])[0] * len(atoms), abs=1e-9)
+    with pytest.raises(PropertyNotImplementedError, match="forces: .* takes soap inputs"):
+        soap.get_forces(atoms)
     atoms.positions[0] += 0.1  # a change is seen: recomputed
     assert atoms.get_potential_energy() != e
 

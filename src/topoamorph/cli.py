@@ -1,4 +1,4 @@
-"""Command line: ``topoamorph homology|melt-quench|relabel|predict|validate-config|plan|submit``."""
+"""Command line: ``topoamorph homology|melt-quench|relabel|predict|explain|validate-config|plan|submit``."""
 
 from __future__ import annotations
 
@@ -25,7 +25,14 @@ def _homology(args) -> int:
 def _predict(args) -> int:
     from .stages.evaluate import predict
 
-    return predict(model=args.model, frames=args.frames, output=args.output, energy_key=args.energy_key)
+    return predict(model=args.model, frames=args.frames, output=args.output, energy_key=args.energy_key,
+                   forces=args.forces)
+
+
+def _explain(args) -> int:
+    from .stages.evaluate import explain
+
+    return explain(model=args.model, frames=args.frames, output=args.output, pairs=args.pairs)
 
 
 def _json_arg(text: str, what: str) -> dict:
@@ -132,7 +139,17 @@ def main(argv=None) -> int:
     pr.add_argument("--output", required=True, help="predictions (CSV, written atomically)")
     pr.add_argument("--energy-key", help="reference energies to compare with, an info key or calculator result "
                     "(default: energy); frames without one are predicted only")
+    pr.add_argument("--forces", metavar="EXTXYZ", help="also write the frames with the model's energy and analytic "
+                    "forces (models on persistence images: ridge, cnn)")
     pr.set_defaults(func=_predict)
+
+    ex = sub.add_parser("explain", help="per-atom contributions of a model's energy, from its persistence pairs' "
+                        "birth and death simplices (models on persistence images)")
+    ex.add_argument("model", help="model file, e.g. results/demo/models/ridge.npz or cnn.pt")
+    ex.add_argument("frames", nargs="+", help="extxyz files, optionally path@start:stop")
+    ex.add_argument("--output", required=True, help="extxyz with per-atom arrays contribution, contribution_h0..h2 (eV)")
+    ex.add_argument("--pairs", help="CSV of the pairs: dimension, birth, death, contribution, simplices' atoms")
+    ex.set_defaults(func=_explain)
 
     for name, func, helptext in (("validate-config", _validate, "validate a campaign config"),
                                  ("plan", _plan, "print the campaign's runs, frames and batches")):

@@ -50,10 +50,11 @@ def persistence_diagrams(atoms, backend: str | None = None, maxdim: int | None =
 
 
 def compute(atoms, backend: str | None = None, maxdim: int | None = None, precision: str | None = None,
-            threshold: float | None = None) -> PersistenceResult:
+            threshold: float | None = None, keep_simplices: bool = False) -> PersistenceResult:
     """The diagrams of one structure with its atom count, replication and units. Options left unset take
     the campaign defaults (``homology`` in ``topoamorph.settings.defaults()``; ``threshold`` is
-    ``homology.rips_threshold``)."""
+    ``homology.rips_threshold``). ``keep_simplices`` (alpha only): also the birth and death simplices of
+    every finite pair and their critical simplices, in ``result.pairs`` (``topoamorph.inverse``)."""
     given = {"backend": backend, "maxdim": maxdim, "precision": precision, "rips_threshold": threshold}
     opts = HomologySettings.from_config({k: v for k, v in given.items() if v is not None})
     backend, maxdim = opts.backend, opts.maxdim
@@ -70,9 +71,12 @@ def compute(atoms, backend: str | None = None, maxdim: int | None = None, precis
     if abs(np.linalg.det(cell)) < 1e-9:
         raise HomologyError("the cell has zero volume")
     if backend == "rips":
+        if keep_simplices:
+            raise HomologyError("the birth and death simplices are kept for the alpha filtration only")
         result = periodic_rips(positions, cell, maxdim=maxdim, threshold=opts.rips_threshold)
     else:
-        result = periodic_alpha(positions, cell, maxdim=maxdim, precision=opts.precision)
+        result = periodic_alpha(positions, cell, maxdim=maxdim, precision=opts.precision,
+                                keep_simplices=keep_simplices)
     result.n_atoms, result.units = len(positions), UNITS[backend]
     return result
 
@@ -121,15 +125,18 @@ def _cell_heights(cell: np.ndarray) -> np.ndarray:
 REPLICATIONS = (1, 2, 3)  # k: try the cell, then k x k x k supercells
 
 
-def periodic_alpha(positions, cell, maxdim: int, precision: str) -> PersistenceResult:
+def periodic_alpha(positions, cell, maxdim: int, precision: str, keep_simplices: bool = False) -> PersistenceResult:
     n = len(positions)
     if n < 1:
         raise HomologyError("no atoms")
+    positions, cell = np.asarray(positions, dtype=float), np.asarray(cell, dtype=float)
     for k in REPLICATIONS:
         pos_k, cell_k = replicate(positions, cell, k)
-        result = _periodic_alpha_once(pos_k, cell_k, maxdim, precision)
+        result = _periodic_alpha_once(pos_k, cell_k, maxdim, precision, keep_simplices)
         if result is not MERGED:
             result.replicas = k**3
+            if keep_simplices:
+                result.pairs = _to_input_atoms(result.pairs, positions, cell)
             if k > 1:
                 log.info("cell of %d atoms too small or sparse for its periodic complex: replicated %dx%dx%d",
                          n, k, k, k)
@@ -139,8 +146,9 @@ def periodic_alpha(positions, cell, maxdim: int, precision: str) -> PersistenceR
         f"{REPLICATIONS[-1]}x{REPLICATIONS[-1]}x{REPLICATIONS[-1]}: it is too small or too sparse")
 
 
-def _periodic_alpha_once(positions, cell, maxdim, precision):
+def _periodic_alpha_once(positions, cell, maxdim, precision, keep_simplices=False):
     n = len(positions)
+    sink = {} if keep_simplices else None
     frac = positions @ np.linalg.inv(cell)
     frac -= np.floor(frac)
     frac[frac >= 1.0] = 0.0
@@ -149,7 +157,7 @@ def _periodic_alpha_once(positions, cell, maxdim, precision):
     # fast path: Qhull + NumPy, certified; the margin grows to what the certificate asks
     margin = 2.2 * spacing
     for _attempt in range(4):
-        out = _quotient_fast(frac, cell, heights, margin)
+        out = _quotient_fast(frac, cell, heights, margin, sink)
         if out is MERGED:
             return MERGED
         if out is DEGENERATE:
@@ -159,26 +167,30 @@ def _periodic_alpha_once(positions, cell, maxdim, precision):
             continue
         simplices, filtrations, excess = out
         if excess <= 0:
-            diagrams = _diagrams(_simplex_tree(simplices, filtrations), maxdim)
+            st = _simplex_tree(simplices, filtrations)
+            diagrams = _diagrams(st, maxdim)
             if _torus_classes_ok(diagrams):
-                return PersistenceResult(diagrams, margin=margin, info={"path": "qhull"})
+                return PersistenceResult(diagrams, margin=margin, info={"path": "qhull"},
+                                         pairs=_pair_simplices(st, maxdim, sink, diagrams) if sink is not None else None)
             break
         margin += excess * 1.05 + 1e-6
     # exact path: CGAL through gudhi
     margin = 2.5 * spacing
     for _attempt in range(4):
-        out = _quotient(frac, cell, heights, margin, precision)
+        out = _quotient(frac, cell, heights, margin, precision, sink)
         if out is MERGED:
             return MERGED
         if out is not None:
             simplices, filtrations = out
             needed = 2.0 * np.sqrt(filtrations[3].max())
             if needed <= margin:
-                diagrams = _diagrams(_simplex_tree(simplices, filtrations), maxdim)
+                st = _simplex_tree(simplices, filtrations)
+                diagrams = _diagrams(st, maxdim)
                 if not _torus_classes_ok(diagrams):
                     raise HomologyError("the periodic complex does not have the homology of the 3-torus "
                                         f"({_essential_counts(diagrams)} essential classes); refusing a wrong diagram")
-                return PersistenceResult(diagrams, margin=margin, info={"path": "cgal"})
+                return PersistenceResult(diagrams, margin=margin, info={"path": "cgal"},
+                                         pairs=_pair_simplices(st, maxdim, sink, diagrams) if sink is not None else None)
             margin = 1.05 * needed
         else:  # the kept simplices do not triangulate the torus yet: look further
             margin *= 1.3
@@ -262,11 +274,12 @@ def _canonical(simplices_by_dim, filtrations_by_dim, orig, central, n):
     return simplices, filtrations
 
 
-def _quotient(frac, cell, heights, margin, precision):
+def _quotient(frac, cell, heights, margin, precision, sink=None):
     """Kept simplices (relabelled mod N) and their filtration values per dimension (CGAL, exact).
 
     Returns MERGED if two kept simplices fall onto one (the quotient is not simplicial) and None if
     the kept simplices do not triangulate the torus (Euler characteristic, faces = 2 x tetrahedra).
+    ``sink``: a dict that receives the padded complex (for ``_pair_simplices``).
     """
     import gudhi
 
@@ -278,10 +291,12 @@ def _quotient(frac, cell, heights, margin, precision):
         by_dim[len(simplex) - 1][1].append(filt)
     simplices = {d: np.asarray(sl, dtype=np.int64).reshape(-1, d + 1) for d, (sl, _) in by_dim.items()}
     values = {d: np.asarray(fl, dtype=float) * GRID**2 for d, (_, fl) in by_dim.items()}
+    if sink is not None:
+        sink.update(points=pts * GRID, orig=orig, central=central, simplices=simplices, values=values)
     return _canonical(simplices, values, orig, central, len(frac))
 
 
-def _quotient_fast(frac, cell, heights, margin):
+def _quotient_fast(frac, cell, heights, margin, sink=None):
     """As :func:`_quotient` with Qhull and NumPy (see :mod:`topoamorph.alpha_fast`).
 
     Returns (simplices, filtrations, extra margin needed in Å), MERGED, None (look further), or
@@ -295,6 +310,8 @@ def _quotient_fast(frac, cell, heights, margin):
     if out is None:
         return DEGENERATE
     simplices, values, centre, r2, touching, volume = out
+    if sink is not None:
+        sink.update(points=pts, orig=orig, central=central, simplices=simplices, values=values)
     kept = _canonical(simplices, values, orig, central, len(frac))
     if kept is None or kept is MERGED:
         return kept
@@ -330,3 +347,71 @@ def _canonical_pairs(pairs) -> np.ndarray:
 def _diagrams(st, maxdim: int) -> dict[int, np.ndarray]:
     st.compute_persistence(homology_coeff_field=2, persistence_dim_max=False)
     return {d: _canonical_pairs(st.persistence_intervals_in_dimension(d)) for d in range(maxdim + 1)}
+
+
+def _pair_simplices(st, maxdim: int, sink: dict, diagrams: dict) -> dict:
+    """Per dimension, the birth/death simplices of the finite pairs (rows in the diagram's order) and their
+    critical simplices as padded points; atoms are those of the complex's cell (see ``_to_input_atoms``)."""
+    from .inverse import critical_simplices
+
+    pts, orig, central, S, V = (sink[k] for k in ("points", "orig", "central", "simplices", "values"))
+    crit = critical_simplices(pts, S, V)
+    lookup = {0: None}
+    for d in (1, 2, 3):
+        keep = _anchored(S[d], orig, central)
+        rows = np.sort(orig[S[d][keep]], axis=1)
+        lookup[d] = dict(zip(map(tuple, rows.tolist()), crit[d][keep]))
+
+    def critical(simplex):
+        if len(simplex) == 1:  # a vertex: padded index = atom (the central cell comes first)
+            return np.array([simplex[0], -1, -1, -1])
+        return lookup[len(simplex) - 1][tuple(sorted(simplex))]
+
+    rows = {d: [] for d in range(maxdim + 1)}
+    for b, dth in st.persistence_pairs():
+        dim = len(b) - 1
+        if not dth or dim > maxdim:
+            continue
+        bv, dv = st.filtration(b), st.filtration(dth)
+        if dv - bv > ZERO_PERSISTENCE:
+            rows[dim].append((bv, dv, sorted(b), sorted(dth)))
+    out = {}
+    for dim, r in rows.items():
+        r.sort(key=lambda t: (t[0], t[1]))
+        k = len(r)
+        pad = np.full((k, 4), -1, dtype=np.int64)
+        birth, death, bc, dc = pad.copy(), pad.copy(), pad.copy(), pad.copy()
+        for i, (_, _, b, dth) in enumerate(r):
+            birth[i, :len(b)], death[i, :len(dth)] = b, dth
+            bc[i], dc[i] = critical(b), critical(dth)
+        finite = diagrams[dim][np.isfinite(diagrams[dim][:, 1])]
+        if k != len(finite) or (k and not np.array_equal(np.array([t[:2] for t in r]), finite)):
+            raise HomologyError(f"persistence pairs of dimension {dim} do not match the diagram")
+        out[dim] = {"birth": birth, "death": death,
+                    "birth_points": np.where(bc[..., None] >= 0, pts[np.maximum(bc, 0)], np.nan),
+                    "birth_atoms": np.where(bc >= 0, orig[np.maximum(bc, 0)], -1),
+                    "death_points": np.where(dc[..., None] >= 0, pts[np.maximum(dc, 0)], np.nan),
+                    "death_atoms": np.where(dc >= 0, orig[np.maximum(dc, 0)], -1)}
+    return out
+
+
+def _to_input_atoms(pairs: dict, positions, cell) -> dict:
+    """``PairSimplices`` with atoms of the input cell (a replicated cell's copies map back, index mod n) and
+    the critical vertices as lattice images of those atoms."""
+    from .inverse import PairSimplices
+
+    n, inv = len(positions), np.linalg.inv(cell)
+
+    def images(atoms, points):
+        a = np.where(atoms >= 0, atoms % n, -1)
+        shift = np.where(a[..., None] >= 0, points - positions[np.maximum(a, 0)], 0.0)
+        return a, np.round(shift @ inv) @ cell
+
+    out = {}
+    for dim, p in pairs.items():
+        ba, bs = images(p["birth_atoms"], p["birth_points"])
+        da, ds = images(p["death_atoms"], p["death_points"])
+        out[dim] = PairSimplices(birth=np.where(p["birth"] >= 0, p["birth"] % n, -1),
+                                 death=np.where(p["death"] >= 0, p["death"] % n, -1),
+                                 birth_critical=ba, birth_shift=bs, death_critical=da, death_shift=ds)
+    return out

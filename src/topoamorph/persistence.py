@@ -20,7 +20,8 @@ class PersistenceResult:
 
     ``n_atoms``: atoms of the input cell; ``replicas``: atoms of the complex per atom of the input cell
     (1, 8 or 27 for alpha; k**3 for rips); ``units``: of births and deaths; ``margin``: width of the
-    periodic images used (Å); ``info``: the path taken (qhull, cgal, ripser).
+    periodic images used (Å); ``info``: the path taken (qhull, cgal, ripser); ``pairs``: when asked for
+    (``compute(..., keep_simplices=True)``), ``{dim: inverse.PairSimplices}`` of the finite pairs.
     """
 
     diagrams: dict[int, np.ndarray]
@@ -29,6 +30,7 @@ class PersistenceResult:
     units: str = ""
     margin: float = 0.0
     info: dict = field(default_factory=dict)
+    pairs: dict | None = None
 
     @property
     def n_complex(self) -> int | None:

@@ -302,6 +302,21 @@ class TrainedModel:
             out.update(in_domain=np.ones(len(fs), bool), reasons=[""] * len(fs), descriptor_distance=np.zeros(len(fs)))
         return out
 
+    # ---- pairs back to atoms (persistence-image models; topoamorph.potential)
+    def energy_and_forces(self, atoms) -> tuple[float, np.ndarray]:
+        """(E eV, forces (n, 3) eV/Å) of one structure: analytic derivatives of the prediction through the
+        diagram (float64 throughout; see ``topoamorph.potential``)."""
+        from .potential import energy_and_forces
+
+        energy, forces, _ = energy_and_forces(self, atoms)
+        return energy, forces
+
+    def explain(self, atoms) -> dict:
+        """Per-atom contributions (eV) of one structure and the pairs behind them (``potential.explain``)."""
+        from .potential import explain
+
+        return explain(self, atoms)
+
     # ---- files
     def save(self, path) -> None:
         write_model(path, self.header, self.arrays)

@@ -6,7 +6,10 @@
 - ``write_applied`` / ``read_applied``: a model applied to frames (``topoamorph predict``, the workflow's
   evaluation): source file, frame, atom count, density (g/cm³), predicted energy per atom and total energy
   (eV), σ of both, the applicability-domain flag and reasons, and the reference energy and error when the
-  frames carry one (empty otherwise).
+  frames carry one (empty otherwise);
+- ``write_pairs`` / ``read_pairs``: the persistence pairs behind an explanation (``topoamorph explain``): source
+  file, frame, homology dimension, birth, death (the diagram's units), the pair's contribution (eV) and the
+  atoms of its birth and death simplices (space-separated indices into the frame).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ COLUMNS = ("row", "part", "y_true_ev_per_atom", "y_pred_ev_per_atom", "y_sigma_e
 APPLIED = ("source", "frame", "n_atoms", "density", "energy_per_atom_ev", "energy_ev", "sigma_ev_per_atom",
            "sigma_ev", "in_domain", "out_of_domain", "descriptor_distance", "reference_energy_per_atom_ev",
            "error_mev_per_atom")
+PAIRS = ("source", "frame", "dim", "birth", "death", "contribution_ev", "birth_atoms", "death_atoms")
 
 
 def write_predictions(path, y, pred, meta, parts: dict, prov: dict | None = None, sigma=None) -> None:
@@ -82,3 +86,24 @@ def read_applied(path) -> dict:
                n_atoms=np.array([int(r["n_atoms"]) for r in rows], dtype=np.int64),
                in_domain=np.array([r["in_domain"] == "1" for r in rows]))
     return out
+
+
+def write_pairs(path, rows, prov: dict | None = None) -> None:
+    """``rows``: dicts with the ``PAIRS`` keys (atoms as lists of indices)."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        fh.write(csv_header(prov) + "\n")
+        w = csv.writer(fh)
+        w.writerow(PAIRS)
+        for r in rows:
+            w.writerow([r["source"], r["frame"], r["dim"], f"{r['birth']:.12g}", f"{r['death']:.12g}",
+                        f"{r['contribution_ev']:.12e}", " ".join(map(str, r["birth_atoms"])),
+                        " ".join(map(str, r["death_atoms"]))])
+
+
+def read_pairs(path) -> list[dict]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(skip_comments(fh)))
+    return [{"source": r["source"], "frame": int(r["frame"]), "dim": int(r["dim"]), "birth": float(r["birth"]),
+             "death": float(r["death"]), "contribution_ev": float(r["contribution_ev"]),
+             "birth_atoms": [int(a) for a in r["birth_atoms"].split()],
+             "death_atoms": [int(a) for a in r["death_atoms"].split()]} for r in rows]

@@ -83,9 +83,16 @@ def _summary(out: dict, ref: np.ndarray) -> dict:
     return s
 
 
-def predict(*, model: str, frames: list[str], output: str, energy_key: str | None = None) -> int:
-    """``topoamorph predict``: one model on the frames of ``frames`` (``path`` or ``path@start:stop``)."""
+def predict(*, model: str, frames: list[str], output: str, energy_key: str | None = None,
+            forces: str | None = None) -> int:
+    """``topoamorph predict``: one model on the frames of ``frames`` (``path`` or ``path@start:stop``);
+    ``forces``: also an extxyz file of the frames with the model's energy and analytic forces (models on
+    persistence images; computed by rank 0)."""
     tm = load_model(model)
+    if forces:
+        from ..potential import vectorizer
+
+        vectorizer(tm)  # refuse before any homology: a baseline or histogram model has no forces
     fs = frames_for([tm], frames, os.path.dirname(os.path.abspath(output)))
     if fs is None:
         return 0
@@ -93,6 +100,8 @@ def predict(*, model: str, frames: list[str], output: str, energy_key: str | Non
     out = tm.apply(fs)
     ref = fs.reference(energy_key)
     write_applied(output, out, fs.sources, fs.indices, ref, dict(provenance.record(), model=tm.path))
+    if forces:
+        _write_forces(tm, fs, out, forces)
     s = _summary(out, ref)
     n_out = s["n_out_of_domain"]
     log.info("%s: %d frames predicted by %s; %d out of the training domain%s", output, len(fs), tm.path, n_out,
@@ -104,6 +113,59 @@ def predict(*, model: str, frames: list[str], output: str, energy_key: str | Non
         e = s["all"]
         log.info("against the reference energies (%s) of %d frames: MAE %.2f, RMSE %.2f meV/atom", energy_key,
                  e["n"], e["mae_mev_per_atom"], e["rmse_mev_per_atom"])
+    return 0
+
+
+def _write_forces(tm: TrainedModel, fs: FrameSet, out: dict, path: str) -> None:
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from ..formats.frames import write_frames
+
+    frames = []
+    for k, atoms in enumerate(fs.atoms):
+        energy, f = tm.energy_and_forces(atoms)
+        a = atoms.copy()
+        a.info = {"source": fs.sources[k], "frame": fs.indices[k], "model": tm.path,
+                  "energy_sigma": float(out["sigma"][k]) * len(a), "in_domain": bool(out["in_domain"][k])}
+        a.arrays.pop("forces", None)
+        a.calc = SinglePointCalculator(a, energy=energy, forces=f)
+        frames.append(a)
+    write_frames(path, frames)
+    log.info("%s: energies and analytic forces of %d frames", path, len(frames))
+
+
+def explain(*, model: str, frames: list[str], output: str, pairs: str | None = None) -> int:
+    """``topoamorph explain``: per-atom contributions of a model's prediction, written into the frames as
+    per-atom arrays (``contribution``, eV, and ``contribution_h0/h1/h2``) with the prediction, baseline and
+    residual in the info; ``pairs``: a CSV of the persistence pairs behind them (``formats.predictions``)."""
+    from ..formats.frames import write_frames
+    from ..formats.predictions import write_pairs
+
+    tm = load_model(model)
+    from ..potential import vectorizer
+
+    vectorizer(tm)
+    fs = FrameSet.read(frames)
+    out, rows = [], []
+    for k, atoms in enumerate(fs.atoms):
+        ex = tm.explain(atoms)
+        a = atoms.copy()
+        a.calc = None
+        a.arrays["contribution"] = ex["contribution"]
+        for dim, v in ex["by_dim"].items():
+            a.arrays[f"contribution_h{dim}"] = v
+        a.info.update(source=fs.sources[k], frame=fs.indices[k], model=tm.path, predicted_energy=ex["energy"],
+                      baseline_energy=ex["baseline"], attribution_residual=ex["residual"],
+                      attribution=("exact (linear model)" if ex["complete"] else "gradient x input (first order)"))
+        out.append(a)
+        rows += [dict(r, source=fs.sources[k], frame=fs.indices[k], contribution_ev=r["contribution_eV"])
+                 for r in ex["pairs"]]
+        log.info("%s frame %d: E %.6f eV = baseline %.6f + contributions %.6f + residual %.2e", fs.sources[k],
+                 fs.indices[k], ex["energy"], ex["baseline"], float(ex["contribution"].sum()), ex["residual"])
+    write_frames(output, out)
+    if pairs:
+        write_pairs(pairs, rows, dict(provenance.record(), model=tm.path))
+    log.info("wrote %s (%d frames)%s", output, len(out), f" and {pairs}" if pairs else "")
     return 0
 
 
