@@ -6,6 +6,12 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= all
 CONFIG ?= config/config.yaml
 export OMP_NUM_THREADS ?= 1
+# Snakemake on this machine. snakemake-executor-plugin-slurm runs `scontrol show config` (10 s timeout) when
+# Snakemake imports it, at every start: ~9 s where a SLURM client has no controller. Local runs outside an
+# allocation need no SLURM: an empty SLURM_CONF makes scontrol fail at once (a missing file retries for 60 s).
+# Inside an allocation (SLURM_JOB_ID) engines launch with srun and keep the real config; `topoamorph submit`
+# is not affected. docs/workflow.md#slow-start-where-a-slurm-client-has-no-controller
+SNAKEMAKE_LOCAL := $(if $(SLURM_JOB_ID),,SLURM_CONF=/dev/null )$(BIN)/snakemake
 
 .PHONY: venv homcloud gpaw campaign test test-fast bench-homology dag rulegraph report dry-run clean
 
@@ -23,7 +29,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 campaign: venv
-	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile $(CONFIG)
+	$(SNAKEMAKE_LOCAL) --profile profiles/local --cores $(CORES) --configfile $(CONFIG)
 
 # Optional: HomCloud for the live cross-check and the benchmark. A failed install only skips those tests.
 homcloud: venv
@@ -56,22 +62,22 @@ test-fast: venv
 	$(BIN)/python -m pytest -m "$(FAST_TESTS)"
 
 dry-run: venv
-	$(BIN)/snakemake -n --configfile $(CONFIG)
+	$(SNAKEMAKE_LOCAL) -n --configfile $(CONFIG)
 
 dag: venv
 	command -v dot >/dev/null || (apt-get update -qq && apt-get install -y -qq graphviz)
 	mkdir -p results
-	$(BIN)/snakemake --dag --configfile $(CONFIG) | dot -Tsvg > results/dag.svg
+	$(SNAKEMAKE_LOCAL) --dag --configfile $(CONFIG) | dot -Tsvg > results/dag.svg
 	@echo "wrote results/dag.svg"
 
 rulegraph: venv
 	command -v dot >/dev/null || (apt-get update -qq && apt-get install -y -qq graphviz)
 	mkdir -p results
-	$(BIN)/snakemake --rulegraph --configfile $(CONFIG) | dot -Tsvg > results/rulegraph.svg
+	$(SNAKEMAKE_LOCAL) --rulegraph --configfile $(CONFIG) | dot -Tsvg > results/rulegraph.svg
 	@echo "wrote results/rulegraph.svg"
 
 report: venv
-	$(BIN)/snakemake --report results/report.html --configfile $(CONFIG)
+	$(SNAKEMAKE_LOCAL) --report results/report.html --configfile $(CONFIG)
 
 clean:
 	rm -rf results .snakemake

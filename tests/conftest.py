@@ -26,9 +26,16 @@ def run(cmd, cwd=None, timeout=900, check=True, env=None):
     return p
 
 
-def snakemake(args, workdir, **kw):
+# Local Snakemake runs outside a SLURM allocation: an empty SLURM_CONF, so that snakemake-executor-plugin-slurm's
+# `scontrol show config` at import fails at once instead of waiting ~9 s for a controller that does not answer
+# (the Makefile's SNAKEMAKE_LOCAL; docs/workflow.md). Submission (tests/test_slurm.py) keeps the real config.
+def local_snakemake_env() -> dict:
+    return {} if os.environ.get("SLURM_JOB_ID") else {"SLURM_CONF": os.devnull}
+
+
+def snakemake(args, workdir, env=None, **kw):
     return run([venv_tool("snakemake"), "--snakefile", ROOT / "workflow" / "Snakefile", "--directory", workdir,
-                *args], cwd=workdir, **kw)
+                *args], cwd=workdir, env={**local_snakemake_env(), **(env or {})}, **kw)
 
 
 def random_cell(n, density, seed, element="C"):

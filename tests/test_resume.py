@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from conftest import ROOT, BIN, run, snakemake, venv_tool
+from conftest import ROOT, BIN, local_snakemake_env, run, snakemake, venv_tool
 from topoamorph import generate, plan
 from topoamorph.formats.checkpoint import Checkpoint, settings_key
 
@@ -111,7 +111,7 @@ def test_workflow_killed_during_md_resumes_after_unlock(tmp_path):
     target = "results/kill/structures/rho2.50/run1.extxyz"
     args = [target, "--cores", "1", "--configfile", "c.yaml"]
     cmd = [venv_tool("snakemake"), "--snakefile", ROOT / "workflow" / "Snakefile", "--directory", tmp_path, *args]
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", **local_snakemake_env())
     p = subprocess.Popen([str(c) for c in cmd], cwd=tmp_path, env=env, start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ck = tmp_path / "results/kill/checkpoints/melt_quench/rho2.50/run1.ckpt.npz"

@@ -4,6 +4,7 @@ tools/slurm-local.sh (started and stopped here; installed from apt if missing). 
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, run, venv_tool
+from conftest import ROOT, local_snakemake_env, run, snakemake, venv_tool
 
 pytestmark = pytest.mark.slurm
 SCRIPT = ROOT / "tools" / "slurm-local.sh"
@@ -153,3 +154,54 @@ def test_profiles_dry_run(profile, tmp_path):
     out = p.stdout + p.stderr
     assert "melt_quench" in out and "homology" in out
     assert "tasks=" in out and "slurm_account=project_0" in out
+
+
+def _unanswered_slurm_conf(tmp_path) -> Path:
+    """A client config whose controller port nobody listens on: a machine with the SLURM client installed and
+    its controller stopped, as scontrol sees it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(f"ClusterName=gone\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort={port}\n")
+    return conf
+
+
+def _seconds(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def test_local_snakemake_does_not_wait_for_an_unanswered_slurm_controller(tmp_path, monkeypatch):
+    """Issue #15: snakemake-executor-plugin-slurm runs `scontrol show config` (10 s timeout) when Snakemake imports
+    it, at every start, whatever the executor. Local runs outside an allocation (the tests' snakemake() helper,
+    the Makefile's local targets) give scontrol an empty config, on which it fails at once; inside an allocation
+    they keep the real one (srun launchers need it); submission never goes through them."""
+    if shutil.which("scontrol") is None:
+        pytest.skip("no SLURM client installed")
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setenv("SLURM_CONF", str(_unanswered_slurm_conf(tmp_path)))
+    probe, probe_s = _seconds(lambda: subprocess.run(["scontrol", "show", "config"], check=False, capture_output=True,
+                                                     timeout=120))
+    assert probe.returncode != 0
+    local_env = dict(os.environ, **local_snakemake_env())
+    fast, fast_s = _seconds(lambda: subprocess.run(["scontrol", "show", "config"], check=False, capture_output=True,
+                                                   env=local_env, timeout=120))
+    assert fast.returncode != 0 and fast_s < 0.05 * probe_s, (fast_s, probe_s)
+    # without the empty config, a dry-run takes the probe plus the planning
+    p, dry_s = _seconds(lambda: snakemake(["-n", "--cores", "1"], tmp_path, timeout=300))
+    assert "melt_quench" in p.stdout
+    assert dry_s < probe_s, (dry_s, probe_s)
+    monkeypatch.setenv("SLURM_JOB_ID", "1")
+    assert "SLURM_CONF" not in local_snakemake_env()
+    # the Makefile: every target that runs Snakemake locally, and none inside an allocation
+    targets = ["campaign", "dry-run", "dag", "rulegraph", "report"]
+    for job_id, expected in ((None, True), ("1", False)):
+        env = {k: v for k, v in os.environ.items() if k != "SLURM_JOB_ID"}
+        env.update({"SLURM_JOB_ID": job_id} if job_id else {})
+        lines = subprocess.run(["make", "-n", "-C", ROOT, *targets], capture_output=True, text=True, env=env,
+                               timeout=60, check=True).stdout.splitlines()
+        calls = [line for line in lines if "/snakemake " in line]
+        assert len(calls) == len(targets), lines
+        assert all(("SLURM_CONF=/dev/null " in line) == expected for line in calls), calls

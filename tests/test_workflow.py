@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, snakemake
+from conftest import ROOT, local_snakemake_env, snakemake
 
 pytestmark = pytest.mark.workflow
 TINY = ROOT / "tests" / "data" / "tiny.yaml"
@@ -289,7 +289,7 @@ def test_workflow_killed_in_every_stage_resumes_to_the_same_outputs(campaign, tm
         started = time.time()
         # --until: the stage and what it needs, so a sibling stage cannot finish first and be missed
         p = subprocess.Popen(cmd + ["--until", stage], cwd=work, start_new_session=True, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+                             stderr=subprocess.DEVNULL, env=dict(os.environ, **local_snakemake_env()))
         deadline = started + 600
         while p.poll() is None and time.time() < deadline:
             if (logs / stage).is_dir() and any(f.stat().st_mtime >= started for f in (logs / stage).iterdir()):

@@ -118,12 +118,19 @@ def value_gradients(positions: np.ndarray, atoms: np.ndarray, shifts: np.ndarray
     each of its atoms' positions (zero rows for padding)."""
     k = len(atoms)
     values, grads = np.zeros(k), np.zeros((k, 4, 3))
-    for r in range(k):
-        m = int((atoms[r] >= 0).sum())
-        pts = positions[atoms[r, :m]] + shifts[r, :m]
-        c, r2, lam = circumsphere(pts)
-        values[r] = r2
-        grads[r, :m] = 2.0 * lam[:, None] * (pts - c)
+    sizes = (atoms >= 0).sum(axis=1)
+    for m in (2, 3, 4):  # vertices (m = 1) have value 0 and no derivative
+        rows = np.nonzero(sizes == m)[0]
+        if not len(rows):
+            continue
+        pts = positions[atoms[rows, :m]] + shifts[rows, :m]  # (r, m, 3)
+        e = pts[:, 1:] - pts[:, :1]  # (r, m-1, 3)
+        A = e @ e.transpose(0, 2, 1)
+        mu = np.linalg.solve(A, 0.5 * np.diagonal(A, axis1=1, axis2=2)[..., None])[..., 0]
+        c = pts[:, 0] + (mu[..., None] * e).sum(1)
+        lam = np.concatenate([1.0 - mu.sum(1, keepdims=True), mu], axis=1)
+        values[rows] = ((c - pts[:, 0]) ** 2).sum(1)
+        grads[rows, :m] = 2.0 * lam[..., None] * (pts - c[:, None])
     return values, grads
 
 
