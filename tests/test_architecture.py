@@ -16,7 +16,8 @@ LAYERS = [
     {"errors", "units", "io", "settings", "config", "paths", "provenance", "mpi", "persistence", "logs"},
     {"formats"},
     {"engines", "thermostats", "generate", "homology", "alpha_fast", "descriptors", "baselines", "models",
-     "structure", "report", "importer", "plan", "distribute", "submit", "uncertainty", "trained", "calculator"},
+     "structure", "report", "importer", "plan", "distribute", "submit", "uncertainty", "trained", "calculator",
+     "inverse", "potential"},
     {"stages"},
     {"cli"},
 ]

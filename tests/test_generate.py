@@ -100,4 +100,4 @@ def test_thermostats_and_engines_declare_their_defaults_once():
     assert gpaw.cost.seconds_64 > engines.engine({"name": "lammps"}).cost.seconds_64
     assert engines.engine({"name": "lammps"}).deterministic and not gpaw.deterministic
     for cls in engines.REGISTRY.values():  # every option an engine reads has its default in the class
-        assert set(cls.common_parameters) == {"mpi_ranks", "launcher"} and cls.name and cls.description
+        assert set(cls.common_parameters) == {"mpi_ranks", "launcher", "check_install"} and cls.name and cls.description

@@ -99,9 +99,8 @@ def image_weights(model, X: np.ndarray, n_atoms: int, scale: float):
 
 def _frame(model, vec, atoms):
     from .homology import compute
-    from .trained import FrameSet
 
-    FrameSet([atoms]).check(model.species, model.path)
+    model.check_frames([atoms])
     res = compute(atoms, keep_simplices=True, **model.inputs["homology"])
     X = vec.images([res])[0]
     return res, X, float(vec._scale([res])[0])

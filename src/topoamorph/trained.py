@@ -189,10 +189,16 @@ class TrainedModel:
                 f"members={self.n_members}, path={self.path!r})")
 
     # ---- inputs
-    def features(self, frames) -> np.ndarray:
-        """The model's inputs for ``frames``: images (persistence), feature rows (soap, rdf), densities."""
+    def check_frames(self, frames) -> FrameSet:
+        """The frames as a ``FrameSet``, each periodic and made of the model's species (else an error naming
+        the frame and the model)."""
         fs = as_frameset(frames)
         fs.check(self.species, self.path)
+        return fs
+
+    def features(self, frames) -> np.ndarray:
+        """The model's inputs for ``frames``: images (persistence), feature rows (soap, rdf), densities."""
+        fs = self.check_frames(frames)
         kind = self.inputs["kind"]
         if kind == "persistence":
             from .descriptors import make_vectorizer
