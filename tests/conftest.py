@@ -38,6 +38,29 @@ def snakemake(args, workdir, env=None, **kw):
                 *args], cwd=workdir, env={**local_snakemake_env(), **(env or {})}, **kw)
 
 
+def train_ph_models(res, frames, descriptors: dict, uncertainty: dict, cnn: dict) -> dict:
+    """A campaign's PH models built stage by stage from a file of frames with energies, as the workflow's
+    stages build them, in ``res``: batch0000.h5, descriptors.h5, split.json (test 0.25, validation 0.2,
+    seed 3), ridge.{npz,json,csv}, cnn.{pt,json,csv}. Returns the arguments every training stage shares."""
+    from topoamorph import distribute
+    from topoamorph.settings import HomologySettings, defaults
+    from topoamorph.stages import descriptors as sd
+    from topoamorph.stages import train
+
+    hom = HomologySettings.from_config({})
+    assert distribute.run([str(frames)], str(res / "batch0000.h5"), hom, energy_key="energy") == 0
+    sd.descriptors(diagrams=[str(res / "batch0000.h5")], dataset=str(res / "descriptors.h5"), descriptors=descriptors)
+    train.split(dataset=str(res / "descriptors.h5"), split=str(res / "split.json"),
+                settings={"by": "frame", "test_fraction": 0.25, "validation_fraction": 0.2}, seed=3)
+    common = dict(dataset=str(res / "descriptors.h5"), split=str(res / "split.json"), seed=3, species=["C"],
+                  uncertainty=uncertainty)
+    train.train_ridge(**common, metrics=str(res / "ridge.json"), predictions=str(res / "ridge.csv"),
+                      model=str(res / "ridge.npz"), ridge=defaults()["train"]["ridge"], homology=hom.compute_options())
+    train.train_cnn(**common, metrics=str(res / "cnn.json"), predictions=str(res / "cnn.csv"), model=str(res / "cnn.pt"),
+                    cnn=cnn, homology=hom.compute_options())
+    return common
+
+
 def random_cell(n, density, seed, element="C"):
     from topoamorph.units import volume_for_density
 

@@ -11,7 +11,7 @@ from ase.io import read
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, run, venv_tool
+from conftest import ROOT, run, train_ph_models, venv_tool
 from topoamorph import load_model
 from topoamorph.errors import InputFileError
 from topoamorph.homology import compute
@@ -26,24 +26,11 @@ DESCRIPTORS = dict(defaults()["descriptors"], bins=12, weight="atan", weight_c=2
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from topoamorph import distribute
-    from topoamorph.stages import descriptors as sd
-    from topoamorph.stages import train
-
     d = defaults()
     res = tmp_path_factory.mktemp("potential")
     frames = res / "gap20.extxyz"
     shutil.copy(GAP, frames)
-    hom = HomologySettings.from_config({})
-    assert distribute.run([str(frames)], str(res / "batch0000.h5"), hom, energy_key="energy") == 0
-    sd.descriptors(diagrams=[str(res / "batch0000.h5")], dataset=str(res / "d.h5"), descriptors=DESCRIPTORS)
-    train.split(dataset=str(res / "d.h5"), split=str(res / "split.json"),
-                settings={"by": "frame", "test_fraction": 0.25, "validation_fraction": 0.2}, seed=3)
-    common = dict(dataset=str(res / "d.h5"), split=str(res / "split.json"), seed=3, homology=hom.compute_options(),
-                  species=["C"], uncertainty=dict(d["train"]["uncertainty"], bootstrap=4, cnn_members=2))
-    train.train_ridge(**common, metrics=str(res / "ridge.json"), predictions=str(res / "ridge.csv"),
-                      model=str(res / "ridge.npz"), ridge=d["train"]["ridge"])
-    train.train_cnn(**common, metrics=str(res / "cnn.json"), predictions=str(res / "cnn.csv"), model=str(res / "cnn.pt"),
+    train_ph_models(res, frames, DESCRIPTORS, dict(d["train"]["uncertainty"], bootstrap=4, cnn_members=2),
                     cnn=dict(d["train"]["cnn"], epochs=3, patience=3, channels=[4, 8], hidden=8, device="cpu"))
     return res, frames
 

@@ -8,13 +8,13 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import BIN, ROOT, run, venv_tool
+from conftest import BIN, ROOT, run, train_ph_models, venv_tool
 from topoamorph import load_model
 from topoamorph.errors import InputFileError
 from topoamorph.formats.frames import read_rows
 from topoamorph.formats.predictions import read_applied
 from topoamorph.provenance import skip_comments
-from topoamorph.settings import HomologySettings, defaults
+from topoamorph.settings import defaults
 from topoamorph.trained import FrameSet
 
 GAP = ROOT / "tests" / "data" / "gap20" / "gap20_LD_iter1.extxyz"
@@ -27,7 +27,6 @@ def model_path(res, name):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from topoamorph import distribute
     from topoamorph.stages import descriptors as sd
     from topoamorph.stages import train
 
@@ -35,29 +34,16 @@ def trained(tmp_path_factory):
     res = tmp_path_factory.mktemp("trained")
     frames = res / "gap20.extxyz"
     shutil.copy(GAP, frames)
-    hom = HomologySettings.from_config({})
-    assert distribute.run([str(frames)], str(res / "batch0000.h5"), hom, energy_key="energy") == 0
-    desc = dict(d["descriptors"], bins=12)
-    sd.descriptors(diagrams=[str(res / "batch0000.h5")], dataset=str(res / "descriptors.h5"), descriptors=desc)
-    train.split(dataset=str(res / "descriptors.h5"), split=str(res / "split.json"),
-                settings={"by": "frame", "test_fraction": 0.25, "validation_fraction": 0.2}, seed=3)
+    unc = dict(d["train"]["uncertainty"], cnn_members=2)
+    common = train_ph_models(res, frames, dict(d["descriptors"], bins=12), unc,
+                             cnn=dict(d["train"]["cnn"], epochs=4, patience=4, channels=[4, 8], hidden=8, device="cpu"))
     base = {"soap": {"r_cut": 4.0, "n_max": 3, "l_max": 2, "sigma": 0.5}, "rdf": {"r_max": 5.0, "bins": 20}}
     sd.structure_features(dataset=str(res / "descriptors.h5"), frames=[str(frames)], features=str(res / "features.h5"),
                           baselines=base, species=["C"])
-    unc = dict(d["train"]["uncertainty"], cnn_members=2)
-    common = dict(dataset=str(res / "descriptors.h5"), split=str(res / "split.json"), seed=3)
-    hom_opts = hom.compute_options()
-    train.train_ridge(**common, metrics=str(res / "ridge.json"), predictions=str(res / "ridge.csv"),
-                      model=str(model_path(res, "ridge")), ridge=d["train"]["ridge"], uncertainty=unc,
-                      homology=hom_opts, species=["C"])
-    train.train_cnn(**common, metrics=str(res / "cnn.json"), predictions=str(res / "cnn.csv"),
-                    model=str(model_path(res, "cnn")), uncertainty=unc, homology=hom_opts, species=["C"],
-                    cnn=dict(d["train"]["cnn"], epochs=4, patience=4, channels=[4, 8], hidden=8, device="cpu"))
     names = ["mean", "density", "soap", "rdf"]
     train.train_baselines(**common, features=str(res / "features.h5"), metrics=[str(res / f"{n}.json") for n in names],
                           predictions=[str(res / f"{n}.csv") for n in names],
-                          model_files=[str(model_path(res, n)) for n in names], names=names, baselines=base,
-                          uncertainty=unc, species=["C"])
+                          model_files=[str(model_path(res, n)) for n in names], names=names, baselines=base)
     return res, frames
 
 

@@ -94,6 +94,12 @@ def _submit(args) -> int:
                          dry_run=args.dry_run)
 
 
+def _model_and_frames(parser) -> None:
+    """The positional arguments of the commands that apply a model file to frames."""
+    parser.add_argument("model", help="model file, e.g. results/demo/models/ridge.npz or cnn.pt")
+    parser.add_argument("frames", nargs="+", help="extxyz files, optionally path@start:stop")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="topoamorph", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -134,8 +140,7 @@ def main(argv=None) -> int:
 
     pr = sub.add_parser("predict", help="apply a trained model to frames: energy, sigma, applicability domain "
                         "(run under mpiexec -n N to spread the homology over N ranks)")
-    pr.add_argument("model", help="model file, e.g. results/demo/models/ridge.npz or cnn.pt")
-    pr.add_argument("frames", nargs="+", help="extxyz files, optionally path@start:stop")
+    _model_and_frames(pr)
     pr.add_argument("--output", required=True, help="predictions (CSV, written atomically)")
     pr.add_argument("--energy-key", help="reference energies to compare with, an info key or calculator result "
                     "(default: energy); frames without one are predicted only")
@@ -145,8 +150,7 @@ def main(argv=None) -> int:
 
     ex = sub.add_parser("explain", help="per-atom contributions of a model's energy, from its persistence pairs' "
                         "birth and death simplices (models on persistence images)")
-    ex.add_argument("model", help="model file, e.g. results/demo/models/ridge.npz or cnn.pt")
-    ex.add_argument("frames", nargs="+", help="extxyz files, optionally path@start:stop")
+    _model_and_frames(ex)
     ex.add_argument("--output", required=True, help="extxyz with per-atom arrays contribution, contribution_h0..h2 (eV)")
     ex.add_argument("--pairs", help="CSV of the pairs: dimension, birth, death, contribution, simplices' atoms")
     ex.set_defaults(func=_explain)

@@ -120,6 +120,24 @@ class Engine:
             raise ConfigError(self.key, f"{self.name} is not usable on this machine: {'; '.join(problems)} (set "
                               f"{self.key}.check_install: false if it exists only where the jobs run)")
 
+    def _setting(self, key: str, env: tuple[str, ...], default: str | None) -> tuple[str | None, str]:
+        """A block value, else the first environment variable of ``env`` that is set, else ``default``; with
+        where it came from (for messages)."""
+        if self.parameters[key]:
+            return str(self.parameters[key]), f"{self.key}.{key}"
+        for var in env:
+            if os.environ.get(var):
+                return os.environ[var], var
+        return default, "the default"
+
+    #: engines that run their own program: the environment variables naming it, and its default
+    command_env: ClassVar[tuple[str, ...]] = ()
+    default_command: ClassVar[str | None] = None
+
+    def _command(self) -> tuple[str, str]:
+        """The program's command line and where it came from."""
+        return self._setting("command", self.command_env, self.default_command)
+
     @staticmethod
     def _program_problem(command: str, source: str) -> list[str]:
         """The program a command line starts, if it is not found (``source``: where the command came from).
@@ -369,21 +387,12 @@ class CP2K(Engine):
     #: ADDED_MOS is sized from the atom count; this many atoms when the caller does not say
     PLANNING_NATOMS = 216
 
-    def _command(self) -> tuple[str, str]:
-        """The cp2k_shell command and where it came from."""
-        if self.parameters["command"]:
-            return self.parameters["command"], f"{self.key}.command"
-        if os.environ.get("ASE_CP2K_COMMAND"):
-            return os.environ["ASE_CP2K_COMMAND"], "ASE_CP2K_COMMAND"
-        return "cp2k_shell.psmp", "the default"
+    command_env, default_command = ("ASE_CP2K_COMMAND",), "cp2k_shell.psmp"
 
     def _data_dir(self) -> tuple[str | None, str]:
         """CP2K's data directory and where it came from (None: CP2K's compiled-in one)."""
-        if self.parameters["data_dir"]:
-            return str(self.parameters["data_dir"]), f"{self.key}.data_dir"
-        if os.environ.get("CP2K_DATA_DIR"):
-            return os.environ["CP2K_DATA_DIR"], "CP2K_DATA_DIR"
-        return ("/usr/share/cp2k", "the default") if Path("/usr/share/cp2k").is_dir() else (None, "")
+        return self._setting("data_dir", ("CP2K_DATA_DIR",),
+                             "/usr/share/cp2k" if Path("/usr/share/cp2k").is_dir() else None)
 
     def installation_problems(self, element: str) -> list[str]:
         p = self.parameters
@@ -456,18 +465,11 @@ class VASP(Engine):
                           "smearing_eV": 0.1, "prec": "Normal", "algo": "Fast", "ediff_eV": 1e-5, "lreal": "Auto",
                           "nelm": 120}
 
-    def _command(self) -> tuple[str, str]:
-        if self.parameters["command"]:
-            return self.parameters["command"], f"{self.key}.command"
-        for var in ("ASE_VASP_COMMAND", "VASP_COMMAND"):
-            if os.environ.get(var):
-                return os.environ[var], var
-        return "vasp_std", "the default"
+    command_env, default_command = ("ASE_VASP_COMMAND", "VASP_COMMAND"), "vasp_std"
 
     def installation_problems(self, element: str) -> list[str]:
         problems = self._program_problem(*self._command())
-        pp = self.parameters["pp_path"] or os.environ.get("VASP_PP_PATH")
-        source = f"{self.key}.pp_path" if self.parameters["pp_path"] else "VASP_PP_PATH"
+        pp, source = self._setting("pp_path", ("VASP_PP_PATH",), None)
         if not pp:
             return problems + [f"no POTCAR library: set {self.key}.pp_path or VASP_PP_PATH"]
         if not Path(pp).is_dir():
@@ -527,19 +529,10 @@ class Espresso(Engine):
                           "conv_thr_Ry": 1e-7}
     RYDBERG_EV = 13.605693122994
 
-    def _command(self) -> tuple[str, str]:
-        if self.parameters["command"]:
-            return self.parameters["command"], f"{self.key}.command"
-        if os.environ.get("ASE_ESPRESSO_COMMAND"):
-            return os.environ["ASE_ESPRESSO_COMMAND"], "ASE_ESPRESSO_COMMAND"
-        return "pw.x", "the default"
+    command_env, default_command = ("ASE_ESPRESSO_COMMAND",), "pw.x"
 
     def _pseudo_dir(self) -> tuple[str, str]:
-        if self.parameters["pseudo_dir"]:
-            return str(self.parameters["pseudo_dir"]), f"{self.key}.pseudo_dir"
-        if os.environ.get("ESPRESSO_PSEUDO"):
-            return os.environ["ESPRESSO_PSEUDO"], "ESPRESSO_PSEUDO"
-        return "/usr/share/espresso/pseudo", "the default"
+        return self._setting("pseudo_dir", ("ESPRESSO_PSEUDO",), "/usr/share/espresso/pseudo")
 
     def installation_problems(self, element: str) -> list[str]:
         problems = self._program_problem(*self._command())

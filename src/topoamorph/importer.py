@@ -11,6 +11,7 @@ since (``check_unchanged``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -19,6 +20,7 @@ import numpy as np
 
 from .errors import InputFileError
 from .formats.frames import check_atoms, count_frames, frame_energy, parse_spec, read_atoms
+from .io import read_json
 from .settings import SourceSettings
 from .units import density_of
 
@@ -65,6 +67,18 @@ def check_unchanged(manifest: dict, paths) -> None:
                                  f"SHA-256 {e['sha256'][:12]}... -> {now['sha256'][:12]}...); nothing was computed "
                                  "from the new version: run the campaign again to validate it and recompute what "
                                  "depends on it")
+
+
+@contextlib.contextmanager
+def unchanged_while_read(manifest, paths):
+    """``check_unchanged`` before and after the block that reads ``paths`` (``manifest``: its path, or None
+    for frames the workflow generated: nothing to check)."""
+    recorded = read_json(manifest) if manifest else None
+    if recorded is not None:
+        check_unchanged(recorded, paths)
+    yield
+    if recorded is not None:
+        check_unchanged(recorded, paths)
 
 
 def check_frame(atoms, path, index: int, energy_key: str, species: set[str], require_energy: bool = True) -> float:

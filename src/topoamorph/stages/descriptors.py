@@ -16,8 +16,7 @@ from ..formats.dataset import Dataset, write_dataset
 from ..formats.diagrams import read_diagrams
 from ..formats.features import KINDS, write_features
 from ..formats.frames import read_rows
-from ..importer import check_unchanged
-from ..io import read_json
+from ..importer import unchanged_while_read
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +59,8 @@ def structure_features(*, dataset: str, frames: list[str], features: str, baseli
     they are checked against, before and after reading)."""
     with Dataset(dataset) as ds:
         meta = {k: v.copy() for k, v in ds.meta.items()}
-    recorded = read_json(manifest) if manifest else None
-    if recorded is not None:
-        check_unchanged(recorded, frames)
-    atoms = read_rows(meta["source"], meta["index"])
-    if recorded is not None:
-        check_unchanged(recorded, frames)
+    with unchanged_while_read(manifest, frames):
+        atoms = read_rows(meta["source"], meta["index"])
     feats = {}
     for kind in KINDS:
         t0 = time.perf_counter()

@@ -140,11 +140,10 @@ def explain(*, model: str, frames: list[str], output: str, pairs: str | None = N
     residual in the info; ``pairs``: a CSV of the persistence pairs behind them (``formats.predictions``)."""
     from ..formats.frames import write_frames
     from ..formats.predictions import write_pairs
-
-    tm = load_model(model)
     from ..potential import vectorizer
 
-    vectorizer(tm)
+    tm = load_model(model)
+    vectorizer(tm)  # refuse a model without explanations before reading any frame
     fs = FrameSet.read(frames)
     out, rows = [], []
     for k, atoms in enumerate(fs.atoms):
@@ -182,13 +181,11 @@ def evaluate(*, frames: str, selection: str, manifest: str, model_files: list[st
              predictions: list[str], metrics: str, energy_key: str) -> dict:
     """Every model of ``model_files`` (named ``names``) on one evaluation file (``frames`` + ``selection``): a
     predictions file per model and one metrics file (a section per model)."""
-    recorded = read_json(manifest)  # validated before; refused if changed since, or while being read
-    importer.check_unchanged(recorded, [frames])
     trained = [load_model(f) for f in model_files]
-    fs = frames_for(trained, [frames + selection], os.path.dirname(os.path.abspath(metrics)))
+    with importer.unchanged_while_read(manifest, [frames]):  # validated before; refused if changed since
+        fs = frames_for(trained, [frames + selection], os.path.dirname(os.path.abspath(metrics)))
     if fs is None:
         return {}
-    importer.check_unchanged(recorded, [frames])
     frames = frames + selection
     ref = fs.reference(energy_key)
     out = {"file": frames, "energy_key": energy_key, "error_units": "meV/atom", "models": {}}

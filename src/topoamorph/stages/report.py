@@ -11,8 +11,7 @@ from .. import structure
 from ..formats.dataset import Dataset
 from ..formats.diagrams import read_diagrams
 from ..formats.frames import read_spec
-from ..importer import check_unchanged
-from ..io import read_json
+from ..importer import unchanged_while_read
 from ..settings import ReportSettings
 
 log = logging.getLogger(__name__)
@@ -33,9 +32,8 @@ def report(*, metrics: list[str], predictions: list[str], ridge_model: str, curv
     metrics_files, prediction_files = dict(zip(models, metrics)), dict(zip(models, predictions))
     regime = None
     if structures:
-        if manifest:
-            check_unchanged(read_json(manifest), structures)
-        regime = _structure_report(structures, structure_png, structure_csv, s.dpi)
+        with unchanged_while_read(manifest, structures):
+            regime = _structure_report(structures, structure_png, structure_csv, s.dpi)
     rows = rep.metrics_table(metrics_files, table, table_csv, regime)
     for line in rep.headline(rows, regime):
         log.info("%s", line.replace("**", ""))
