@@ -3,7 +3,7 @@ import pytest
 from ase.io import read
 
 from topoamorph import engines, generate, plan, thermostats
-from topoamorph.errors import ConfigError
+from topoamorph.errors import ConfigError, MDError
 from topoamorph.formats.frames import write_frames
 from topoamorph.units import density_of
 
@@ -58,6 +58,22 @@ def test_short_melt_quench_writes_frames_with_metadata(tmp_path):
     # same seed, same trajectory (deterministic engine and thermostat)
     again = generate.melt_quench(structures, sched, 3.0, 1, 42).frames
     np.testing.assert_array_equal(again[-1].positions, frames[-1].positions)
+
+
+def test_a_runaway_trajectory_stops_with_one_line_and_no_frames():
+    """Tersoff at 3.5 g/cm³ with 6 fs steps loses energy conservation and heats without bound: the run stops
+    naming the density, run, step and the key to change, instead of writing frames of a 1e12 K 'liquid'."""
+    structures = {
+        "element": "C", "natoms": 64, "rattle_angstrom": 0.05,
+        "engine": {"name": "lammps", "potential": "tersoff"},
+        "protocol": {"timestep_fs": 6.0, "thermostat": {"name": "langevin", "friction_per_ps": 1.0},
+                     "segments": [{"name": "hold", "t_start_K": 3000, "t_end_K": 3000, "duration_ps": 3.0,
+                                   "frames": 2}]},
+    }
+    with pytest.raises(MDError, match=r"rho=3.50 run 1, step \d+: .*K against a target of 3000 K.*"
+                                      r"structures.protocol.timestep_fs \(now 6.0 fs\)") as err:
+        generate.melt_quench(structures, plan.schedule(structures["protocol"]), 3.5, 1, 7)
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("thermostat", [{"name": "bussi", "taut_fs": 20.0},

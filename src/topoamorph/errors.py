@@ -21,3 +21,7 @@ class InputFileError(TopoamorphError):
 
 class HomologyError(TopoamorphError):
     pass
+
+
+class MDError(TopoamorphError):
+    """A melt-quench trajectory that cannot be used (non-finite energy, a thermostat that lost control)."""

@@ -26,6 +26,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixCom
 
 from . import engines, provenance
+from .errors import MDError
 from .formats.checkpoint import Checkpoint, settings_key
 from .mpi import world
 from .plan import Schedule
@@ -149,6 +150,7 @@ def melt_quench(structures: dict, sched: Schedule, density: float, run: int, see
         meta = {"step": done, "rng": rng.bit_generator.state, "frame_info": store.info, "trace": trace}
         ck.save(arrays, meta)
 
+    hottest = max(max(seg.t_start_K, seg.t_end_K) for seg in sched.segments)
     clock, last_ck, start_step = time.perf_counter(), time.perf_counter(), done
     offset = 0
     for seg in sched.segments:
@@ -168,8 +170,7 @@ def melt_quench(structures: dict, sched: Schedule, density: float, run: int, see
                 ekin = atoms.get_kinetic_energy() / len(atoms)
                 trace.append((done, done * sched.timestep_fs / 1000.0, seg.name, float(seg.temperature_at(k)),
                               float(atoms.get_temperature()), float(epot), float(epot + ekin)))
-                if not np.isfinite(epot):
-                    raise RuntimeError(f"energy became non-finite at step {done} (rho={density}, run={run})")
+                _check_stable(atoms, epot, seg.temperature_at(k), hottest, done, density, run, protocol)
             if done % every_log == 0 or done == total:
                 elapsed = time.perf_counter() - clock
                 eta = elapsed / max(1, done - start_step) * (total - done)
@@ -182,6 +183,27 @@ def melt_quench(structures: dict, sched: Schedule, density: float, run: int, see
                 last_ck = time.perf_counter()
         offset += seg.steps
     return MDResult(store.atoms(), trace)
+
+
+# A trajectory is refused when its kinetic temperature exceeds this multiple of the protocol's hottest target:
+# a thermostat holding 9000 K fluctuates by tens of percent at 64 atoms, while an integration that has lost
+# energy conservation heats exponentially (REBO-II at 3.5 g/cm³ with 1 fs steps: 9000 K -> 1e12 K in 0.5 ps).
+RUNAWAY_FACTOR = 3.0
+
+
+def _check_stable(atoms, epot: float, target: float, hottest: float, step: int, density, run, protocol) -> None:
+    """Stop a trajectory whose energy is non-finite or whose temperature ran away, with one line saying what to
+    change; frames are never written from it."""
+    where = f"melt-quench rho={float(density):.2f} run {run}, step {step}"
+    if not np.isfinite(epot):
+        raise MDError(f"{where}: the potential energy became non-finite; no frames were written. Reduce "
+                      f"structures.protocol.timestep_fs (now {protocol.timestep_fs} fs)")
+    temp = float(atoms.get_temperature())
+    if not np.isfinite(temp) or temp > RUNAWAY_FACTOR * max(hottest, 300.0):
+        raise MDError(f"{where}: kinetic temperature {temp:.3g} K against a target of {target:.0f} K (more than "
+                      f"{RUNAWAY_FACTOR:g}x the protocol's hottest {hottest:.0f} K): the integration is unstable; "
+                      f"no frames were written. Reduce structures.protocol.timestep_fs (now "
+                      f"{protocol.timestep_fs} fs) or strengthen the thermostat")
 
 
 def _hms(seconds: float) -> str:

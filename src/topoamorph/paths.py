@@ -82,3 +82,8 @@ class CampaignPaths:
     def log(self, rule: str, name: str = "") -> str:
         tail = f"{name}.log" if name else "log"
         return f"{self.base}/logs/{rule}/{tail}"
+
+    def benchmark(self, rule: str, name: str = "") -> str:
+        """Wall time, CPU time and peak memory of one job (Snakemake's ``benchmark:`` table, TSV)."""
+        tail = f"{name}.tsv" if name else "job.tsv"
+        return f"{self.base}/benchmarks/{rule}/{tail}"

@@ -8,6 +8,8 @@ rule descriptors:
         descriptors=config["descriptors"],
     log:
         P.log("descriptors"),
+    benchmark:
+        P.benchmark("descriptors"),
     resources:
         runtime=30,
         mem_mb=4000,
@@ -30,6 +32,8 @@ rule structure_features:
         species=SPECIES,
     log:
         P.log("structure_features"),
+    benchmark:
+        P.benchmark("structure_features"),
     threads: 2
     resources:
         runtime=60,

@@ -12,6 +12,8 @@ rule validate_evaluation:
     priority: 100
     log:
         P.log("validate_evaluation", "{name}"),
+    benchmark:
+        P.benchmark("validate_evaluation", "{name}"),
     conda:
         "../envs/train.yaml"
     script:
@@ -34,6 +36,8 @@ rule evaluate:
         energy_key=lambda wc: EVALUATIONS[wc.name].energy_key,
     log:
         P.log("evaluate", "{name}"),
+    benchmark:
+        P.benchmark("evaluate", "{name}"),
     resources:
         runtime=120,
         mem_mb=4000,
@@ -56,6 +60,8 @@ rule merge_metrics:
         model=lambda wc: wc.model,
     log:
         P.log("merge_metrics", "{model}"),
+    benchmark:
+        P.benchmark("merge_metrics", "{model}"),
     conda:
         "../envs/train.yaml"
     script:

@@ -12,6 +12,8 @@ rule melt_quench:
         workdir=P.workdir("melt_quench"),
     log:
         P.log("melt_quench", "rho{density}_run{run}"),
+    benchmark:
+        P.benchmark("melt_quench", "rho{density}_run{run}"),
     threads: engine_ranks(config["structures"]["engine"])
     resources:
         tasks=engine_ranks(config["structures"]["engine"]),
@@ -43,6 +45,8 @@ rule relabel:
         workdir=P.workdir("relabel"),
     log:
         P.log("relabel", "rho{density}_run{run}"),
+    benchmark:
+        P.benchmark("relabel", "rho{density}_run{run}"),
     threads: engine_ranks(relabel_engine())
     resources:
         tasks=engine_ranks(relabel_engine()),
@@ -71,6 +75,8 @@ rule validate_import:
         manifest_format=importer.MANIFEST_FORMAT,  # a manifest of an older format is written again
     log:
         P.log("validate_import"),
+    benchmark:
+        P.benchmark("validate_import"),
     conda:
         "../envs/generate.yaml"
     script:

@@ -11,6 +11,8 @@ rule homology:
         backend_options=homology_options(),
     log:
         P.log("homology", "batch{batch}"),
+    benchmark:
+        P.benchmark("homology", "batch{batch}"),
     threads: CAMPAIGN.homology.mpi_ranks
     resources:
         tasks=CAMPAIGN.homology.mpi_ranks,

@@ -45,6 +45,8 @@ rule report:
         settings=config["report"],
     log:
         P.log("report"),
+    benchmark:
+        P.benchmark("report"),
     conda:
         "../envs/report.yaml"
     script:

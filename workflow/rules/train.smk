@@ -9,6 +9,8 @@ rule split:
         seed=split_seed(),
     log:
         P.log("split"),
+    benchmark:
+        P.benchmark("split"),
     conda:
         "../envs/train.yaml"
     script:
@@ -33,6 +35,8 @@ rule train_ridge:
         seed=config["seed"],
     log:
         P.log("train_ridge"),
+    benchmark:
+        P.benchmark("train_ridge"),
     resources:
         runtime=30,
         mem_mb=4000,
@@ -60,6 +64,8 @@ rule train_cnn:
         seed=config["seed"],
     log:
         P.log("train_cnn"),
+    benchmark:
+        P.benchmark("train_cnn"),
     threads: 2
     resources:
         runtime=120,
@@ -89,6 +95,8 @@ rule train_baselines:
         species=SPECIES,
     log:
         P.log("train_baselines"),
+    benchmark:
+        P.benchmark("train_baselines"),
     resources:
         runtime=30,
         mem_mb=4000,
@@ -112,6 +120,8 @@ rule learning_curve:
         seed=config["seed"],
     log:
         P.log("learning_curve"),
+    benchmark:
+        P.benchmark("learning_curve"),
     threads: 2
     resources:
         runtime=lambda wc: 240 if "cnn" in config["train"]["learning_curve"]["models"] else 30,
