@@ -17,7 +17,7 @@ LAYERS = [
     {"formats"},
     {"engines", "thermostats", "generate", "homology", "alpha_fast", "descriptors", "baselines", "models",
      "structure", "report", "importer", "plan", "distribute", "submit", "uncertainty", "trained", "calculator",
-     "inverse", "potential"},
+     "inverse", "potential", "costs"},
     {"stages"},
     {"cli"},
 ]

@@ -1,4 +1,4 @@
-"""Command line: ``topoamorph homology|melt-quench|relabel|predict|explain|validate-config|plan|submit``."""
+"""Command line: ``topoamorph homology|melt-quench|relabel|predict|explain|validate-config|plan|submit|costs``."""
 
 from __future__ import annotations
 
@@ -94,6 +94,13 @@ def _submit(args) -> int:
                          dry_run=args.dry_run)
 
 
+def _costs(args) -> int:
+    from . import costs
+
+    print(costs.report(args.campaign_dir, markdown=args.markdown, jobs=args.jobs))
+    return 0
+
+
 def _model_and_frames(parser) -> None:
     """The positional arguments of the commands that apply a model file to frames."""
     parser.add_argument("model", help="model file, e.g. results/demo/models/ridge.npz or cnn.pt")
@@ -172,6 +179,15 @@ def main(argv=None) -> int:
     s.add_argument("--directory", default=".", help="campaign working directory (default: here)")
     s.epilog = "Arguments after -- go to snakemake, e.g. topoamorph submit profiles/slurm -- --configfile c.yaml"
     s.set_defaults(func=_submit)
+
+    c = sub.add_parser("costs", help="wall time, CPU time and peak memory per job kind (the jobs' Snakemake "
+                       "benchmark tables) and bytes per output directory of a campaign")
+    c.add_argument("campaign_dir", metavar="CAMPAIGN_DIR", help="campaign results directory, e.g. results/paper-cheap")
+    c.add_argument("--markdown", action="store_true", help="Markdown tables (to paste in docs)")
+    c.add_argument("--jobs", action="store_true", help="also list every job")
+    c.epilog = ("cpu_time is sampled by Snakemake and under-counts jobs (or child processes) that end between "
+                "samples: read it as a lower bound, next to the wall time")
+    c.set_defaults(func=_costs)
 
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough = []

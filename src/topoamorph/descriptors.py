@@ -103,6 +103,11 @@ class _DiagramVectorizer(TransformerMixin, BaseEstimator):
 
     def out_of_range_fraction(self, X) -> float:
         """Fraction of finite pairs outside the grid (for images: whose centre is outside)."""
+        outside, total = self.out_of_range_counts(X)
+        return outside / max(total, 1)
+
+    def out_of_range_counts(self, X) -> tuple[int, int]:
+        """Finite pairs outside the grid, and all finite pairs, of a list of diagrams."""
         check_is_fitted(self, "x_edges_")
         diagrams = X
         total = outside = 0
@@ -112,7 +117,7 @@ class _DiagramVectorizer(TransformerMixin, BaseEstimator):
                 total += len(p)
                 outside += int(np.sum((p[:, 0] < self.x_edges_[0]) | (p[:, 0] > self.x_edges_[-1])
                                       | (p[:, 1] < self.y_edges_[0]) | (p[:, 1] > self.y_edges_[-1])))
-        return outside / max(total, 1)
+        return outside, total
 
     def get_feature_names_out(self, input_features=None):
         second = "d" if self.axes == "birth_death" else "p"

@@ -18,10 +18,17 @@ import time
 
 import numpy as np
 
+from .formats.dataset import row_source
 from .settings import SplitSettings, defaults
 from .units import ev_to_mev
 
 log = logging.getLogger(__name__)
+#: the CNN's shuffle buffer (bytes of float32 rows; whole training sets below it are permuted as one) and the rows
+#: per block when predicting: what bounds its memory, whatever the number of frames
+BUFFER_BYTES = 2**28
+#: ridge with ``solver: auto`` works on the Gram matrix above this many training values (rows x features)
+GRAM_ELEMENTS = 5 * 10**7
+PREDICT_ROWS = 512
 #: the defaults of the models' parameters: ``train.ridge`` and ``train.cnn`` of the campaign defaults
 _RIDGE, _CNN = defaults()["train"]["ridge"], defaults()["train"]["cnn"]
 
@@ -121,21 +128,68 @@ def _ridge_coef(svd, alpha):
 
 
 class RidgeModel:
-    """Ridge regression on flattened descriptors, the regularisation picked by shuffled k-fold CV.
+    """Ridge regression on flattened descriptors, the regularisation picked by cross-validation.
 
-    Solved through the SVD of the centred training matrix, so a whole grid of alphas costs one
-    decomposition per fold and stays exact when features outnumber frames or columns are empty.
+    ``solver: primal`` (below ``GRAM_ELEMENTS`` training values with ``auto``): the SVD of the centred training
+    matrix, so a whole grid of alphas costs one decomposition per fold of shuffled k-fold CV, exact when
+    features outnumber frames or columns are empty. ``solver: gram`` (large image datasets, e.g. 13,000 frames of
+    128 x 128 x 3 images): the frames' Gram matrix streamed from the dataset file block by block, one
+    eigendecomposition of it, and efficient leave-one-out CV over the alpha grid (as scikit-learn's RidgeCV
+    does when features outnumber samples); then the coefficients in one more pass. Same model either way.
     """
 
     def __init__(self, alpha_min=_RIDGE["alpha_min"], alpha_max=_RIDGE["alpha_max"], n_alphas=_RIDGE["n_alphas"],
-                 cv_folds=_RIDGE["cv_folds"], seed=0):
-        self.alpha_min, self.alpha_max, self.n_alphas, self.cv_folds, self.seed = (
-            alpha_min, alpha_max, n_alphas, cv_folds, seed)
+                 cv_folds=_RIDGE["cv_folds"], solver=_RIDGE["solver"], seed=0):
+        self.alpha_min, self.alpha_max, self.n_alphas, self.cv_folds, self.solver, self.seed = (
+            alpha_min, alpha_max, n_alphas, cv_folds, solver, seed)
+
+    def alphas(self) -> np.ndarray:
+        return np.logspace(np.log10(self.alpha_min), np.log10(self.alpha_max), self.n_alphas)
+
+    def uses_gram(self, n_rows: int, n_features: int) -> bool:
+        if self.solver not in ("auto", "primal", "gram"):
+            raise ValueError(f"train.ridge.solver must be auto, primal or gram, not {self.solver!r}")
+        return self.solver == "gram" or (self.solver == "auto" and n_rows * n_features > GRAM_ELEMENTS)
+
+    def fit_gram(self, G, y):
+        """Fit from the (uncentred) Gram matrix ``G`` of the training rows: sets ``alpha_``, the dual weights
+        ``weights_`` (coef = X_train.T @ weights_) and ``intercept_offset_`` (intercept = that minus
+        ``mean_x @ coef``, i.e. ``ȳ - mean(G @ weights_)``); ``coef_``/``intercept_`` once ``set_coef`` is called."""
+        y = np.asarray(y, dtype=float)
+        alphas = self.alphas()
+        lam, Q, yc_q, ym = _gram_eigh(G, y)
+        n = len(y)
+        loo = np.zeros(len(alphas))
+        Q2 = Q**2
+        for j, a in enumerate(alphas):
+            f = lam / (lam + a)
+            fitted = Q @ (f * yc_q)
+            h = 1.0 / n + Q2 @ f
+            loo[j] = np.mean(((y - ym - fitted) / np.maximum(1.0 - h, 1e-12)) ** 2)
+        self.cv_rmse_, self.alphas_, self.cv_folds_used_ = np.sqrt(loo), alphas, "leave-one-out"
+        self.alpha_ = float(alphas[int(np.argmin(loo))])
+        self.weights_ = Q @ (yc_q / (lam + self.alpha_))
+        self.intercept_offset_ = ym - float(np.mean(G @ self.weights_))
+        self._log_choice("leave-one-out")
+        return self
+
+    def set_coef(self, coef):
+        """The coefficients X_train.T @ weights_ (computed in a pass over the dataset) after ``fit_gram``."""
+        self.coef_ = np.asarray(coef, dtype=float)
+        self.intercept_ = self.intercept_offset_
+        return self
+
+    def _log_choice(self, how):
+        alphas = self.alphas_
+        at_edge = self.alpha_ in (alphas[0], alphas[-1])
+        log.info("ridge: alpha=%.3g chosen by %s CV (CV RMSE %.2f meV/atom)%s", self.alpha_, how,
+                 1000 * self.cv_rmse_.min(),
+                 " - at the edge of the grid: widen train.ridge.alpha_min/alpha_max" if at_edge else "")
 
     def fit(self, X, y):
         X = np.asarray(X, dtype=float).reshape(len(X), -1)
         y = np.asarray(y, dtype=float)
-        alphas = np.logspace(np.log10(self.alpha_min), np.log10(self.alpha_max), self.n_alphas)
+        alphas = self.alphas()
         folds = max(2, min(self.cv_folds, len(y)))
         if folds != self.cv_folds:
             log.warning("ridge: %d cross-validation folds asked for %d training frames: using %d", self.cv_folds,
@@ -153,10 +207,7 @@ class RidgeModel:
         self.alphas_ = alphas
         self.alpha_ = float(alphas[int(np.argmin(sq))])
         self.coef_, self.intercept_ = _ridge_coef(_ridge_svd(X, y), self.alpha_)
-        at_edge = self.alpha_ in (alphas[0], alphas[-1])
-        log.info("ridge: alpha=%.3g chosen by %d-fold CV (CV RMSE %.2f meV/atom)%s", self.alpha_, folds,
-                 1000 * self.cv_rmse_.min(),
-                 " - at the edge of the grid: widen train.ridge.alpha_min/alpha_max" if at_edge else "")
+        self._log_choice(f"{folds}-fold")
         return self
 
     def predict(self, X):
@@ -193,6 +244,76 @@ def ridge_members(X, y, alpha: float, resamples) -> tuple[np.ndarray, np.ndarray
         coefs.append(coef)
         icpts.append(b)
     return np.array(coefs).reshape(len(coefs), X.shape[1]), np.array(icpts, dtype=float)
+
+
+def _gram_eigh(G, y):
+    """Eigendecomposition of the centred Gram matrix, and the centred targets in its eigenbasis."""
+    from scipy.linalg import eigh
+
+    y = np.asarray(y, dtype=float)
+    ym = float(y.mean())
+    m = G.mean(axis=0)
+    Kc = G - m[None, :] - m[:, None] + m.mean()
+    lam, Q = eigh(Kc, overwrite_a=True, check_finite=False)
+    lam = np.maximum(lam, 0.0)  # a Gram matrix is positive semi-definite: negative values are rounding
+    return lam, Q, Q.T @ (y - ym), ym
+
+
+def gram_matrix(X, rows, block_rows: int = 1024) -> np.ndarray:
+    """G[i, j] = x_rows[i] . x_rows[j] (float64) of flattened rows of ``X`` (an array or a dataset file), streamed
+    in blocks of ``block_rows``: memory holds G and two blocks."""
+    src, rows = row_source(X), np.asarray(rows, dtype=np.int64)
+    G = np.zeros((len(rows), len(rows)))
+    groups = [np.arange(i, min(i + block_rows, len(rows))) for i in range(0, len(rows), block_rows)]
+
+    def read(pos):
+        out = np.zeros((len(pos), int(np.prod(src.X.shape[1:]))))
+        for p, b in src.blocks(rows[pos], len(src)):
+            out[p] = b.reshape(len(b), -1)
+        return out
+
+    for i, gi in enumerate(groups):
+        A = read(gi)
+        for gj in groups[:i]:
+            Gij = A @ read(gj).T
+            G[np.ix_(gi, gj)] = Gij
+            G[np.ix_(gj, gi)] = Gij.T
+        G[np.ix_(gi, gi)] = A @ A.T
+    return G
+
+
+def gram_members(G, y, alpha: float, resamples) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap refits at ``alpha`` from the Gram matrix of the training rows: dual weights per training row
+    (n_resamples, n_train; coef = weights @ X_train) and intercept offsets (intercept = offset, since the
+    weights already carry the resample's mean)."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    y = np.asarray(y, dtype=float)
+    W, offsets = [], []
+    for rows in resamples:
+        rows = np.asarray(rows, dtype=np.int64)
+        Gb = G[np.ix_(rows, rows)]
+        m = Gb.mean(axis=0)
+        Gb -= m[None, :]
+        Gb -= m[:, None]
+        Gb += m.mean()
+        Gb[np.diag_indices_from(Gb)] += alpha
+        yb = y[rows]
+        a = cho_solve(cho_factor(Gb, overwrite_a=True, check_finite=False), yb - yb.mean(), check_finite=False)
+        w = np.bincount(rows, weights=a, minlength=len(y))
+        counts = np.bincount(rows, minlength=len(y)) / len(rows)
+        W.append(w)
+        offsets.append(float(yb.mean() - counts @ (G @ w)))
+    return np.array(W).reshape(len(W), len(y)), np.array(offsets, dtype=float)
+
+
+def weighted_rows(X, rows, W, block_rows: int = 1024) -> np.ndarray:
+    """W @ X[rows] (flattened), streamed: the coefficients of dual weights ``W`` (k, len(rows))."""
+    src = row_source(X)
+    out = np.zeros((len(W), int(np.prod(src.X.shape[1:]))))
+    for pos, b in src.blocks(np.asarray(rows, dtype=np.int64), block_rows):
+        out += W[:, pos] @ b.reshape(len(b), -1).astype(float)
+    return out
 
 
 def density_features(density) -> np.ndarray:
@@ -256,7 +377,11 @@ class CNNModel:
         self.channels, self.hidden, self.validation_fraction = tuple(channels), hidden, validation_fraction
         self.patience, self.device, self.pool, self.seed = patience, device, pool, seed
 
-    def fit(self, X, y, validation_index=None):
+    def fit(self, X, y, validation_index=None, train_index=None):
+        """Fit on rows ``train_index`` of ``X`` (default: every row not in ``validation_index``), early-stopped on
+        ``validation_index`` (default: a random ``validation_fraction``). ``X``: an array (n, channels, bins,
+        bins) or a dataset file (``formats.dataset.Dataset``), streamed in shuffled blocks either way, so that
+        memory holds a buffer of rows, not the training set; ``y``: one target per row of ``X``."""
         import torch
 
         torch.manual_seed(self.seed)
@@ -264,62 +389,69 @@ class CNNModel:
         if dev.type == "cpu":
             torch.use_deterministic_algorithms(True)
         self.device_ = str(dev)
+        src, y = row_source(X), np.asarray(y, dtype=float)
         n = len(y)
         if validation_index is None:
             rng = np.random.default_rng(self.seed)
-            validation_index = np.sort(rng.permutation(n)[: max(1, int(round(self.validation_fraction * n)))])
+            pool = np.arange(n) if train_index is None else np.asarray(train_index, dtype=np.int64)
+            validation_index = np.sort(rng.permutation(pool)[: max(1, int(round(self.validation_fraction * len(pool))))])
         val = np.asarray(validation_index, dtype=np.int64)
-        tr = np.setdiff1d(np.arange(n), val)
-        self.x_scale_ = np.maximum(X[tr].max(axis=(0, 2, 3)), 1e-12).astype(np.float32)
+        tr = (np.setdiff1d(np.arange(n), val) if train_index is None
+              else np.setdiff1d(np.asarray(train_index, dtype=np.int64), val))
+        self.x_scale_ = np.maximum(_channel_max(src, tr), 1e-12).astype(np.float32)
         self.y_mean_, self.y_std_ = float(y[tr].mean()), float(y[tr].std() or 1.0)
-        Xt = torch.as_tensor(X / self.x_scale_[None, :, None, None], dtype=torch.float32, device=dev)
-        yt = torch.as_tensor((y - self.y_mean_) / self.y_std_, dtype=torch.float32, device=dev)
-        self.net_ = build_cnn(X.shape[1], X.shape[2], self.channels, self.hidden, self.pool).to(dev)
+        yt = torch.as_tensor((y - self.y_mean_) / self.y_std_, dtype=torch.float32)
+        shape = src.X.shape[1:]
+        self.net_ = build_cnn(shape[0], shape[1], self.channels, self.hidden, self.pool).to(dev)
         opt = torch.optim.AdamW(self.net_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs)
         use_amp = dev.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-        gen = torch.Generator().manual_seed(self.seed)
+        order_rng = np.random.default_rng(self.seed)
+        buffer_rows = max(self.batch_size, BUFFER_BYTES // (4 * int(np.prod(shape))))
         best, best_state, since_best, self.history_ = np.inf, None, 0, []
-        tr_t = torch.as_tensor(tr)
+        self.timing_ = {"read_s": 0.0, "step_s": 0.0}
         t0 = time.perf_counter()
         for epoch in range(1, self.epochs + 1):
             self.net_.train()
-            perm = tr_t[torch.randperm(len(tr_t), generator=gen)]
             total = 0.0
-            for start in range(0, len(perm), self.batch_size):
-                b = perm[start:start + self.batch_size].to(dev)
+            batches = src.shuffled_batches(tr, self.batch_size, order_rng, buffer_rows)
+            while True:
+                t_read = time.perf_counter()
+                try:
+                    rows, xb = next(batches)
+                except StopIteration:
+                    break
+                xb = torch.as_tensor(xb / self.x_scale_[None, :, None, None], dtype=torch.float32).to(dev)
+                yb = yt[torch.as_tensor(rows)].to(dev)
+                t_step = time.perf_counter()
+                self.timing_["read_s"] += t_step - t_read
                 opt.zero_grad(set_to_none=True)
                 with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
-                    loss = torch.nn.functional.mse_loss(self.net_(Xt[b]).squeeze(1), yt[b])
+                    loss = torch.nn.functional.mse_loss(self.net_(xb).squeeze(1), yb)
                 scaler.scale(loss).backward()
                 scaler.step(opt)
                 scaler.update()
-                total += loss.detach().item() * len(b)
+                total += loss.detach().item() * len(rows)
+                self.timing_["step_s"] += time.perf_counter() - t_step
             sched.step()
-            val_mae = float(np.mean(np.abs(self._predict_scaled(Xt[val]) - yt[val].cpu().numpy()))) * self.y_std_
+            val_pred = cnn_predict(self.net_, src, self.x_scale_, self.y_mean_, self.y_std_, rows=val)
+            val_mae = float(np.mean(np.abs(val_pred - y[val])))
             self.history_.append({"epoch": epoch, "train_mse": total / len(tr), "val_mae_ev": val_mae})
             if val_mae < best - 1e-12:
                 best, best_state, since_best, self.best_epoch_ = val_mae, copy.deepcopy(self.net_.state_dict()), 0, epoch
             else:
                 since_best += 1
             if epoch % 10 == 0 or epoch == 1:
-                log.info("cnn epoch %d/%d train_mse=%.4f val_mae=%.2f meV/atom (best %.2f at %d) %.1f s", epoch,
-                         self.epochs, total / len(tr), 1000 * val_mae, 1000 * best, self.best_epoch_,
-                         time.perf_counter() - t0)
+                log.info("cnn epoch %d/%d train_mse=%.4f val_mae=%.2f meV/atom (best %.2f at %d) %.1f s (reading "
+                         "%.1f s, steps %.1f s)", epoch, self.epochs, total / len(tr), 1000 * val_mae, 1000 * best,
+                         self.best_epoch_, time.perf_counter() - t0, self.timing_["read_s"], self.timing_["step_s"])
             if since_best >= self.patience:
                 log.info("cnn: early stop at epoch %d (no improvement for %d epochs)", epoch, self.patience)
                 break
         self.net_.load_state_dict(best_state)
         self.validation_index_, self.train_index_ = val, tr
         return self
-
-    def _predict_scaled(self, Xt):
-        import torch
-
-        self.net_.eval()
-        with torch.no_grad():
-            return torch.cat([self.net_(Xt[i:i + 1024]).squeeze(1).float() for i in range(0, len(Xt), 1024)]).cpu().numpy()
 
     def predict(self, X):
         return cnn_predict(self.net_, X, self.x_scale_, self.y_mean_, self.y_std_)
@@ -332,14 +464,26 @@ class CNNModel:
         return out
 
 
-def cnn_predict(net, X, x_scale, y_mean: float, y_std: float) -> np.ndarray:
-    """Energies per atom (eV/atom, float64) of a trained network on images ``X`` (n, channels, bins, bins)."""
+def cnn_predict(net, X, x_scale, y_mean: float, y_std: float, rows=None) -> np.ndarray:
+    """Energies per atom (eV/atom, float64) of a trained network on images ``X`` (n, channels, bins, bins; an
+    array or a dataset file, read in blocks), of every row or of ``rows``."""
     import torch
 
+    src = row_source(X)
+    rows = np.arange(len(src)) if rows is None else np.asarray(rows, dtype=np.int64)
     dev = next(net.parameters()).device
-    Xt = torch.as_tensor(np.asarray(X) / x_scale[None, :, None, None], dtype=torch.float32, device=dev)
+    scaled = np.zeros(len(rows), np.float32)
     net.eval()
     with torch.no_grad():
-        out = [net(Xt[i:i + 1024]).squeeze(1).float() for i in range(0, len(Xt), 1024)]
-    scaled = torch.cat(out).cpu().numpy() if out else np.zeros(0, np.float32)
+        for pos, block in src.blocks(rows, PREDICT_ROWS):
+            xb = torch.as_tensor(block / x_scale[None, :, None, None], dtype=torch.float32, device=dev)
+            scaled[pos] = net(xb).squeeze(1).float().cpu().numpy()
     return scaled.astype(float) * y_std + y_mean
+
+
+def _channel_max(src, rows) -> np.ndarray:
+    """Per-channel maximum of rows of images, streamed."""
+    out = np.zeros(src.X.shape[1], np.float32)
+    for _, block in src.blocks(rows, PREDICT_ROWS):
+        out = np.maximum(out, block.max(axis=(0, 2, 3)))
+    return out

@@ -73,6 +73,11 @@ class Calibration:
         return cls(scale=float(d["scale"]), floor=float(d["floor_ev_per_atom"]), fitted_on=str(d["fitted_on"]))
 
 
+#: ``ApplicabilityDomain.fit_blocks`` gathers and decomposes exactly up to this many training values (rows x
+#: features), and streams a randomized SVD above
+EXACT_ELEMENTS = 5 * 10**7
+
+
 class ApplicabilityDomain:
     """Where a model was trained: density and atom-count ranges, and the training descriptors' neighbourhood.
 
@@ -104,6 +109,59 @@ class ApplicabilityDomain:
             self.basis_, self.train_ = np.zeros((0, X.shape[1])), np.zeros((len(X), 0))
             self.distance_threshold_ = self.residual_threshold_ = np.inf
         return self
+
+    def fit_blocks(self, blocks, n_features: int, density, n_atoms, seed: int = 0, power_iterations: int = 2):
+        """``fit`` for training descriptors too large to hold: ``blocks()`` yields (positions, rows) of them
+        (flattened, float) and is called once per pass. Small sets are gathered and fitted exactly (``fit``);
+        large ones get the leading components from a streamed randomized SVD (Halko, Martinsson & Tropp 2011:
+        a random range, ``power_iterations`` power passes, then the exact SVD of the projection), 6-8 passes."""
+        n = len(density)
+        if n * n_features <= EXACT_ELEMENTS:
+            X = np.zeros((n, n_features))
+            for pos, b in blocks():
+                X[pos] = b
+            return self.fit(X, density, n_atoms)
+        from scipy.spatial import cKDTree
+
+        d = np.asarray(density, float)
+        self.density_range_ = np.array([d.min(), d.max()])
+        self.n_atoms_range_ = np.array([int(np.min(n_atoms)), int(np.max(n_atoms))])
+        mean = np.zeros(n_features)
+        for _, b in blocks():
+            mean += b.sum(axis=0)
+        self.mean_ = mean / n
+        width = min(n, n_features, self.components + 10)
+        Y = self._project(blocks, np.random.default_rng(seed).standard_normal((n_features, width)), n)
+        for _ in range(power_iterations):
+            Z = self._back(blocks, np.linalg.qr(Y)[0])
+            Y = self._project(blocks, np.linalg.qr(Z)[0], n)
+        Q = np.linalg.qr(Y)[0]
+        _, sv, vt = np.linalg.svd(self._back(blocks, Q).T, full_matrices=False)
+        k = int(min(self.components, np.sum(sv > 1e-10 * sv[0]) if sv[0] > 0 else 0))
+        self.basis_ = vt[:k]
+        self.train_, residual = np.zeros((n, k)), np.zeros(n)
+        for pos, b in blocks():
+            c = b - self.mean_
+            self.train_[pos] = c @ self.basis_.T
+            residual[pos] = np.linalg.norm(c - self.train_[pos] @ self.basis_, axis=1)
+        nn = cKDTree(self.train_).query(self.train_, k=2)[0][:, 1] if k else np.zeros(n)
+        self.distance_threshold_ = float(np.percentile(nn, self.percentile))
+        self.residual_threshold_ = float(np.percentile(residual, self.percentile))
+        return self
+
+    def _project(self, blocks, V, n):
+        """(X - mean) @ V, streamed."""
+        out = np.zeros((n, V.shape[1]))
+        for pos, b in blocks():
+            out[pos] = (b - self.mean_) @ V
+        return out
+
+    def _back(self, blocks, Q):
+        """(X - mean).T @ Q, streamed."""
+        out = np.zeros((len(self.mean_), Q.shape[1]))
+        for pos, b in blocks():
+            out += (b - self.mean_).T @ Q[pos]
+        return out
 
     def _residual(self, X):
         c = X - self.mean_

@@ -69,3 +69,9 @@ def read_diagrams(path) -> dict:
     results = [PersistenceResult(dg, int(na), int(rep), str(attrs["units"]))
                for dg, na, rep in zip(diagrams, frames["n_atoms"], frames["replicas"])]
     return {"attrs": attrs, "frames": frames, "diagrams": diagrams, "results": results}
+
+
+def count_diagrams(path) -> int:
+    """Number of frames in a diagram file (reads only its frame index)."""
+    with read_hdf5(path, FORMAT, "diagrams") as h:
+        return int(h["frames"]["index"].shape[0])

@@ -12,8 +12,8 @@ from .. import provenance
 from ..baselines import make_featurizer
 from ..descriptors import kind_of, make_vectorizer
 from ..errors import InputFileError
-from ..formats.dataset import Dataset, write_dataset
-from ..formats.diagrams import read_diagrams
+from ..formats.dataset import Dataset, DatasetWriter
+from ..formats.diagrams import count_diagrams, read_diagrams
 from ..formats.features import KINDS, write_features
 from ..formats.frames import read_rows
 from ..importer import unchanged_while_read
@@ -22,34 +22,42 @@ log = logging.getLogger(__name__)
 
 
 def descriptors(*, diagrams: list[str], dataset: str, descriptors: dict) -> dict:
-    """Vectorise every frame of the batch files into one dataset file (X, y in eV/atom, metadata)."""
-    results, cols, units = [], {}, None
-    for path in diagrams:
-        part = read_diagrams(path)
-        units = units or part["attrs"]["units"]
-        if part["attrs"]["units"] != units:
-            raise InputFileError(path, f"units {part['attrs']['units']!r} differ from {units!r} of earlier batches")
-        results.extend(part["results"])
-        for k, v in part["frames"].items():
-            cols.setdefault(k, []).append(v)
-    if not results:
-        raise InputFileError(diagrams[0] if diagrams else "<none>", "no frames in the diagram files")
-    cols = {k: np.concatenate(v) for k, v in cols.items()}
+    """Vectorise every frame of the batch files into one dataset file (X, y in eV/atom, metadata), one batch
+    file at a time: memory holds one batch's diagrams and images, whatever the number of frames."""
+    if not diagrams:
+        raise InputFileError("<none>", "no diagram files")
     vec = make_vectorizer(descriptors).fit()
-    X = vec.images(results)
-    y = cols["energy"] / cols["n_atoms"]
-    outside = vec.out_of_range_fraction(results)
-    if outside > 0.01:
-        log.warning("%.1f%% of finite pairs fall outside descriptors.range %s %s: widen it", 100 * outside,
-                    list(vec.range), units)
-    attrs = dict(kind=kind_of(vec), dims=list(vec.dims), bins=int(vec.bins), range=list(vec.range), units=units,
-                 axes=vec.axes, y_range=[float(vec.y_edges_[0]), float(vec.y_edges_[-1])],
-                 params=json.dumps(descriptors, sort_keys=True), normalize=vec.normalize, y_units="eV/atom",
-                 out_of_range_fraction=outside)
-    write_dataset(dataset, X, y, cols, attrs, provenance.record(descriptors))
-    log.info("dataset %s: X %s, y %.4f..%.4f eV/atom, %.2f%% pairs out of range", dataset, X.shape, y.min(),
+    counts = [count_diagrams(p) for p in diagrams]
+    if not sum(counts):
+        raise InputFileError(diagrams[0], "no frames in the diagram files")
+    row_shape = (len(vec.dims), int(vec.bins), int(vec.bins))
+    cols, units, outside, total = {}, None, 0, 0
+    with DatasetWriter(dataset, sum(counts), row_shape) as out:
+        for path in diagrams:
+            part = read_diagrams(path)
+            units = units or part["attrs"]["units"]
+            if part["attrs"]["units"] != units:
+                raise InputFileError(path, f"units {part['attrs']['units']!r} differ from {units!r} of earlier batches")
+            for k, v in part["frames"].items():
+                cols.setdefault(k, []).append(v)
+            out.write(vec.images(part["results"]))
+            o, t = vec.out_of_range_counts(part["results"])
+            outside, total = outside + o, total + t
+        cols = {k: np.concatenate(v) for k, v in cols.items()}
+        y = cols["energy"] / cols["n_atoms"]
+        outside = outside / max(total, 1)
+        if outside > 0.01:
+            log.warning("%.1f%% of finite pairs fall outside descriptors.range %s %s: widen it", 100 * outside,
+                        list(vec.range), units)
+        attrs = dict(kind=kind_of(vec), dims=list(vec.dims), bins=int(vec.bins), range=list(vec.range), units=units,
+                     axes=vec.axes, y_range=[float(vec.y_edges_[0]), float(vec.y_edges_[-1])],
+                     params=json.dumps(descriptors, sort_keys=True), normalize=vec.normalize, y_units="eV/atom",
+                     out_of_range_fraction=outside)
+        out.finish(y, cols, attrs, provenance.record(descriptors))
+    shape = [len(y), *row_shape]
+    log.info("dataset %s: X %s, y %.4f..%.4f eV/atom, %.2f%% pairs out of range", dataset, tuple(shape), y.min(),
              y.max(), 100 * outside)
-    return {"n": len(y), "shape": list(X.shape), "out_of_range_fraction": outside}
+    return {"n": len(y), "shape": shape, "out_of_range_fraction": outside}
 
 
 def structure_features(*, dataset: str, frames: list[str], features: str, baselines: dict, species,

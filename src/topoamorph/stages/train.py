@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import models, provenance
 from ..errors import InputFileError
-from ..formats.dataset import Dataset
+from ..formats.dataset import Dataset, row_source
 from ..formats.features import read_features
 from ..formats.predictions import write_predictions
 from ..io import read_json, write_json
@@ -67,17 +67,16 @@ def _parts(split_file: str) -> dict:
         raise InputFileError(split_file, f"malformed split ({type(exc).__name__}: {exc})") from None
 
 
-def _load(dataset: str, split_file: str, with_X: bool = True):
-    """X (None unless ``with_X``: the baselines never read the descriptors), y, metadata and the
-    train/validation/test indices of the shared split."""
+def _load(dataset: str, split_file: str):
+    """y, metadata and the train/validation/test indices of the shared split (the descriptors stay in the
+    file: the models stream them, ``Dataset.blocks``)."""
     parts = _parts(split_file)
     with Dataset(dataset) as ds:
-        X = ds.rows(np.arange(len(ds))) if with_X else None
         y, meta = ds.y.copy(), {k: v.copy() for k, v in ds.meta.items()}
     top = max((int(v.max()) for v in parts.values() if len(v)), default=-1)
     if top >= len(y):
         raise InputFileError(split_file, f"index {top} beyond the {len(y)} frames of {dataset}: rerun the split")
-    return X, y, meta, parts
+    return y, meta, parts
 
 
 def _finish(name, y, pred, meta, parts, hyper, prov, metrics_out, predictions_out, extra=None, sigma=None) -> dict:
@@ -100,7 +99,10 @@ def _set_threads(threads: int) -> None:
 def _product(tm: TrainedModel, X, y, meta, parts, uncertainty: dict, model_out: str, prov: dict):
     """Calibrate the model's spread on the validation part, fit its applicability domain on the train part,
     record both (and its errors) in the model file and save it; return (predictions, σ, calibration metrics)."""
-    point, spread = tm.predict_inputs(X)
+    src = row_source(X)
+    point, spread = np.zeros(len(y)), np.zeros(len(y))
+    for pos, block in src.blocks(np.arange(len(y)), models.PREDICT_ROWS):
+        point[pos], spread[pos] = tm.predict_inputs(block)
     va, te, tr = parts["validation"], parts["test"], parts["train"]
     if len(va) >= 2:
         cal = Calibration.fit(spread[va], point[va] - y[va])
@@ -109,7 +111,9 @@ def _product(tm: TrainedModel, X, y, meta, parts, uncertainty: dict, model_out: 
                           fitted_on="train residuals (no validation part)")
     sigma = cal.sigma(spread)
     ad = ApplicabilityDomain(uncertainty["domain_percentile"], uncertainty["domain_components"])
-    ad.fit(tm.domain_features(X[tr]), meta["density"][tr], meta["n_atoms"][tr])
+    width = tm.domain_features(src.rows(tr[:1])).shape[1]
+    ad.fit_blocks(lambda: ((pos, tm.domain_features(b)) for pos, b in src.blocks(tr, models.PREDICT_ROWS)), width,
+                  meta["density"][tr], meta["n_atoms"][tr])
     tm.header.update(calibration=cal.to_dict(), domain=ad.to_header(), provenance=prov,
                      training={"n_train": int(len(tr)), "n_validation": int(len(va)), "n_test": int(len(te)),
                                "errors": {p: models.errors(y[i], point[i]) for p, i in parts.items()}})
@@ -154,59 +158,74 @@ def _linear_model(name: str, inputs: dict, species, hyper: dict, coef, intercept
 def train_ridge(*, dataset: str, split: str, metrics: str, predictions: str, model: str, ridge: dict,
                 uncertainty: dict, homology: dict, species: list, seed: int) -> dict:
     """Ridge regression, the regularisation chosen by cross-validation on the train part; a bootstrap
-    ensemble at that regularisation gives the spread."""
-    X, y, meta, parts = _load(dataset, split)
+    ensemble at that regularisation gives the spread. Large datasets are never held: the Gram matrix of the
+    training frames and the coefficients are streamed from the dataset file (``RidgeModel``, ``solver``)."""
+    y, meta, parts = _load(dataset, split)
     tr = parts["train"]
-    m = models.RidgeModel(**ridge, seed=seed).fit(X[tr], y[tr])
-    members = models.ridge_members(X[tr], y[tr], m.alpha_, bootstrap_indices(len(tr), uncertainty["bootstrap"], seed))
-    hyper = dict(ridge, alpha=m.alpha_, cv_folds_used=m.cv_folds_used_)
-    tm = _linear_model("ridge", _persistence_inputs(dataset, homology), species, hyper, m.coef_, m.intercept_,
-                       members)
-    tm.header["image_shape"] = list(X.shape[1:])
-    tm.arrays.update(alphas=m.alphas_, cv_rmse=m.cv_rmse_)
-    prov = provenance.record(ridge, seed)
-    pred, sigma, cal = _product(tm, X, y, meta, parts, uncertainty, model, prov)
+    resamples = bootstrap_indices(len(tr), uncertainty["bootstrap"], seed)
+    with Dataset(dataset) as ds:
+        m = models.RidgeModel(**ridge, seed=seed)
+        if m.uses_gram(len(tr), int(np.prod(ds.X.shape[1:]))):
+            G = models.gram_matrix(ds, tr)
+            m.fit_gram(G, y[tr])
+            weights, offsets = models.gram_members(G, y[tr], m.alpha_, resamples)
+            del G
+            coefs = models.weighted_rows(ds, tr, np.vstack([m.weights_[None], weights]))
+            m.set_coef(coefs[0])
+            members = (coefs[1:], offsets)
+        else:
+            X = ds.rows(tr)
+            m.fit(X, y[tr])
+            members = models.ridge_members(X, y[tr], m.alpha_, resamples)
+            del X
+        hyper = dict(ridge, alpha=m.alpha_, cv_folds_used=m.cv_folds_used_)
+        tm = _linear_model("ridge", _persistence_inputs(dataset, homology), species, hyper, m.coef_, m.intercept_,
+                           members)
+        tm.header["image_shape"] = list(ds.X.shape[1:])
+        tm.arrays.update(alphas=m.alphas_, cv_rmse=m.cv_rmse_)
+        prov = provenance.record(ridge, seed)
+        pred, sigma, cal = _product(tm, ds, y, meta, parts, uncertainty, model, prov)
     return _finish("ridge", y, pred, meta, parts, hyper, prov, metrics, predictions, {"calibration": cal}, sigma)
 
 
 def _cnn_fit(X, y, parts, params: dict, seed: int, train_index=None):
     """Fit the CNN on ``train_index`` (default the split's train part), early-stopped on the split's
-    validation part, or on its own validation_fraction of train when the split has none."""
+    validation part, or on its own validation_fraction of train when the split has none. ``X``: the dataset
+    (streamed) or an array; ``y``: every row's target."""
     tr = parts["train"] if train_index is None else np.asarray(train_index, dtype=np.int64)
     va = parts["validation"]
-    if len(va):
-        rows = np.concatenate([tr, va])
-        m = models.CNNModel(**params, seed=seed).fit(X[rows], y[rows], validation_index=np.arange(len(tr), len(rows)))
-        return m, {"train": tr, "validation": va}
-    m = models.CNNModel(**params, seed=seed).fit(X[tr], y[tr])
-    return m, {"train": tr[m.train_index_], "validation": tr[m.validation_index_]}
+    m = models.CNNModel(**params, seed=seed).fit(X, y, validation_index=va if len(va) else None, train_index=tr)
+    return m, {"train": m.train_index_, "validation": m.validation_index_}
 
 
 def train_cnn(*, dataset: str, split: str, metrics: str, predictions: str, model: str, cnn: dict, uncertainty: dict,
               homology: dict, species: list, seed: int, threads: int = 1) -> dict:
     """An ensemble of small CNNs on the descriptor images (seeds seed, seed+1, ...), each early-stopped on the
-    validation part; the prediction is the members' mean, their spread the uncertainty."""
+    validation part; the prediction is the members' mean, their spread the uncertainty. The images are streamed
+    from the dataset file: memory holds a shuffle buffer, not the training set."""
     _set_threads(threads)
-    X, y, meta, parts = _load(dataset, split)
+    y, meta, parts = _load(dataset, split)
     if not len(parts["validation"]):  # one held-out subset of train for every member (early stopping, calibration)
         tr = parts["train"]
         n_va = max(1, int(round(models.CNNModel(**cnn).validation_fraction * len(tr))))
         va = np.sort(np.random.default_rng(seed).permutation(tr)[:n_va])
         parts = dict(parts, train=np.setdiff1d(tr, va), validation=va)
     arrays, fits = {}, []
-    for j in range(int(uncertainty["cnn_members"])):
-        m, _ = _cnn_fit(X, y, parts, cnn, seed + j)
-        arrays.update({f"m{j}.{k}": v for k, v in m.state_arrays().items()})
-        fits.append(m)
-    first = fits[0]
-    hyper = dict(cnn, best_epoch=[f.best_epoch_ for f in fits], epochs_run=[len(f.history_) for f in fits],
-                 device_used=first.device_, members=len(fits))
-    header = _header("cnn", "cnn", _persistence_inputs(dataset, homology), species, hyper)
-    header["cnn"] = {"members": len(fits), "in_channels": int(X.shape[1]), "bins": int(X.shape[2]),
-                     "channels": list(first.channels), "hidden": int(first.hidden), "pool": first.pool}
-    tm = TrainedModel(header, arrays)
-    prov = provenance.record(cnn, seed)
-    pred, sigma, cal = _product(tm, X, y, meta, parts, uncertainty, model, prov)
+    with Dataset(dataset) as ds:
+        for j in range(int(uncertainty["cnn_members"])):
+            m, _ = _cnn_fit(ds, y, parts, cnn, seed + j)
+            arrays.update({f"m{j}.{k}": v for k, v in m.state_arrays().items()})
+            fits.append(m)
+        first = fits[0]
+        hyper = dict(cnn, best_epoch=[f.best_epoch_ for f in fits], epochs_run=[len(f.history_) for f in fits],
+                     device_used=first.device_, members=len(fits),
+                     seconds={k: round(sum(f.timing_[k] for f in fits), 1) for k in first.timing_})
+        header = _header("cnn", "cnn", _persistence_inputs(dataset, homology), species, hyper)
+        header["cnn"] = {"members": len(fits), "in_channels": int(ds.X.shape[1]), "bins": int(ds.X.shape[2]),
+                         "channels": list(first.channels), "hidden": int(first.hidden), "pool": first.pool}
+        tm = TrainedModel(header, arrays)
+        prov = provenance.record(cnn, seed)
+        pred, sigma, cal = _product(tm, ds, y, meta, parts, uncertainty, model, prov)
     return _finish("cnn", y, pred, meta, parts, hyper, prov, metrics, predictions,
                    {"history": first.history_, "calibration": cal}, sigma)
 
@@ -245,7 +264,7 @@ def train_baselines(*, dataset: str, split: str, features: str, metrics: list[st
                     seed: int) -> None:
     """The baselines ``names`` (mean, density, soap, rdf) on the same split; ``metrics``, ``predictions`` and
     ``model_files``: one file each per name, in the same order."""
-    _, y, meta, parts = _load(dataset, split, with_X=False)
+    y, meta, parts = _load(dataset, split)
     feats = read_features(features, meta) if features else {}
     resamples = bootstrap_indices(len(parts["train"]), uncertainty["bootstrap"], seed)
     for name, metrics_out, predictions_out, model_out in zip(names, metrics, predictions, model_files):
@@ -257,37 +276,64 @@ def train_baselines(*, dataset: str, split: str, features: str, metrics: list[st
         _finish(name, y, pred, meta, parts, hyper, prov, metrics_out, predictions_out, {"calibration": cal}, sigma)
 
 
+def _ridge_curve(ds, y, tr, subsets, ridge: dict, seed: int) -> list[np.ndarray]:
+    """Ridge predictions of every row, refitted on each nested subset of the train part ``tr``: with the Gram
+    solver, one Gram matrix of ``tr`` serves every subset and one pass gives all their coefficients."""
+    model = models.RidgeModel(**ridge, seed=seed)
+    rows = np.arange(len(y))
+    if not model.uses_gram(len(tr), int(np.prod(ds.X.shape[1:]))):
+        X = ds.rows(rows)
+        return [models.RidgeModel(**ridge, seed=seed).fit(X[sub], y[sub]).predict(X) for sub in subsets]
+    G = models.gram_matrix(ds, tr)
+    where = {int(r): i for i, r in enumerate(tr)}
+    W, offsets = np.zeros((len(subsets), len(tr))), []
+    for k, sub in enumerate(subsets):
+        p = np.array([where[int(r)] for r in sub])
+        m = models.RidgeModel(**ridge, seed=seed).fit_gram(G[np.ix_(p, p)], y[sub])
+        W[k, p] = m.weights_
+        offsets.append(m.intercept_offset_)
+    del G
+    coefs = models.weighted_rows(ds, tr, W)
+    preds = np.zeros((len(subsets), len(y)))
+    for pos, block in ds.blocks(rows, models.PREDICT_ROWS):
+        preds[:, pos] = coefs @ block.reshape(len(block), -1).T.astype(float) + np.array(offsets)[:, None]
+    return list(preds)
+
+
 def learning_curve(*, dataset: str, split: str, features: str, curve: str, settings: dict, models_params: dict,
                    seed: int, threads: int = 1) -> dict:
     """Test and validation error against training-set size: nested random subsets of the train part
     (fractions ``settings["fractions"]``), each model of ``settings["models"]`` refitted on each
     (``models_params``: the ridge and cnn blocks of the PH models among them)."""
-    X, y, meta, parts = _load(dataset, split)
+    y, meta, parts = _load(dataset, split)
     feats = read_features(features, meta) if features else {}
     tr = parts["train"]
     order = np.random.default_rng(seed).permutation(tr)
+    subsets = [np.sort(order[: max(2, int(round(f * len(tr))))]) for f in settings["fractions"]]
     out = {"fractions": list(settings["fractions"]), "models": {}, "error_units": "meV/atom"}
     if "cnn" in settings["models"]:
         _set_threads(threads)
-    for name in settings["models"]:
-        rows = []
-        for f in settings["fractions"]:
-            sub = np.sort(order[: max(2, int(round(f * len(tr))))])
+    with Dataset(dataset) as ds:
+        for name in settings["models"]:
             if name == "ridge":
-                pred = models.RidgeModel(**models_params["ridge"], seed=seed).fit(X[sub], y[sub]).predict(X)
-            elif name == "cnn":
-                m, _ = _cnn_fit(X, y, parts, models_params["cnn"], seed, train_index=sub)
-                pred = m.predict(X)
-            else:
-                tm, _ = _baseline_model(name, y, meta, feats, sub, seed, species=[], params=None)
-                pred = tm.predict_inputs(_baseline_inputs(name, y, meta, feats))[0]
-            row = {"fraction": f, "n_train": int(len(sub))}
-            for part in ("validation", "test"):
-                row[part] = models.errors(y[parts[part]], pred[parts[part]])
-            rows.append(row)
-            log.info("learning curve %-7s n_train=%5d test MAE %.2f meV/atom", name, len(sub),
-                     row["test"]["mae_mev_per_atom"])
-        out["models"][name] = rows
+                preds = _ridge_curve(ds, y, tr, subsets, models_params["ridge"], seed)
+            rows = []
+            for k, (f, sub) in enumerate(zip(settings["fractions"], subsets)):
+                if name == "ridge":
+                    pred = preds[k]
+                elif name == "cnn":
+                    m, _ = _cnn_fit(ds, y, parts, models_params["cnn"], seed, train_index=sub)
+                    pred = m.predict(ds)
+                else:
+                    tm, _ = _baseline_model(name, y, meta, feats, sub, seed, species=[], params=None)
+                    pred = tm.predict_inputs(_baseline_inputs(name, y, meta, feats))[0]
+                row = {"fraction": f, "n_train": int(len(sub))}
+                for part in ("validation", "test"):
+                    row[part] = models.errors(y[parts[part]], pred[parts[part]])
+                rows.append(row)
+                log.info("learning curve %-7s n_train=%5d test MAE %.2f meV/atom", name, len(sub),
+                         row["test"]["mae_mev_per_atom"])
+            out["models"][name] = rows
     out["provenance"] = provenance.record(settings, seed)
     write_json(curve, out)
     return out
