@@ -142,7 +142,6 @@ class ArrayRows(_RowBlocks):
 
     def __init__(self, X):
         self.X = np.asarray(X)
-
     def __len__(self):
         return len(self.X)
 
