@@ -128,9 +128,9 @@ def read_benchmarks(campaign_dir) -> list[dict]:
 def _kind_row(rule: str, jobs: Sequence[dict]) -> dict:
     walls = [j["wall_s"] for j in jobs if j["wall_s"] is not None]
     return {"rule": rule, "jobs": len(jobs),
-            "wall_total_s": sum(walls) if walls else None,
+            "wall_total_s": _sum(walls),
             "wall_mean_s": sum(walls) / len(walls) if walls else None,
-            "wall_max_s": max(walls) if walls else None,
+            "wall_max_s": _max(walls),
             "cpu_total_s": _sum(j["cpu_s"] for j in jobs),
             "peak_rss_mb": _max(j["max_rss_mb"] for j in jobs),
             "unsampled": sum(j["cpu_s"] is None for j in jobs)}

@@ -26,9 +26,9 @@ log = logging.getLogger(__name__)
 #: the CNN's shuffle buffer (bytes of float32 rows; whole training sets below it are permuted as one) and the rows
 #: per block when predicting: what bounds its memory, whatever the number of frames
 BUFFER_BYTES = 2**28
+PREDICT_ROWS = 512
 #: ridge with ``solver: auto`` works on the Gram matrix above this many training values (rows x features)
 GRAM_ELEMENTS = 5 * 10**7
-PREDICT_ROWS = 512
 #: the defaults of the models' parameters: ``train.ridge`` and ``train.cnn`` of the campaign defaults
 _RIDGE, _CNN = defaults()["train"]["ridge"], defaults()["train"]["cnn"]
 
@@ -268,7 +268,7 @@ def gram_matrix(X, rows, block_rows: int = 1024) -> np.ndarray:
 
     def read(pos):
         out = np.zeros((len(pos), int(np.prod(src.X.shape[1:]))))
-        for p, b in src.blocks(rows[pos], len(src)):
+        for p, b in src.blocks(rows[pos], block_rows):
             out[p] = b.reshape(len(b), -1)
         return out
 

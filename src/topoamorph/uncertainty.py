@@ -90,21 +90,16 @@ class ApplicabilityDomain:
         self.percentile, self.components, self.density_margin = percentile, components, density_margin
 
     def fit(self, X, density, n_atoms):
-        from scipy.spatial import cKDTree
 
         X = np.asarray(X, float).reshape(len(density), -1)
-        d = np.asarray(density, float)
-        self.density_range_ = np.array([d.min(), d.max()])
-        self.n_atoms_range_ = np.array([int(np.min(n_atoms)), int(np.max(n_atoms))])
+        self._set_ranges(density, n_atoms)
         self.mean_ = X.mean(axis=0) if X.shape[1] else np.zeros(0)
         if X.shape[1] and len(X) > 2:
             _, sv, vt = np.linalg.svd(X - self.mean_, full_matrices=False)
             k = int(min(self.components, np.sum(sv > 1e-10 * sv[0]) if sv[0] > 0 else 0))
             self.basis_ = vt[:k]
             self.train_ = (X - self.mean_) @ self.basis_.T
-            nn = cKDTree(self.train_).query(self.train_, k=2)[0][:, 1] if k else np.zeros(len(X))
-            self.distance_threshold_ = float(np.percentile(nn, self.percentile))
-            self.residual_threshold_ = float(np.percentile(self._residual(X), self.percentile))
+            self._set_thresholds(self._residual(X))
         else:
             self.basis_, self.train_ = np.zeros((0, X.shape[1])), np.zeros((len(X), 0))
             self.distance_threshold_ = self.residual_threshold_ = np.inf
@@ -121,11 +116,8 @@ class ApplicabilityDomain:
             for pos, b in blocks():
                 X[pos] = b
             return self.fit(X, density, n_atoms)
-        from scipy.spatial import cKDTree
 
-        d = np.asarray(density, float)
-        self.density_range_ = np.array([d.min(), d.max()])
-        self.n_atoms_range_ = np.array([int(np.min(n_atoms)), int(np.max(n_atoms))])
+        self._set_ranges(density, n_atoms)
         mean = np.zeros(n_features)
         for _, b in blocks():
             mean += b.sum(axis=0)
@@ -144,10 +136,23 @@ class ApplicabilityDomain:
             c = b - self.mean_
             self.train_[pos] = c @ self.basis_.T
             residual[pos] = np.linalg.norm(c - self.train_[pos] @ self.basis_, axis=1)
-        nn = cKDTree(self.train_).query(self.train_, k=2)[0][:, 1] if k else np.zeros(n)
+        self._set_thresholds(residual)
+        return self
+
+    def _set_ranges(self, density, n_atoms):
+        d = np.asarray(density, float)
+        self.density_range_ = np.array([d.min(), d.max()])
+        self.n_atoms_range_ = np.array([int(np.min(n_atoms)), int(np.max(n_atoms))])
+
+    def _set_thresholds(self, residual):
+        """The ``percentile`` of the training frames' nearest-neighbour distances (in the component space) and
+        of their residuals off it: beyond either, a frame is out of the domain."""
+        from scipy.spatial import cKDTree
+
+        k = self.train_.shape[1]
+        nn = cKDTree(self.train_).query(self.train_, k=2)[0][:, 1] if k else np.zeros(len(self.train_))
         self.distance_threshold_ = float(np.percentile(nn, self.percentile))
         self.residual_threshold_ = float(np.percentile(residual, self.percentile))
-        return self
 
     def _project(self, blocks, V, n):
         """(X - mean) @ V, streamed."""

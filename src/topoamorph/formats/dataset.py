@@ -22,7 +22,7 @@ FORMAT = "topoamorph-dataset/1"
 CHUNK_BYTES = 2**21
 
 
-def chunk_rows(row_shape) -> int:
+def _rows_per_chunk(row_shape) -> int:
     """Rows of X per HDF5 chunk for one row of ``row_shape`` (float32)."""
     return max(1, CHUNK_BYTES // (4 * int(np.prod(row_shape))))
 
@@ -39,7 +39,7 @@ class DatasetWriter:
         self._atomic = atomic_path(self.path)
         tmp = self._atomic.__enter__()
         self._h = h5py.File(tmp, "w")
-        rows = min(max(self.n, 1), chunk_rows(self.row_shape))
+        rows = min(max(self.n, 1), _rows_per_chunk(self.row_shape))
         self._X = self._h.create_dataset("X", shape=(self.n,) + self.row_shape, dtype=np.float32,
                                          chunks=(rows,) + self.row_shape, compression="gzip", shuffle=True)
         self._finished = False
@@ -72,11 +72,9 @@ class DatasetWriter:
     def __exit__(self, exc_type, exc, tb):
         self._h.close()
         if exc is None and not self._finished:
-            try:
-                raise RuntimeError(f"{self.path}: dataset closed before every row and target was written")
-            except RuntimeError as err:
-                self._atomic.__exit__(RuntimeError, err, err.__traceback__)  # removes the temporary file
-                raise
+            exc = RuntimeError(f"{self.path}: dataset closed before every row and target was written")
+            self._atomic.__exit__(RuntimeError, exc, None)  # removes the temporary file
+            raise exc
         self._atomic.__exit__(exc_type, exc, tb)
         return False
 
@@ -112,10 +110,9 @@ class _RowBlocks:
         """Yield (rows, X rows) minibatches of ``idx`` in a random order that reads whole HDF5 chunks: chunks
         in random order fill a buffer of about ``buffer_rows`` rows, shuffled within (a shuffle buffer, as
         streaming data loaders do). An array in memory (one row per chunk, one buffer) gives a full permutation."""
-        idx = np.asarray(idx, dtype=np.int64)
-        chunk_of = idx // self.chunk_rows
-        chunks = np.unique(chunk_of)
-        members = np.split(np.sort(idx), np.searchsorted(np.sort(idx), chunks[1:] * self.chunk_rows))
+        idx = np.sort(np.asarray(idx, dtype=np.int64))
+        chunks = np.unique(idx // self.chunk_rows)
+        members = np.split(idx, np.searchsorted(idx, chunks[1:] * self.chunk_rows))
         carry_rows, carry_X = np.zeros(0, np.int64), None
         order = rng.permutation(len(chunks))
         k = 0
@@ -142,6 +139,7 @@ class ArrayRows(_RowBlocks):
 
     def __init__(self, X):
         self.X = np.asarray(X)
+
     def __len__(self):
         return len(self.X)
 

@@ -194,8 +194,7 @@ def _cnn_fit(X, y, parts, params: dict, seed: int, train_index=None):
     (streamed) or an array; ``y``: every row's target."""
     tr = parts["train"] if train_index is None else np.asarray(train_index, dtype=np.int64)
     va = parts["validation"]
-    m = models.CNNModel(**params, seed=seed).fit(X, y, validation_index=va if len(va) else None, train_index=tr)
-    return m, {"train": m.train_index_, "validation": m.validation_index_}
+    return models.CNNModel(**params, seed=seed).fit(X, y, validation_index=va if len(va) else None, train_index=tr)
 
 
 def train_cnn(*, dataset: str, split: str, metrics: str, predictions: str, model: str, cnn: dict, uncertainty: dict,
@@ -213,7 +212,7 @@ def train_cnn(*, dataset: str, split: str, metrics: str, predictions: str, model
     arrays, fits = {}, []
     with Dataset(dataset) as ds:
         for j in range(int(uncertainty["cnn_members"])):
-            m, _ = _cnn_fit(ds, y, parts, cnn, seed + j)
+            m = _cnn_fit(ds, y, parts, cnn, seed + j)
             arrays.update({f"m{j}.{k}": v for k, v in m.state_arrays().items()})
             fits.append(m)
         first = fits[0]
@@ -322,7 +321,7 @@ def learning_curve(*, dataset: str, split: str, features: str, curve: str, setti
                 if name == "ridge":
                     pred = preds[k]
                 elif name == "cnn":
-                    m, _ = _cnn_fit(ds, y, parts, models_params["cnn"], seed, train_index=sub)
+                    m = _cnn_fit(ds, y, parts, models_params["cnn"], seed, train_index=sub)
                     pred = m.predict(ds)
                 else:
                     tm, _ = _baseline_model(name, y, meta, feats, sub, seed, species=[], params=None)
