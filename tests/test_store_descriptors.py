@@ -40,6 +40,25 @@ def test_diagrams_round_trip_exactly(batch):
             np.testing.assert_array_equal(a[d], r["diagrams"][d])
 
 
+def test_selected_frames_read_alone_and_across_batches(batch, tmp_path):
+    from topoamorph.stages.report import diagrams_of_rows
+
+    path, recs = batch
+    part = read_diagrams(path, frames=[2, 0])
+    assert list(part["frames"]["index"]) == [2, 0] and [r.n_atoms for r in part["results"]] == [8, 40]
+    for got, want in zip(part["diagrams"], [recs[2], recs[0]]):
+        for d in range(3):
+            np.testing.assert_array_equal(got[d], want["diagrams"][d])
+    with pytest.raises(InputFileError, match="holds 3 frames"):
+        read_diagrams(path, frames=[3])
+    second = tmp_path / "batch0001.h5"
+    write_diagrams(second, recs[:2], "alpha", 2, homology.UNITS["alpha"], {"test": True})
+    rows = diagrams_of_rows([path, second], [4, 1, 3])      # rows 3, 4 are the second file's frames 0, 1
+    for got, want in zip(rows, [recs[1], recs[1], recs[0]]):
+        for d in range(3):
+            np.testing.assert_array_equal(got[d], want["diagrams"][d])
+
+
 def test_truncated_or_foreign_files_are_named(batch, tmp_path):
     path, _ = batch
     cut = tmp_path / "cut.h5"

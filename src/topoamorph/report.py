@@ -211,20 +211,27 @@ def evaluation_plot(name: str, applied_files: dict, out, dpi=110) -> None:
     _save(fig, out, dpi)
 
 
-def diagram_examples(dataset_meta: dict, diagrams: list, out, n_examples=4, dpi=110, units="angstrom^2") -> None:
-    """PD0–PD2 of frames chosen across the density range (final stage where available)."""
+def example_frames(dataset_meta: dict, n_examples=4) -> np.ndarray:
+    """Rows of the dataset whose diagrams the report draws: ``n_examples`` frames spread across the density
+    range (final stage where available), in increasing density."""
     rho = np.asarray(dataset_meta["density"])
     stage = np.asarray(dataset_meta["stage"])
     final = stage == stage[-1] if len(stage) else np.ones(len(rho), bool)
     pool = np.nonzero(final)[0] if final.any() else np.arange(len(rho))
     order = pool[np.argsort(rho[pool], kind="stable")]
-    picks = order[np.linspace(0, len(order) - 1, min(n_examples, len(order))).round().astype(int)]
+    return order[np.linspace(0, len(order) - 1, min(n_examples, len(order))).round().astype(int)]
+
+
+def diagram_examples(dataset_meta: dict, picks, diagrams: list, out, dpi=110, units="angstrom^2") -> None:
+    """PD0–PD2 of the dataset rows ``picks`` (``example_frames``); ``diagrams``: theirs, in that order."""
+    rho = np.asarray(dataset_meta["density"])
+    stage = np.asarray(dataset_meta["stage"])
     dims = sorted(diagrams[0])
     fig, axes = plt.subplots(len(dims), len(picks), figsize=(3.0 * len(picks), 2.9 * len(dims)), squeeze=False)
-    for j, i in enumerate(picks):
+    for j, (i, dgm) in enumerate(zip(picks, diagrams)):
         for r, d in enumerate(dims):
             ax = axes[r, j]
-            p = diagrams[i][d]
+            p = dgm[d]
             fin = p[np.isfinite(p[:, 1])]
             ax.scatter(fin[:, 0], fin[:, 1], s=4, alpha=0.6)
             top = max(fin[:, 1].max() if len(fin) else 1.0, 1e-3)

@@ -46,26 +46,34 @@ def write_diagrams(path, records: list[dict], backend: str, maxdim: int, units: 
             grp.create_dataset("essential_offsets", data=np.cumsum([0] + [len(x) for x in ess]))
 
 
-def read_diagrams(path) -> dict:
+def read_diagrams(path, frames=None) -> dict:
     """{'attrs': ..., 'frames': {column: array}, 'diagrams': [ {dim: (k,2) with essential inf} ],
-    'results': [PersistenceResult] (the same diagrams with their atom count, replication and units)}."""
+    'results': [PersistenceResult] (the same diagrams with their atom count, replication and units)}.
+    ``frames``: positions in the file of the frames to read (default all); only their pairs are read, so a
+    few frames of a large batch cost a few frames."""
     with read_hdf5(path, FORMAT, "diagrams") as h:
         attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in h.attrs.items()}
-        frames = {k: h["frames"][k][()] for k in h["frames"]}
+        n_file = int(h["frames"]["index"].shape[0])
+        pick = np.arange(n_file) if frames is None else np.asarray(frames, dtype=np.int64).reshape(-1)
+        if len(pick) and (pick.min() < 0 or pick.max() >= n_file):
+            raise InputFileError(path, f"holds {n_file} frames; asked for frame {int(pick.max())}")
+        whole = frames is None
+        frames = {k: h["frames"][k][()] if whole else h["frames"][k][()][pick] for k in h["frames"]}
         for k in ("source", "stage", "info"):
             frames[k] = decode_strings(frames[k])
-        n = len(frames["index"])
-        diagrams = [dict() for _ in range(n)]
+        diagrams = [dict() for _ in range(len(pick))]
         for d in range(int(attrs["maxdim"]) + 1):
             g = h[f"pd{d}"]
-            pairs, off = g["pairs"][()], g["offsets"][()]
-            ess, eoff = g["essential"][()], g["essential_offsets"][()]
-            if len(off) != n + 1 or off[-1] != len(pairs) or len(eoff) != n + 1 or eoff[-1] != len(ess):
+            off, eoff = g["offsets"][()], g["essential_offsets"][()]
+            n_pairs, n_ess = g["pairs"].shape[0], g["essential"].shape[0]
+            if len(off) != n_file + 1 or off[-1] != n_pairs or len(eoff) != n_file + 1 or eoff[-1] != n_ess:
                 raise InputFileError(path, f"pd{d} offsets do not match its pairs (truncated or corrupt)")
-            for i in range(n):
+            pairs = g["pairs"][()] if whole else None
+            ess = g["essential"][()]
+            for j, i in enumerate(pick):
+                p = pairs[off[i]:off[i + 1]] if whole else g["pairs"][off[i]:off[i + 1]]
                 e = ess[eoff[i]:eoff[i + 1]]
-                diagrams[i][d] = np.vstack([pairs[off[i]:off[i + 1]],
-                                            np.column_stack([e, np.full(len(e), np.inf)])])
+                diagrams[j][d] = np.vstack([p, np.column_stack([e, np.full(len(e), np.inf)])])
     results = [PersistenceResult(dg, int(na), int(rep), str(attrs["units"]))
                for dg, na, rep in zip(diagrams, frames["n_atoms"], frames["replicas"])]
     return {"attrs": attrs, "frames": frames, "diagrams": diagrams, "results": results}

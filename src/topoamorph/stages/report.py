@@ -9,7 +9,7 @@ import numpy as np
 from .. import report as rep
 from .. import structure
 from ..formats.dataset import Dataset
-from ..formats.diagrams import read_diagrams
+from ..formats.diagrams import count_diagrams, read_diagrams
 from ..formats.frames import read_spec
 from ..importer import unchanged_while_read
 from ..settings import ReportSettings
@@ -49,13 +49,29 @@ def report(*, metrics: list[str], predictions: list[str], ridge_model: str, curv
     units = str(attrs["units"])
     rep.ridge_map(ridge_model, list(attrs["dims"]), list(attrs["range"]), list(attrs["y_range"]), ridge_map, s.dpi,
                   axes=str(attrs["axes"]), units=units)
-    dgms = [d for f in diagrams for d in read_diagrams(f)["diagrams"]]
-    rep.diagram_examples(meta, dgms, diagram_examples, s.example_frames, s.dpi, units=units)
+    picks = rep.example_frames(meta, s.example_frames)
+    rep.diagram_examples(meta, picks, diagrams_of_rows(diagrams, picks), diagram_examples, s.dpi, units=units)
     rep.energy_vs_density(meta, y, energy_density, s.dpi)
     if trace is not None and traces:
         rep.traces({tuple(k): v for k, v in zip(runs, traces)}, trace, s.dpi)
     for r in rows:
         log.info("%-8s test MAE %s meV/atom", r["model"], r.get("test_mae"))
+
+
+def diagrams_of_rows(diagram_files: list[str], rows) -> list[dict]:
+    """The diagrams of dataset ``rows`` (the dataset holds the batch files' frames in their order), reading
+    only those frames of only their batch files: the report's cost does not grow with the campaign."""
+    starts = np.cumsum([0] + [count_diagrams(f) for f in diagram_files])
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) and (rows.min() < 0 or rows.max() >= starts[-1]):
+        raise ValueError(f"dataset row {int(rows.max())} beyond the {int(starts[-1])} frames of the diagram files")
+    file_of = np.searchsorted(starts, rows, side="right") - 1
+    out: list = [None] * len(rows)
+    for f in np.unique(file_of):
+        sel = np.nonzero(file_of == f)[0]
+        for j, dgm in zip(sel, read_diagrams(diagram_files[f], frames=rows[sel] - starts[f])["diagrams"]):
+            out[j] = dgm
+    return out
 
 
 def _structure_report(structure_files, out_png, out_csv, dpi) -> dict:
