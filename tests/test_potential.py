@@ -139,6 +139,33 @@ def test_forces_match_finite_differences_on_random_cells(n, density, seed):
     assert abs(analytic - fd1) <= 1e-5 * max(abs(analytic), 1e-6)
 
 
+def test_explain_from_stored_simplices_equals_the_recomputed_one(tmp_path):
+    """A diagram file written with homology.keep_simplices: true gives the same explanation, bit for bit, as
+    the simplices computed on demand (a cell computed replicated included)."""
+    from topoamorph.formats.diagrams import read_diagrams, write_diagrams
+    from topoamorph.homology import UNITS
+    from topoamorph.potential import explain
+
+    model = _linear_model(5)
+    cells = [_random_cell(n, 2.5, seed) for n, seed in ((24, 1), (10, 2))]
+    recs = []
+    for k, atoms in enumerate(cells):
+        res = compute(atoms, keep_simplices=True, **model.inputs["homology"])
+        recs.append({"source": "x.extxyz", "index": k, "n_atoms": len(atoms), "energy": 0.0, "density": 2.5,
+                     "stage": "", "run": -1, "info": {}, "replicas": res.replicas, "diagrams": res.diagrams,
+                     "pairs": res.pairs, "cell": atoms.cell[:]})
+    write_diagrams(tmp_path / "d.h5", recs, "alpha", 2, UNITS["alpha"], {})
+    stored = read_diagrams(tmp_path / "d.h5")["results"]
+    assert stored[1].replicas > 1
+    for atoms, res in zip(cells, stored):
+        got, want = explain(model, atoms, result=res), explain(model, atoms)
+        np.testing.assert_array_equal(got["contribution"], want["contribution"])
+        assert got["energy"] == want["energy"] and got["pairs"] == want["pairs"]
+    res.pairs = None
+    with pytest.raises(ValueError, match="keep_simplices"):
+        explain(model, cells[1], result=res)
+
+
 def test_weights_vanishing_at_the_diagonal_make_the_energy_continuous():
     from topoamorph.descriptors import make_vectorizer
 

@@ -76,6 +76,86 @@ def test_truncated_or_foreign_files_are_named(batch, tmp_path):
         read_diagrams(tmp_path / "missing.h5")
 
 
+PAIR_FIELDS = ("birth", "death", "birth_critical", "death_critical", "birth_shift", "death_shift")
+
+
+def _same_pairs(got: dict, want: dict) -> None:
+    assert sorted(got) == sorted(want)
+    for d in want:
+        for k in PAIR_FIELDS:
+            np.testing.assert_array_equal(getattr(got[d], k), getattr(want[d], k), err_msg=f"pd{d} {k}")
+
+
+def test_pair_simplices_round_trip_exactly(tmp_path):
+    """homology.keep_simplices: every finite pair's birth/death simplices, critical simplices and lattice
+    shifts read back bit-equal to the on-demand computation (random cells, two computed replicated), for the
+    whole file and a subset of frames; a file without them reads as before."""
+    recs, results, cells = [], [], []
+    for i, (n, rho) in enumerate([(40, 2.0), (64, 3.0), (8, 3.5), (30, 2.6)]):
+        atoms = random_cell(n, rho, seed=10 + i)
+        res = homology.compute(atoms, keep_simplices=True)
+        results.append(res)
+        cells.append(atoms)
+        recs.append(dict(record(i, atoms, res), pairs=res.pairs, cell=atoms.cell[:]))
+    assert {r.replicas for r in results} == {1, 8}
+    path = tmp_path / "kept.h5"
+    write_diagrams(path, recs, "alpha", 2, homology.UNITS["alpha"], {"test": True})
+    back = read_diagrams(path)
+    for got, want in zip(back["results"], results):
+        _same_pairs(got.pairs, want.pairs)
+        for d in range(3):
+            np.testing.assert_array_equal(got.diagrams[d], want.diagrams[d])
+    part = read_diagrams(path, frames=[3, 1])
+    for got, want in zip(part["results"], [results[3], results[1]]):
+        _same_pairs(got.pairs, want.pairs)
+    assert "cell" not in back["frames"]  # the per-frame columns (the dataset's metadata) are unchanged
+    assert all(r.pairs is None for r in read_diagrams(path, frames=[0], simplices=False)["results"])
+    with h5py.File(path) as h:
+        assert h["frames/cell"].shape == (4, 3, 3) and h["frames/cell"].dtype == np.float64
+        assert h["pd1/birth"].dtype == np.int32 and h["pd1/death_critical"].shape == h["pd1/birth"].shape
+        assert h["pd2/death_image"].dtype == np.int8 and h["pd2/death_image"].shape[1:] == (4, 3)
+        assert h["pd1/birth"].shape[0] == h["pd1/pairs"].shape[0]
+    plain = tmp_path / "plain.h5"
+    write_diagrams(plain, [record(i, a, r) for i, (a, r) in enumerate(zip(cells, results))], "alpha", 2,
+                   homology.UNITS["alpha"], {"test": True})
+    back = read_diagrams(plain)
+    assert all(r.pairs is None for r in back["results"])
+    with h5py.File(plain) as h:
+        assert "cell" not in h["frames"] and "birth" not in h["pd1"]
+    with pytest.raises(ValueError, match="some frames"):
+        write_diagrams(tmp_path / "mixed.h5", recs[:1] + [record(1, cells[1], results[1])], "alpha", 2,
+                       homology.UNITS["alpha"], {})
+
+
+def test_homology_stage_keeps_simplices_on_request(tmp_path):
+    """``homology.keep_simplices: true`` through the homology stage (``distribute.run``); refused with rips by a
+    config-key error, at config validation."""
+    from ase.io import read, write
+
+    from topoamorph import config, distribute
+    from topoamorph.errors import ConfigError
+    from topoamorph.settings import HomologySettings
+
+    cells = [random_cell(24, 2.4, seed=s) for s in range(3)]
+    for k, a in enumerate(cells):
+        a.info["energy"] = -7.0 * len(a) + k
+    frames = tmp_path / "f.extxyz"
+    write(frames, cells, format="extxyz")
+    out = tmp_path / "batch0000.h5"
+    assert distribute.run([f"{frames}@1:3"], str(out), HomologySettings.from_config({"keep_simplices": True}),
+                          energy_key="energy") == 0
+    back = read_diagrams(out)
+    assert back["attrs"]["provenance"].count('"keep_simplices": true') == 1
+    for got, atoms in zip(back["results"], read(frames, "1:3")):  # as written: extxyz rounds positions
+        _same_pairs(got.pairs, homology.compute(atoms, keep_simplices=True).pairs)
+    for block in ({"backend": "rips", "keep_simplices": True},):
+        with pytest.raises(ConfigError, match="homology.keep_simplices.*alpha filtration only"):
+            HomologySettings.from_config(block)
+        with pytest.raises(ConfigError, match="homology.keep_simplices"):
+            config.load(overrides={"homology": block})
+    assert not HomologySettings.from_config({}).keep_simplices
+
+
 def test_histogram_counts_and_normalisation():
     dg = {0: np.array([[0, 0.5], [0, 0.7], [0, np.inf]]), 1: np.array([[1.0, 2.0], [9.0, 12.0]]),
           2: np.zeros((0, 2))}

@@ -170,6 +170,15 @@ def test_rips_backend_options_reach_the_homology_jobs(tmp_path):
     assert "--backend rips" in p.stdout and "--threshold 4.0" in p.stdout and "--precision" not in p.stdout
 
 
+def test_keep_simplices_reaches_the_homology_jobs_only_when_on(tmp_path):
+    """homology.keep_simplices: true adds --keep-simplices; off (the default), the command line is unchanged so
+    existing campaigns do not rerun."""
+    cfg = tmp_path / "keep.yaml"
+    cfg.write_text(yaml.safe_dump({"homology": {"keep_simplices": True}}))
+    assert "--keep-simplices" in snakemake(["-n", "-p", "--configfile", cfg], tmp_path).stdout
+    assert "--keep-simplices" not in snakemake(["-n", "-p"], tmp_path).stdout
+
+
 def test_paper_campaign_dry_run_counts(tmp_path):
     from topoamorph import config, plan
 

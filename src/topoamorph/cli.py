@@ -16,7 +16,7 @@ def _homology(args) -> int:
     from .stages.homology import homology
 
     given = {"backend": args.backend, "maxdim": args.maxdim, "precision": args.precision,
-             "rips_threshold": args.threshold}
+             "rips_threshold": args.threshold, "keep_simplices": True if args.keep_simplices else None}
     settings = HomologySettings.from_config({k: v for k, v in given.items() if v is not None})
     return homology(frames=args.frames, diagrams=args.output, settings=settings, energy_key=args.energy_key,
                     manifest=args.manifest)
@@ -118,6 +118,8 @@ def main(argv=None) -> int:
     h.add_argument("--threshold", type=float, help="Rips threshold in Å (rips backend; default homology.rips_threshold)")
     h.add_argument("--maxdim", type=int, choices=[0, 1, 2], help="default: homology.maxdim")
     h.add_argument("--precision", choices=["fast", "safe", "exact"], help="default: homology.precision")
+    h.add_argument("--keep-simplices", action="store_true", help="also store every finite pair's birth and death "
+                   "simplices (alpha backend; default: homology.keep_simplices)")
     h.add_argument("--energy-key", help="take the total energy (eV) from this info key or calculator result "
                    "(imported data; default: the frames' potential energy)")
     h.add_argument("--manifest", help="import manifest (JSON): refuse input files whose size or SHA-256 changed "

@@ -174,6 +174,7 @@ def _semantic_checks(cfg: dict) -> None:
                 f"structures.protocol.segments.{i}.t_start_K",
                 f"{seg['t_start_K']} K does not continue the previous segment's end ({prev['t_end_K']} K)",
             )
+    settings.HomologySettings.from_config(cfg["homology"])  # refuses keep_simplices with the rips backend
     maxdim = cfg["homology"]["maxdim"]
     for i, d in enumerate(cfg["descriptors"]["dims"]):
         if d > maxdim:

@@ -143,11 +143,13 @@ def run(specs: list[str], output: str, settings: HomologySettings, energy_key: s
         except Exception as exc:
             return _fail(comm, rank, f"{exc}")
         try:
-            res = homology.compute(fr.atoms, **settings.compute_options())
+            res = homology.compute(fr.atoms, **settings.compute_options(), keep_simplices=settings.keep_simplices)
         except Exception as exc:
             return _fail(comm, rank, f"{fr.source}, frame {fr.index}: {exc}")
         rec = frame_metadata(fr, with_energy=require_energy)
         rec.update(replicas=res.replicas, diagrams=res.diagrams)
+        if settings.keep_simplices:  # the pairs' simplices, and the cell their lattice images refer to
+            rec.update(pairs=res.pairs, cell=fr.atoms.cell[:])
         local[i] = rec
     cpu = time.perf_counter() - t0
     if size > 1:
@@ -170,7 +172,8 @@ def run(specs: list[str], output: str, settings: HomologySettings, energy_key: s
         ordered = [records[i] for i in range(len(frames))]
         backend = settings.backend
         prov = dict(record(), **(provenance or {}), backend=backend, maxdim=settings.maxdim,
-                    **({"rips_threshold_angstrom": settings.rips_threshold} if backend == "rips" else {}))
+                    **({"rips_threshold_angstrom": settings.rips_threshold} if backend == "rips" else {}),
+                    **({"keep_simplices": True} if settings.keep_simplices else {}))
         write_diagrams(output, ordered, backend, settings.maxdim, homology.UNITS[backend], prov)
         log.info("wrote %s: %d frames, %.2f s, per-rank busy times %s, frames per rank %s; replicated "
                  "frames: %d", output, len(frames), time.perf_counter() - t0, [round(c, 2) for c in cpus],

@@ -20,36 +20,12 @@ simplex of every simplex of a padded alpha complex (Qhull's or CGAL's).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .alpha_fast import row_keys
+from .persistence import PairSimplices  # noqa: F401 (defined with PersistenceResult, which carries it)
 
 RELATIVE_TIE = 1e-9  # a simplex whose value equals its own squared radius to this is Gabriel (critical itself)
-
-
-@dataclass
-class PairSimplices:
-    """The simplices of the finite pairs of one homology dimension (k pairs; -1 pads rows of fewer than 4
-    atoms). ``birth``/``death``: atoms of the birth and death simplices; ``birth_critical``/
-    ``death_critical``: atoms of the simplices whose squared circumradius is the birth/death value, with
-    ``*_shift`` (k, 4, 3): the lattice vector (Å) from each atom's position to the vertex."""
-
-    birth: np.ndarray
-    death: np.ndarray
-    birth_critical: np.ndarray
-    birth_shift: np.ndarray
-    death_critical: np.ndarray
-    death_shift: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.birth)
-
-    def atoms_of(self, k: int) -> np.ndarray:
-        """The distinct atoms of pair k's birth and death simplices."""
-        a = np.concatenate([self.birth[k], self.death[k]])
-        return np.unique(a[a >= 0])
 
 
 def _own_squared_radius(points, simplices) -> np.ndarray:

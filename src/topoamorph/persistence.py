@@ -21,7 +21,8 @@ class PersistenceResult:
     ``n_atoms``: atoms of the input cell; ``replicas``: atoms of the complex per atom of the input cell
     (1, 8 or 27 for alpha; k**3 for rips); ``units``: of births and deaths; ``margin``: width of the
     periodic images used (Å); ``info``: the path taken (qhull, cgal, ripser); ``pairs``: when asked for
-    (``compute(..., keep_simplices=True)``), ``{dim: inverse.PairSimplices}`` of the finite pairs.
+    (``compute(..., keep_simplices=True)``, or a diagram file that stores them), ``{dim: PairSimplices}`` of the
+    finite pairs (``topoamorph.inverse`` uses them).
     """
 
     diagrams: dict[int, np.ndarray]
@@ -39,6 +40,29 @@ class PersistenceResult:
 
     def __getitem__(self, dim: int) -> np.ndarray:
         return self.diagrams[dim]
+
+
+@dataclass
+class PairSimplices:
+    """The simplices of the finite pairs of one homology dimension (k pairs; -1 pads rows of fewer than 4
+    atoms). ``birth``/``death``: atoms of the birth and death simplices; ``birth_critical``/
+    ``death_critical``: atoms of the simplices whose squared circumradius is the birth/death value, with
+    ``*_shift`` (k, 4, 3): the lattice vector (Å) from each atom's position to the vertex."""
+
+    birth: np.ndarray
+    death: np.ndarray
+    birth_critical: np.ndarray
+    birth_shift: np.ndarray
+    death_critical: np.ndarray
+    death_shift: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.birth)
+
+    def atoms_of(self, k: int) -> np.ndarray:
+        """The distinct atoms of pair k's birth and death simplices."""
+        a = np.concatenate([self.birth[k], self.death[k]])
+        return np.unique(a[a >= 0])
 
 
 def split_essential(diagram: np.ndarray):

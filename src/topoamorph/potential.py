@@ -97,11 +97,16 @@ def image_weights(model, X: np.ndarray, n_atoms: int, scale: float):
     return n_atoms * f, n_atoms * scale * grad, n_atoms * f0
 
 
-def _frame(model, vec, atoms):
+def _frame(model, vec, atoms, result=None):
     from .homology import compute
 
     model.check_frames([atoms])
-    res = compute(atoms, keep_simplices=True, **model.inputs["homology"])
+    if result is None:
+        res = compute(atoms, keep_simplices=True, **model.inputs["homology"])
+    elif result.pairs is None or result.n_atoms != len(atoms):
+        raise ValueError("a stored result must hold this frame's pairs' simplices (homology.keep_simplices: true)")
+    else:
+        res = result
     X = vec.images([res])[0]
     return res, X, float(vec._scale([res])[0])
 
@@ -133,13 +138,15 @@ def energy_and_forces(model, atoms):
     return energy, -grad, res
 
 
-def explain(model, atoms) -> dict:
+def explain(model, atoms, result=None) -> dict:
     """Per-atom contributions of one structure: ``contribution`` (n,) eV, per homology dimension
     ``by_dim`` {dim: (n,)}, the pairs (``pairs``: dim, birth, death, contribution, atoms of the birth and death
     simplices), ``energy`` (eV, float64), ``baseline`` and ``residual`` (eV; zero for linear models up to
-    rounding), and whether the attribution is exact (``complete``)."""
+    rounding), and whether the attribution is exact (``complete``). ``result``: the frame's
+    ``PersistenceResult`` with its pairs' simplices, read from a diagram file written with
+    ``homology.keep_simplices: true`` under the model's homology settings (default: computed here)."""
     vec = vectorizer(model)
-    res, X, scale = _frame(model, vec, atoms)
+    res, X, scale = _frame(model, vec, atoms, result)
     n = len(atoms)
     energy, G, baseline = image_weights(model, X, n, scale)
     per_atom, by_dim, rows = np.zeros(n), {}, []

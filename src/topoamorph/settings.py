@@ -83,6 +83,12 @@ class HomologySettings:
     batch_size: int
     mpi_ranks: int
     precision: str
+    keep_simplices: bool = False  # overwritten by homology.keep_simplices of the defaults file
+
+    def __post_init__(self):
+        if self.keep_simplices and self.backend != "alpha":
+            raise ConfigError("homology.keep_simplices", f"the birth and death simplices exist for the alpha "
+                              f"filtration only, not for homology.backend: {self.backend}")
 
     @classmethod
     def from_config(cls, block: dict | None = None) -> HomologySettings:
