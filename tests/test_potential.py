@@ -166,6 +166,57 @@ def test_explain_from_stored_simplices_equals_the_recomputed_one(tmp_path):
         explain(model, cells[1], result=res)
 
 
+def test_report_explains_three_frames_by_environment(tmp_path):
+    """The report's explanations: three final-stage frames (low, middle, high density) of four, read alone;
+    per-environment rows whose contributions add up to the prediction; the same numbers from the diagram
+    files' stored simplices as recomputed; a histogram model gets a figure saying why there are none."""
+    import csv
+
+    from ase.io import write
+
+    from topoamorph import distribute
+    from topoamorph.formats.diagrams import read_diagrams
+    from topoamorph.provenance import skip_comments
+    from topoamorph.stages.report import _explanations
+
+    cells = [_random_cell(24, rho, seed) for seed, rho in enumerate((3.0, 1.8, 3.3, 2.4))]
+    for k, a in enumerate(cells):
+        a.info.update(energy=-7.0 * len(a) + k, stage="quench2")
+    frames = tmp_path / "f.extxyz"
+    write(frames, cells, format="extxyz")
+    model = _linear_model(3)
+    model.save(tmp_path / "ridge.npz")
+    tables = []
+    for keep in (True, False):
+        batch = tmp_path / f"batch-{keep}.h5"
+        hs = HomologySettings.from_config({"keep_simplices": keep})
+        assert distribute.run([str(frames)], str(batch), hs, energy_key="energy") == 0
+        meta = read_diagrams(batch, simplices=False)["frames"]
+        png, table = tmp_path / f"ex-{keep}.png", tmp_path / f"ex-{keep}.csv"
+        _explanations(str(tmp_path / "ridge.npz"), meta, [str(batch)], [str(frames)], None, png, table, 50)
+        assert png.read_bytes()[:4] == b"\x89PNG"
+        with open(table) as fh:
+            tables.append(list(csv.DictReader(skip_comments(fh))))
+    assert tables[0] == tables[1]
+    rows = tables[0]
+    assert [float(r["density"]) for r in rows if r["environment"] == "all"] == pytest.approx([1.8, 3.0, 3.3], abs=0.01)
+    for frame in {r["frame"] for r in rows}:
+        mine = {r["environment"]: r for r in rows if r["frame"] == frame}
+        assert sum(int(mine[e]["atoms"]) for e in ("sp", "sp2", "sp3")) == int(mine["all"]["atoms"]) == 24
+        total = float(mine["all"]["total_contribution_eV"]) + float(mine["all"]["baseline_eV"])
+        assert total == pytest.approx(float(mine["all"]["predicted_energy_eV"]), abs=1e-8)
+        assert float(mine["all"]["mean_contribution_meV"]) * 24e-3 == pytest.approx(
+            float(mine["all"]["total_contribution_eV"]), rel=1e-9)
+    hist = TrainedModel(dict(model.header, inputs=dict(model.inputs, descriptors=dict(DESCRIPTORS, kind="histogram"))),
+                        model.arrays)
+    hist.save(tmp_path / "hist.npz")
+    _explanations(str(tmp_path / "hist.npz"), meta, [str(batch)], [str(frames)], None, tmp_path / "h.png",
+                  tmp_path / "h.csv", 50)
+    assert (tmp_path / "h.png").stat().st_size > 0
+    with open(tmp_path / "h.csv") as fh:
+        assert list(csv.DictReader(skip_comments(fh))) == []
+
+
 def test_weights_vanishing_at_the_diagonal_make_the_energy_continuous():
     from topoamorph.descriptors import make_vectorizer
 

@@ -80,7 +80,8 @@ def test_workflow_runs_end_to_end(campaign):
         y = h["y"][()]
     np.testing.assert_allclose(y[0], frames[0].get_potential_energy() / 64)
     for name in ("metrics.md", "parity.png", "diagrams.png", "ridge_coefficients.png", "energy_density.png",
-                 "structure.png", "structure.csv", "learning_curve.png", "per_density.png"):
+                 "structure.png", "structure.csv", "learning_curve.png", "per_density.png", "explanations.png",
+                 "explanations.csv"):
         assert (res / "report" / name).stat().st_size > 0
     curve = json.loads((res / "metrics" / "learning_curve.json").read_text())
     assert set(curve["models"]) == {"ridge", "soap", "rdf", "density"}

@@ -387,3 +387,163 @@ def traces(trace_files: dict, out_png, dpi=110) -> None:
     bx.set_xlabel("time (ps)")
     bx.set_ylabel("potential energy (eV/atom)")
     _save(fig, out_png, dpi)
+
+
+EXPLAINED_FRAMES = 3  # final-stage frames explained: low, middle and high density
+ENVIRONMENTS = ("sp", "sp2", "sp3")  # coordination <= 2, 3, >= 4 within structure.BOND_CUTOFF
+TOP_ATOMS = 5  # atoms ringed per sign in the explanation figure
+TOP_PAIRS = 3  # pairs per sign whose birth and death simplices are drawn
+EXPLANATION_KEYS = ["density", "stage", "source", "frame", "n_atoms", "environment", "atoms", "fraction",
+                    "mean_contribution_meV", "std_contribution_meV", "total_contribution_eV", "predicted_energy_eV",
+                    "baseline_eV"]
+
+
+def environments(atoms) -> np.ndarray:
+    """Each atom's environment, 'sp', 'sp2' or 'sp3', from its coordination within ``structure.BOND_CUTOFF``
+    (the convention of ``structure.hybridisation``)."""
+    from .structure import coordination
+
+    cn = coordination(atoms)
+    return np.where(cn <= 2, "sp", np.where(cn == 3, "sp2", "sp3"))
+
+
+def explain_frames(model, atoms_list: list, results: list | None = None) -> list[dict]:
+    """``potential.explain`` of each frame (``model``: a ``TrainedModel`` on persistence images; ``results``:
+    the frames' stored ``PersistenceResult`` with their pairs' simplices, or None to compute them), with each
+    atom's ``environment``."""
+    from .potential import explain
+
+    out = []
+    for k, atoms in enumerate(atoms_list):
+        ex = explain(model, atoms, result=None if results is None else results[k])
+        ex["environment"] = environments(atoms)
+        out.append(ex)
+    return out
+
+
+def environment_statistics(explained: list[dict], frames: list[dict]) -> list[dict]:
+    """Per explained frame and environment (sp, sp2, sp3, and all atoms): atom count and fraction, mean and
+    spread of the per-atom contribution (meV), their sum (eV). ``frames``: per frame, its density, stage,
+    source and frame index."""
+    rows = []
+    for ex, fr in zip(explained, frames):
+        c, env = np.asarray(ex["contribution"], dtype=float), ex["environment"]
+        for name in ENVIRONMENTS + ("all",):
+            sel = np.ones(len(c), bool) if name == "all" else env == name
+            v = c[sel]
+            rows.append(dict(fr, n_atoms=len(c), environment=name, atoms=int(sel.sum()),
+                             fraction=float(sel.mean()) if len(c) else 0.0,
+                             mean_contribution_meV=float(1e3 * v.mean()) if len(v) else float("nan"),
+                             std_contribution_meV=float(1e3 * v.std()) if len(v) else float("nan"),
+                             total_contribution_eV=float(v.sum()), predicted_energy_eV=float(ex["energy"]),
+                             baseline_eV=float(ex["baseline"])))
+    return rows
+
+
+def write_explanation_table(rows: list[dict], out_csv) -> None:
+    with atomic_path(out_csv) as tmp, open(tmp, "w", newline="") as fh:
+        fh.write(csv_header() + "\n")
+        w = csv.DictWriter(fh, fieldnames=EXPLANATION_KEYS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _top_pairs(pairs: list[dict]) -> list[tuple[dict, int]]:
+    """The TOP_PAIRS pairs raising the energy most and the TOP_PAIRS lowering it most, with their sign."""
+    ranked = sorted(pairs, key=lambda p: p["contribution_eV"])
+    low = [(p, -1) for p in ranked[:TOP_PAIRS] if p["contribution_eV"] < 0]
+    high = [(p, 1) for p in ranked[::-1][:TOP_PAIRS] if p["contribution_eV"] > 0]
+    return high + low
+
+
+def _edges(atoms, simplices: list[list[int]], pos) -> list:
+    """Line segments (x-y) of the edges of ``simplices``, each drawn from its first atom along the minimum
+    image, so that an edge across the cell's boundary stays short."""
+    import itertools
+
+    segs = []
+    for s in simplices:
+        for a, b in itertools.combinations(s, 2):
+            d = atoms.get_distance(a, b, mic=True, vector=True)
+            segs.append([pos[a, :2], pos[a, :2] + d[:2]])
+    return segs
+
+
+def explanations_figure(explained: list[dict], atoms_list: list, frames: list[dict], rows: list[dict], out,
+                        dpi=110) -> None:
+    """Per explained frame, the atoms projected on x-y, coloured by their contribution (meV, red raises the
+    energy, blue lowers it, one scale for all frames) and sized by its magnitude, bonds within
+    ``structure.BOND_CUTOFF`` in grey, the TOP_ATOMS atoms of each sign ringed, and the edges of the birth
+    (dashed) and death (solid) simplices of the TOP_PAIRS pairs of each sign; last panel: the mean per-atom
+    contribution of sp, sp2 and sp3 atoms per density (``rows``: ``environment_statistics``)."""
+    from ase.neighborlist import neighbor_list
+    from matplotlib.collections import LineCollection
+
+    from .structure import BOND_CUTOFF
+
+    n = len(explained)
+    fig, axes = plt.subplots(1, n + 1, figsize=(4.2 * n + 4.2, 4.4), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.0] * n + [0.9]})
+    axes = axes[0]
+    vmax = max([float(np.abs(1e3 * ex["contribution"]).max()) for ex in explained if len(ex["contribution"])] +
+               [1e-9])
+    sc = None
+    for ax, ex, atoms, fr in zip(axes, explained, atoms_list, frames):
+        c = 1e3 * np.asarray(ex["contribution"], dtype=float)
+        pos = atoms.get_positions(wrap=True)
+        a, b = np.asarray(atoms.cell[:])[:2, :2]
+        ax.plot(*np.array([[0, 0], a, a + b, b, [0, 0]]).T, color="0.5", lw=0.6, ls=":", zorder=0)
+        i, j, D = neighbor_list("ijD", atoms, BOND_CUTOFF)
+        keep = i < j
+        ax.add_collection(LineCollection([[pos[a, :2], pos[a, :2] + d[:2]] for a, d in zip(i[keep], D[keep])],
+                                         colors="0.75", linewidths=0.4, zorder=1))
+        for p, sign in _top_pairs(ex["pairs"]):
+            color = "#b2182b" if sign > 0 else "#2166ac"
+            for simplex, style in ((p["birth_atoms"], "--"), (p["death_atoms"], "-")):
+                if len(simplex) > 1:
+                    ax.add_collection(LineCollection(_edges(atoms, [simplex], pos), colors=color, linewidths=1.6,
+                                                     linestyles=style, alpha=0.9, zorder=3))
+        sc = ax.scatter(pos[:, 0], pos[:, 1], c=c, cmap="RdBu_r", vmin=-vmax, vmax=vmax,
+                        s=8 + 70 * np.abs(c) / vmax, edgecolors="none", zorder=2)
+        order = np.argsort(c)
+        for sel, color, label in ((order[::-1][:TOP_ATOMS], "#67001f", "largest +"),
+                                  (order[:TOP_ATOMS], "#053061", "largest −")):
+            sel = sel[(c[sel] > 0) if label == "largest +" else (c[sel] < 0)]
+            ax.scatter(pos[sel, 0], pos[sel, 1], s=90, facecolors="none", edgecolors=color, linewidths=1.4,
+                       zorder=4, label=f"{label} ({len(sel)} atoms)")
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.autoscale_view()
+        per_atom = 1e3 * (ex["energy"] - ex["baseline"]) / max(len(c), 1)
+        ax.set_title(f"ρ={fr['density']:.2f} g/cm³, {fr['stage'] or 'frame'} {fr['frame']}\n"
+                     f"E={ex['energy'] / max(len(c), 1):.4f} eV/atom, pairs {per_atom:+.1f} meV/atom", fontsize=8)
+        ax.set_xlabel("x (Å)")
+        ax.set_ylabel("y (Å)")
+        ax.legend(fontsize=6, loc="upper right")
+    if sc is not None:
+        fig.colorbar(sc, ax=axes[n - 1], shrink=0.8, label="per-atom contribution (meV), all frames")
+    bx = axes[n]
+    width = 0.8 / max(n, 1)
+    cmap = plt.get_cmap("viridis")
+    for k, fr in enumerate(frames):
+        sel = {r["environment"]: r for r in rows if r["source"] == fr["source"] and r["frame"] == fr["frame"]}
+        mean = [sel[e]["mean_contribution_meV"] if e in sel else np.nan for e in ENVIRONMENTS]
+        std = [sel[e]["std_contribution_meV"] if e in sel else np.nan for e in ENVIRONMENTS]
+        bx.bar(np.arange(len(ENVIRONMENTS)) + (k - (n - 1) / 2) * width, np.nan_to_num(mean), width, yerr=std,
+               capsize=2, color=cmap(k / max(n - 1, 1)), label=f"{fr['density']:.2f} g/cm³")
+    bx.axhline(0, color="k", lw=0.5)
+    bx.set_xticks(np.arange(len(ENVIRONMENTS)), ["sp (≤2)", "sp² (3)", "sp³ (≥4)"])
+    bx.set_ylabel("mean per-atom contribution (meV), ± spread")
+    bx.set_title(f"by environment (bonds within {BOND_CUTOFF} Å)", fontsize=8)
+    bx.legend(fontsize=7)
+    fig.suptitle("ridge: per-atom contributions from the persistence pairs' birth and death simplices", fontsize=9)
+    _save(fig, out, dpi)
+
+
+def explanations_unavailable(reason: str, out_png, out_csv, dpi=110) -> None:
+    """The explanation outputs when the ridge model has none (a histogram or Rips model): a figure that says
+    why and a table without rows."""
+    fig, ax = plt.subplots(figsize=(6, 1.6))
+    ax.axis("off")
+    ax.text(0.5, 0.5, "no per-atom explanations:\n" + reason, ha="center", va="center", fontsize=8, wrap=True)
+    _save(fig, out_png, dpi)
+    write_explanation_table([], out_csv)

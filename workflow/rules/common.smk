@@ -211,7 +211,7 @@ def homology_options():
 
 REPORT_NAMES = ("metrics.md", "metrics.csv", "parity.png", "diagrams.png", "ridge_coefficients.png",
                 "energy_density.png", "structure.png", "structure.csv", "learning_curve.png", "per_density.png",
-                "calibration.png")
+                "calibration.png", "explanations.png", "explanations.csv")
 
 
 def report_files():

@@ -1,7 +1,8 @@
 rule report:
     """Metrics table (best model and data regime first), parity plots with error bars, calibration, learning
-    curve, error per density, example diagrams, ridge coefficient maps, energy vs density, structure, and a
-    parity plot and table per evaluation file."""
+    curve, error per density, example diagrams, ridge coefficient maps, the ridge model's per-atom explanations
+    of three frames with per-environment statistics, energy vs density, structure, and a parity plot and table
+    per evaluation file."""
     input:
         metrics=[P.metrics(m) for m in ALL_MODELS],
         predictions=[P.predictions(m) for m in ALL_MODELS],
@@ -31,6 +32,10 @@ rule report:
         ),
         per_density=report(P.report("per_density.png"), caption="../report/per_density.rst", category="Models"),
         calibration=report(P.report("calibration.png"), caption="../report/calibration.rst", category="Models"),
+        explanations=report(
+            P.report("explanations.png"), caption="../report/explanations.rst", category="Models"
+        ),
+        explanations_csv=P.report("explanations.csv"),
         evaluation=[
             report(P.report(f"evaluation_{n}.png"), caption="../report/evaluation.rst", category="Evaluation")
             for n in EVALUATIONS

@@ -12,4 +12,5 @@ run_logged(sm.log[0], report, metrics=list(sm.input.metrics), predictions=list(s
            diagram_examples=sm.output.diagram_examples, ridge_map=sm.output.ridge_map,
            energy_density=sm.output.energy_density, structure_png=sm.output.structure_png,
            structure_csv=sm.output.structure_csv, learning_curve=sm.output.learning_curve,
-           per_density=sm.output.per_density, trace=sm.output.get("trace"), manifest=sm.input.get("manifest"))
+           per_density=sm.output.per_density, explanations=sm.output.explanations,
+           explanations_csv=sm.output.explanations_csv, trace=sm.output.get("trace"), manifest=sm.input.get("manifest"))

@@ -21,13 +21,15 @@ def report(*, metrics: list[str], predictions: list[str], ridge_model: str, curv
            diagrams: list[str], structures: list[str], traces: list[str], models: list[str], runs: list,
            settings: dict, table: str, table_csv: str, parity: str, diagram_examples: str, ridge_map: str,
            energy_density: str, structure_png: str, structure_csv: str, learning_curve: str, per_density: str,
-           calibration: str, evaluation_predictions: list[str] = (), evaluations: list[str] = (),
+           calibration: str, explanations: str, explanations_csv: str, evaluation_predictions: list[str] = (),
+           evaluations: list[str] = (),
            evaluation: list[str] = (), trace: str | None = None, manifest: str | None = None) -> None:
     """``metrics`` and ``predictions``: one file per model of ``models``, in that order; ``traces``: one per
     run of ``runs`` ((density, run) pairs; none for imported data, and then no ``trace`` figure);
     ``evaluation_predictions``: per evaluation file of ``evaluations``, one file per model (file-major), and
     ``evaluation`` one figure per evaluation file; ``manifest``: the import manifest the structure files are
-    checked against (imported data)."""
+    checked against (imported data); ``explanations``/``explanations_csv``: the ridge model's per-atom
+    explanations of ``report.EXPLAINED_FRAMES`` frames and their per-environment statistics."""
     s = ReportSettings.from_config(settings)
     metrics_files, prediction_files = dict(zip(models, metrics)), dict(zip(models, predictions))
     regime = None
@@ -51,6 +53,7 @@ def report(*, metrics: list[str], predictions: list[str], ridge_model: str, curv
                   axes=str(attrs["axes"]), units=units)
     picks = rep.example_frames(meta, s.example_frames)
     rep.diagram_examples(meta, picks, diagrams_of_rows(diagrams, picks), diagram_examples, s.dpi, units=units)
+    _explanations(ridge_model, meta, diagrams, structures, manifest, explanations, explanations_csv, s.dpi)
     rep.energy_vs_density(meta, y, energy_density, s.dpi)
     if trace is not None and traces:
         rep.traces({tuple(k): v for k, v in zip(runs, traces)}, trace, s.dpi)
@@ -58,9 +61,50 @@ def report(*, metrics: list[str], predictions: list[str], ridge_model: str, curv
         log.info("%-8s test MAE %s meV/atom", r["model"], r.get("test_mae"))
 
 
+def _explanations(ridge_model, meta, diagram_files, structure_files, manifest, out_png, out_csv, dpi) -> None:
+    """The ridge model's per-atom contributions for ``report.EXPLAINED_FRAMES`` final-stage frames (low, middle,
+    high density; only those frames are read and explained), from the diagram files' stored simplices when the
+    campaign kept them (``homology.keep_simplices``), else computed; and their per-environment statistics."""
+    from ..errors import InputFileError
+    from ..formats.frames import read_rows
+    from ..potential import vectorizer
+    from ..trained import load_model
+
+    model = load_model(ridge_model)
+    try:
+        vectorizer(model)
+    except InputFileError as exc:
+        log.warning("no per-atom explanations: %s", exc)
+        rep.explanations_unavailable(str(exc), out_png, out_csv, dpi)
+        return
+    picks = rep.example_frames(meta, rep.EXPLAINED_FRAMES)
+    sources, indices = [str(meta["source"][i]) for i in picks], [int(meta["index"][i]) for i in picks]
+    with unchanged_while_read(manifest, structure_files):
+        atoms = read_rows(sources, indices)
+    stored = results_of_rows(diagram_files, picks)
+    stored = stored if all(r.pairs is not None for r in stored) else None
+    explained = rep.explain_frames(model, atoms, stored)
+    frames = [{"density": float(meta["density"][i]), "stage": str(meta["stage"][i]), "source": src, "frame": idx}
+              for i, src, idx in zip(picks, sources, indices)]
+    rows = rep.environment_statistics(explained, frames)
+    rep.write_explanation_table(rows, out_csv)
+    rep.explanations_figure(explained, atoms, frames, rows, out_png, dpi)
+    for r in rows:
+        if r["environment"] != "all":
+            log.info("explained %.2f g/cm3 frame: %s atoms %d (%.0f%%), mean contribution %+.1f meV", r["density"],
+                     r["environment"], r["atoms"], 100 * r["fraction"], r["mean_contribution_meV"])
+    log.info("explanations from %s simplices", "the diagram files' stored" if stored else "recomputed")
+
+
 def diagrams_of_rows(diagram_files: list[str], rows) -> list[dict]:
-    """The diagrams of dataset ``rows`` (the dataset holds the batch files' frames in their order), reading
-    only those frames of only their batch files: the report's cost does not grow with the campaign."""
+    """The diagrams of dataset ``rows`` (see ``results_of_rows``)."""
+    return [r.diagrams for r in results_of_rows(diagram_files, rows, simplices=False)]
+
+
+def results_of_rows(diagram_files: list[str], rows, simplices: bool = True) -> list:
+    """The ``PersistenceResult`` of dataset ``rows`` (the dataset holds the batch files' frames in their order),
+    reading only those frames of only their batch files: the report's cost does not grow with the campaign.
+    ``simplices``: with their pairs' simplices where the files hold them."""
     starts = np.cumsum([0] + [count_diagrams(f) for f in diagram_files])
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) and (rows.min() < 0 or rows.max() >= starts[-1]):
@@ -69,8 +113,9 @@ def diagrams_of_rows(diagram_files: list[str], rows) -> list[dict]:
     out: list = [None] * len(rows)
     for f in np.unique(file_of):
         sel = np.nonzero(file_of == f)[0]
-        for j, dgm in zip(sel, read_diagrams(diagram_files[f], frames=rows[sel] - starts[f])["diagrams"]):
-            out[j] = dgm
+        part = read_diagrams(diagram_files[f], frames=rows[sel] - starts[f], simplices=simplices)["results"]
+        for j, res in zip(sel, part):
+            out[j] = res
     return out
 
 
