@@ -34,7 +34,7 @@ def descriptors(*, diagrams: list[str], dataset: str, descriptors: dict) -> dict
     cols, units, outside, total = {}, None, 0, 0
     with DatasetWriter(dataset, sum(counts), row_shape) as out:
         for path in diagrams:
-            part = read_diagrams(path)
+            part = read_diagrams(path, simplices=False)
             units = units or part["attrs"]["units"]
             if part["attrs"]["units"] != units:
                 raise InputFileError(path, f"units {part['attrs']['units']!r} differ from {units!r} of earlier batches")
