@@ -10,11 +10,13 @@ Timings on shared machines are noisy: read the ratios, measured side by side, no
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -76,6 +78,55 @@ def throughput(sizes, repeats, rips_threshold):
     return list(methods), rows
 
 
+SCALING_CHILD = """
+import json, resource, sys, time
+import numpy as np
+sys.path.insert(0, {bench!r})
+from cells import jittered_grid
+atoms = jittered_grid({n}, 2.5)
+if {method!r} == "homcloud":
+    from make_homcloud_reference import homcloud_diagrams as fn
+else:
+    from topoamorph import homology
+    fn = lambda a: homology.compute(a).diagrams
+fn(jittered_grid(64, 2.5))  # imports and first-call set-up outside the timing
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter()
+dg = fn(atoms)
+wall = time.perf_counter() - t
+peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+np.savez({out!r}, **{{str(d): p for d, p in dg.items()}})
+print(json.dumps({{"n": len(atoms), "s": wall, "peak_mb": peak / 1024, "base_mb": base / 1024}}))
+"""
+
+
+def scaling(sizes, repeats: int):
+    """Time and peak memory against size on jittered-grid cells at 2.5 g/cm³, each computation in a fresh
+    process (its peak RSS is that process's; HomCloud's helper processes counted by RUSAGE_CHILDREN),
+    topoamorph and HomCloud alternating."""
+    methods = ["topoamorph"] + (["homcloud"] if homcloud_fn() else [])
+    rows = []
+    tmp = tempfile.mkdtemp(prefix="homology_scaling_")
+    for n in sizes:
+        runs, dgms = {m: [] for m in methods}, {}
+        for _ in range(repeats):
+            for m in methods:
+                out = Path(tmp) / f"{m}.npz"
+                code = SCALING_CHILD.format(bench=str(Path(__file__).parent), n=n, method=m, out=str(out))
+                p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                   env=dict(os.environ, OMP_NUM_THREADS="1"))
+                if p.returncode:
+                    raise RuntimeError(p.stderr[-2000:])
+                runs[m].append(json.loads(p.stdout.strip().splitlines()[-1]))
+                with np.load(out) as z:
+                    dgms[m] = {int(d): z[d] for d in z.files}
+        worst = max_difference(dgms["topoamorph"], dgms["homcloud"]) if "homcloud" in dgms else None
+        rows.append((n, {m: {"s": float(np.median([r["s"] for r in v])),
+                             "peak_mb": max(r["peak_mb"] for r in v), "base_mb": min(r["base_mb"] for r in v),
+                             "n": v[0]["n"]} for m, v in runs.items()}, worst))
+    return methods, rows
+
+
 def parallel_efficiency(batch: int, workdir: Path, repeats: int = 3):
     """Runs with 1 and 2 ranks alternately, ``repeats`` times each; medians of wall and homology-phase time."""
     frames = amorphous_carbon(512, (2.0, 2.6, 3.2), 4)
@@ -110,6 +161,8 @@ def main():
                     help="512-atom frames for the MPI efficiency run (campaign batches: 270 demo, 1,020 paper)")
     ap.add_argument("--rips-threshold", type=float, default=5.0)
     ap.add_argument("--mpi-only", action="store_true", help="only the MPI efficiency run")
+    ap.add_argument("--scaling", type=int, nargs="*", default=[64, 512, 2197, 4913, 10648],
+                    help="atoms of the jittered-grid cells timed for cost growth (none: skip)")
     ap.add_argument("--mpi-repeats", type=int, default=5)
     args = ap.parse_args()
     if args.mpi_only:
@@ -124,6 +177,21 @@ def main():
         speed = f"{hc / med['topoamorph alpha']:.1f}×" if hc else "–"
         diff = "–" if worst is None else f"{worst:.1e}"
         print(f"| {n} | " + " | ".join(cells) + f" | {speed} | {diff} |")
+    if args.scaling and not args.mpi_only:
+        smethods, srows = scaling(args.scaling, args.repeats)
+        print("\n## Cost against size: jittered-grid a-C-like cells at 2.5 g/cm³, one fresh process per run "
+              f"(median of {args.repeats} alternating runs; peak RSS of the process, imports included)\n")
+        head = " | ".join(f"{m} s | {m} µs/atom | {m} peak MB" for m in smethods)
+        print(f"| atoms | {head} | speed-up vs HomCloud | max diff vs HomCloud (Å²) |")
+        print("|---" * (2 + 3 * len(smethods) + (1 if len(smethods) > 1 else 0)) + "|")
+        for n, r, worst in srows:
+            cells = " | ".join(f"{r[m]['s']:.3f} | {1e6 * r[m]['s'] / r[m]['n']:.0f} | {r[m]['peak_mb']:.0f}"
+                               for m in smethods)
+            if "homcloud" in r:
+                extra = f" | {r['homcloud']['s'] / r['topoamorph']['s']:.1f}× | {worst:.1e}"
+            else:
+                extra = " | – | –"
+            print(f"| {r['topoamorph']['n']} | {cells}{extra} |")
     work = Path("results/benchmarks")
     work.mkdir(parents=True, exist_ok=True)
     eff, same, pairs = parallel_efficiency(args.batch, work, args.mpi_repeats)
