@@ -29,3 +29,22 @@ def test_ideal_gas_rdf_is_about_one():
     gas = Atoms("C2000", positions=rng.uniform(0, 30, (2000, 3)), cell=[30] * 3, pbc=True)
     r, g = structure.rdf(gas, rmax=6.0, nbins=12)
     assert np.all(np.abs(g[4:] - 1) < 0.15)
+
+
+def test_report_analyses_evenly_spaced_frames_of_each_file(tmp_path):
+    from ase.io import write
+
+    from topoamorph.stages.report import sampled_frames
+
+    d = bulk("C", "diamond", a=3.567, cubic=True)
+    frames = []
+    for i in range(10):
+        a = d.copy()
+        a.info["step"] = i
+        frames.append(a)
+    path = tmp_path / "run1.extxyz"
+    write(path, frames, format="extxyz")
+    got = sampled_frames(str(path), 4)
+    assert [f.index for f in got] == [0, 3, 6, 9] and [f.atoms.info["step"] for f in got] == [0, 3, 6, 9]
+    assert [f.index for f in sampled_frames(f"{path}@2:8", 4)] == [2, 4, 5, 7]
+    assert [f.index for f in sampled_frames(str(path), 64)] == list(range(10))

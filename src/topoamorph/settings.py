@@ -132,6 +132,7 @@ class SplitSettings:
 class ReportSettings:
     example_frames: int
     dpi: int
+    structure_frames_per_file: int
 
     @classmethod
     def from_config(cls, block: dict | None = None) -> ReportSettings:

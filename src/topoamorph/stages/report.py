@@ -10,7 +10,8 @@ from .. import report as rep
 from .. import structure
 from ..formats.dataset import Dataset
 from ..formats.diagrams import count_diagrams, read_diagrams
-from ..formats.frames import read_spec
+from ..errors import InputFileError
+from ..formats.frames import checked_frame, index_frames, parse_spec, read_atoms
 from ..importer import unchanged_while_read
 from ..settings import ReportSettings
 
@@ -35,7 +36,7 @@ def report(*, metrics: list[str], predictions: list[str], ridge_model: str, curv
     regime = None
     if structures:
         with unchanged_while_read(manifest, structures):
-            regime = _structure_report(structures, structure_png, structure_csv, s.dpi)
+            regime = _structure_report(structures, structure_png, structure_csv, s.dpi, s.structure_frames_per_file)
     rows = rep.metrics_table(metrics_files, table, table_csv, regime)
     for line in rep.headline(rows, regime):
         log.info("%s", line.replace("**", ""))
@@ -65,7 +66,6 @@ def _explanations(ridge_model, meta, diagram_files, structure_files, manifest, o
     """The ridge model's per-atom contributions for ``report.EXPLAINED_FRAMES`` final-stage frames (low, middle,
     high density; only those frames are read and explained), from the diagram files' stored simplices when the
     campaign kept them (``homology.keep_simplices``), else computed; and their per-environment statistics."""
-    from ..errors import InputFileError
     from ..formats.frames import read_rows
     from ..potential import vectorizer
     from ..trained import load_model
@@ -119,11 +119,25 @@ def results_of_rows(diagram_files: list[str], rows, simplices: bool = True) -> l
     return out
 
 
-def _structure_report(structure_files, out_png, out_csv, dpi) -> dict:
-    """The structure figure and table; returns the data's regime (fraction of crystal-like frames)."""
+def sampled_frames(spec: str, per_file: int) -> list:
+    """Up to ``per_file`` checked frames of a structure file (``path`` or ``path@start:stop``), evenly spaced with
+    the first and last included; only those frames are parsed."""
+    path, start, stop = parse_spec(str(spec))
+    idx = index_frames(path)
+    stop = len(idx) if stop is None else min(stop, len(idx))
+    if stop <= start:
+        raise InputFileError(path, "no frames")
+    picks = np.unique(np.linspace(start, stop - 1, min(per_file, stop - start)).round().astype(int))
+    return [checked_frame(read_atoms(path, int(i), int(i) + 1, index=idx)[0], path, int(i), require_energy=False)
+            for i in picks]
+
+
+def _structure_report(structure_files, out_png, out_csv, dpi, per_file: int) -> dict:
+    """The structure figure and table from up to ``per_file`` frames of each structure file; returns the data's
+    regime (fraction of crystal-like frames)."""
     rows, rdfs, finals = [], {}, {}
     for path in structure_files:
-        frames = read_spec(str(path), require_energy=False)
+        frames = sampled_frames(str(path), per_file)
         rows.extend(structure.analyse_frames(frames))
         last = frames[-1].atoms
         finals.setdefault(round(float(last.info.get("density", 0.0)), 2), []).append(last)
