@@ -84,19 +84,26 @@ def alpha_filtration(points: np.ndarray, relevant: np.ndarray):
 
     ``relevant`` marks the points whose simplices matter (the central cell): returns
     ({d: (n_d, d+1) int array of sorted vertex indices}, {d: (n_d,) values}, tetra circumcentres,
-    tetra squared radii, tetrahedra touching a relevant point) or None if one of those is flat
-    (degenerate input). Flat slivers far out on the hull of the padded set are harmless.
+    tetra squared radii, tetrahedra touching a relevant point, tetra volumes) or None if one of those is
+    flat (degenerate input). Only simplices of tetrahedra touching a relevant point are returned (all of
+    them touch, so the fifth value is all True); values are exact for the simplices with a relevant vertex.
+    Flat slivers far out on the hull of the padded set are harmless.
     """
     from scipy.spatial import Delaunay
 
     tri = Delaunay(points)
     tets = np.sort(tri.simplices.astype(np.int64), axis=1)
+    # Only tetrahedra touching a relevant point go on: every coface of a simplex with a relevant vertex
+    # contains that vertex, so those simplices' values and attachments are exact from these tetrahedra alone,
+    # and the others are never kept (3-5x fewer tetrahedra on a padded 216-atom cell).
+    tets = tets[relevant[tets].any(axis=1)]
+    if not len(tets):
+        return None
     with np.errstate(divide="ignore", invalid="ignore"):
         centre, r2_tet, det = _circumsphere_tets(points[tets])
-    touching = relevant[tets].any(axis=1)
-    scale = np.abs(det[touching]).max() if touching.any() else 1.0
-    if not touching.any() or np.any(np.abs(det[touching]) <= FLAT * scale):
+    if np.any(np.abs(det) <= FLAT * np.abs(det).max()):
         return None
+    touching = np.ones(len(tets), dtype=bool)
     simplices, values = {3: tets}, {3: r2_tet}
     child_values = r2_tet
     for d in (2, 1):
