@@ -156,6 +156,17 @@ def test_profiles_dry_run(profile, tmp_path):
     assert "tasks=" in out and "slurm_account=project_0" in out
 
 
+@pytest.mark.parametrize("profile", ["slurm", "slurm-gpu", "puhti", "lumi", "slurm-local"])
+def test_profiles_leave_out_job_arrays_and_ignored_status_pacing(profile):
+    """profiles/README.md, "Many jobs": with snakemake-executor-plugin-slurm 2.8.0, array tasks check the first
+    job's outputs and MPI array tasks all run the first job's command (measured on the real cluster), and
+    --seconds-between-status-checks is overridden by the plugin's own interval. squeue polling only where there
+    is no accounting database (it waits forever for a job that leaves the queue unseen)."""
+    cfg = yaml.safe_load((ROOT / "profiles" / profile / "config.yaml").read_text())
+    assert not {"slurm-array-jobs", "slurm-array-limit", "seconds-between-status-checks"} & set(cfg), cfg
+    assert cfg.get("slurm-status-command") == ("squeue" if profile == "slurm-local" else None)
+
+
 def _unanswered_slurm_conf(tmp_path) -> Path:
     """A client config whose controller port nobody listens on: a machine with the SLURM client installed and
     its controller stopped, as scontrol sees it."""
