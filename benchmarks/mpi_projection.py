@@ -117,7 +117,7 @@ def main(argv=None) -> int:
         draw = rng.choice(costs, size=(5, batch))
         t1 = s0 + s1 * batch + draw.sum(axis=1).mean()
         n_jobs = -(-a.frames // batch)
-        for ranks in (1, 2, 16, 64, 128):
+        for ranks in (1, 2, 4, 8, 16, 64, 128):
             tn = s0 + s1 * batch + np.mean([makespan(d, ranks) for d in draw])
             eff = t1 / (ranks * tn)
             print(f"{batch:>6} {ranks:>5} {tn:>10.1f} {eff:>10.2f} {n_jobs:>5} "

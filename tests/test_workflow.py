@@ -187,7 +187,7 @@ def test_paper_campaign_dry_run_counts(tmp_path):
     assert plan.schedule(cfg["structures"]["protocol"]).frames == 255
     assert len(plan.runs(cfg)) * 255 == 16830
     counts = job_counts(snakemake(["-n", "--configfile", ROOT / "config" / "paper.yaml"], tmp_path).stdout)
-    assert counts["melt_quench"] == 66 and counts["homology"] == 17
+    assert counts["melt_quench"] == 66 and counts["homology"] == 9  # 2,040 frames per batch (docs/scale.md)
 
 
 def test_relabel_adds_one_job_per_run_and_homology_reads_the_labels(tmp_path):
