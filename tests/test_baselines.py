@@ -48,6 +48,9 @@ def test_soap_average_is_size_and_permutation_invariant():
     np.testing.assert_allclose(X[2], X[0], rtol=1e-6, atol=1e-9)
     R = baselines.RDFHistogram(r_max=3.0, bins=30).fit().transform([d, big])
     np.testing.assert_allclose(R[0], R[1])
+    frames = [d, big, perm, d, big]
+    serial = baselines.RDFHistogram(r_max=3.0, bins=30).fit().transform(frames)
+    np.testing.assert_array_equal(baselines.RDFHistogram(r_max=3.0, bins=30, n_jobs=2).fit().transform(frames), serial)
 
 
 def _dataset(tmp_path, n=12):

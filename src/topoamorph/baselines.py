@@ -51,9 +51,10 @@ class SOAPAverage(TransformerMixin, BaseEstimator):
 
 
 class RDFHistogram(TransformerMixin, BaseEstimator):
-    def __init__(self, r_max: float = _RDF["r_max"], bins: int = _RDF["bins"]):
+    def __init__(self, r_max: float = _RDF["r_max"], bins: int = _RDF["bins"], n_jobs: int = 1):
         self.r_max = r_max
         self.bins = bins
+        self.n_jobs = n_jobs
 
     def fit(self, frames=None, y=None):
         if not self.r_max > 0 or int(self.bins) < 1:
@@ -65,13 +66,29 @@ class RDFHistogram(TransformerMixin, BaseEstimator):
         from .structure import neighbour_histogram
 
         check_is_fitted(self, "n_features_out_")
-        return np.array([neighbour_histogram(a, self.r_max, int(self.bins))[1] for a in frames],
-                        dtype=float).reshape(-1, int(self.bins))
+        frames = list(frames)
+        jobs = max(1, min(int(self.n_jobs), len(frames)))
+        if jobs == 1:
+            rows = [neighbour_histogram(a, self.r_max, int(self.bins))[1] for a in frames]
+        else:  # frames in contiguous chunks, one process each (joblib, as dscribe does for SOAP)
+            from joblib import Parallel, delayed
+
+            chunks = np.array_split(np.arange(len(frames)), jobs)
+            parts = Parallel(n_jobs=jobs)(delayed(_histograms)([frames[i] for i in c], self.r_max, int(self.bins))
+                                          for c in chunks)
+            rows = [r for part in parts for r in part]
+        return np.array(rows, dtype=float).reshape(-1, int(self.bins))
+
+
+def _histograms(frames, r_max: float, bins: int) -> list:
+    from .structure import neighbour_histogram
+
+    return [neighbour_histogram(a, r_max, bins)[1] for a in frames]
 
 
 def make_featurizer(kind: str, params: dict, species, n_jobs: int = 1):
     if kind == "soap":
         return SOAPAverage(species=tuple(species), n_jobs=n_jobs, **params)
     if kind == "rdf":
-        return RDFHistogram(**params)
+        return RDFHistogram(n_jobs=n_jobs, **params)
     raise ValueError(f"unknown baseline descriptor {kind!r}")
