@@ -163,7 +163,7 @@ def main():
     ap.add_argument("--mpi-only", action="store_true", help="only the MPI efficiency run")
     ap.add_argument("--scaling", type=int, nargs="*", default=[64, 512, 2197, 4913, 10648],
                     help="atoms of the jittered-grid cells timed for cost growth (none: skip)")
-    ap.add_argument("--mpi-repeats", type=int, default=5)
+    ap.add_argument("--mpi-repeats", type=int, default=5, help="0: skip the MPI efficiency run")
     args = ap.parse_args()
     if args.mpi_only:
         args.sizes = []
@@ -192,6 +192,8 @@ def main():
             else:
                 extra = " | – | –"
             print(f"| {r['topoamorph']['n']} | {cells}{extra} |")
+    if args.mpi_repeats < 1:
+        return
     work = Path("results/benchmarks")
     work.mkdir(parents=True, exist_ok=True)
     eff, same, pairs = parallel_efficiency(args.batch, work, args.mpi_repeats)

@@ -73,6 +73,10 @@ class Calibration:
         return cls(scale=float(d["scale"]), floor=float(d["floor_ev_per_atom"]), fitted_on=str(d["fitted_on"]))
 
 
+#: residuals below this fraction of a typical training descriptor's norm (in the components' span) are rounding
+#: noise, not distance from the training data
+RESIDUAL_NOISE = 1e-8
+
 #: ``ApplicabilityDomain.fit_blocks`` gathers and decomposes exactly up to this many training values (rows x
 #: features), and streams a randomized SVD above
 EXACT_ELEMENTS = 5 * 10**7
@@ -152,7 +156,9 @@ class ApplicabilityDomain:
         k = self.train_.shape[1]
         nn = cKDTree(self.train_).query(self.train_, k=2)[0][:, 1] if k else np.zeros(len(self.train_))
         self.distance_threshold_ = float(np.percentile(nn, self.percentile))
-        self.residual_threshold_ = float(np.percentile(residual, self.percentile))
+        # descriptors on the components' span leave residuals of rounding noise only: noise never flags a frame
+        scale = float(np.median(np.linalg.norm(self.train_, axis=1))) if k else 0.0
+        self.residual_threshold_ = max(float(np.percentile(residual, self.percentile)), RESIDUAL_NOISE * scale)
 
     def _project(self, blocks, V, n):
         """(X - mean) @ V, streamed."""
