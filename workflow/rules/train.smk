@@ -39,7 +39,7 @@ rule train_ridge:
         P.benchmark("train_ridge"),
     resources:
         runtime=30,
-        mem_mb=4000,
+        mem_mb=8000,  # the Gram path at 12,000 training frames peaks at 4.6 GB (docs/scale.md)
     conda:
         "../envs/train.yaml"
     script:
