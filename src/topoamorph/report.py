@@ -471,8 +471,9 @@ def _edges(atoms, simplices: list[list[int]], pos) -> list:
 
 def explanations_figure(explained: list[dict], atoms_list: list, frames: list[dict], rows: list[dict], out,
                         dpi=110) -> None:
-    """Per explained frame, the atoms projected on x-y, coloured by their contribution (meV, red raises the
-    energy, blue lowers it, one scale for all frames) and sized by its magnitude, bonds within
+    """Per explained frame, the atoms projected on x-y, coloured by their contribution minus the frame's mean
+    atom's (meV, red raises the energy, blue lowers it, one scale for all frames: the pairs carry most of the
+    cohesive energy, so raw contributions all share one sign) and sized by its magnitude, bonds within
     ``structure.BOND_CUTOFF`` in grey, the TOP_ATOMS atoms of each sign ringed, and the edges of the birth
     (dashed) and death (solid) simplices of the TOP_PAIRS pairs of each sign; last panel: the mean per-atom
     contribution of sp, sp2 and sp3 atoms per density (``rows``: ``environment_statistics``)."""
@@ -485,11 +486,16 @@ def explanations_figure(explained: list[dict], atoms_list: list, frames: list[di
     fig, axes = plt.subplots(1, n + 1, figsize=(4.2 * n + 4.2, 4.4), squeeze=False,
                              gridspec_kw={"width_ratios": [1.0] * n + [0.9]})
     axes = axes[0]
-    vmax = max([float(np.abs(1e3 * ex["contribution"]).max()) for ex in explained if len(ex["contribution"])] +
+
+    def centred(ex):  # meV relative to the frame's mean atom: the pairs carry most of the cohesive energy, so
+        c = 1e3 * np.asarray(ex["contribution"], dtype=float)  # every raw contribution has the same sign
+        return c - c.mean() if len(c) else c
+
+    vmax = max([float(np.abs(centred(ex)).max()) for ex in explained if len(ex["contribution"])] +
                [1e-9])
     sc = None
     for ax, ex, atoms, fr in zip(axes, explained, atoms_list, frames):
-        c = 1e3 * np.asarray(ex["contribution"], dtype=float)
+        c = centred(ex)
         pos = atoms.get_positions(wrap=True)
         a, b = np.asarray(atoms.cell[:])[:2, :2]
         ax.plot(*np.array([[0, 0], a, a + b, b, [0, 0]]).T, color="0.5", lw=0.6, ls=":", zorder=0)
@@ -520,7 +526,7 @@ def explanations_figure(explained: list[dict], atoms_list: list, frames: list[di
         ax.set_ylabel("y (Å)")
         ax.legend(fontsize=6, loc="upper right")
     if sc is not None:
-        fig.colorbar(sc, ax=axes[n - 1], shrink=0.8, label="per-atom contribution (meV), all frames")
+        fig.colorbar(sc, ax=axes[n - 1], shrink=0.8, label="per-atom contribution minus the frame's mean (meV)")
     bx = axes[n]
     width = 0.8 / max(n, 1)
     cmap = plt.get_cmap("viridis")
@@ -535,7 +541,8 @@ def explanations_figure(explained: list[dict], atoms_list: list, frames: list[di
     bx.set_ylabel("mean per-atom contribution (meV), ± spread")
     bx.set_title(f"by environment (bonds within {BOND_CUTOFF} Å)", fontsize=8)
     bx.legend(fontsize=7)
-    fig.suptitle("ridge: per-atom contributions from the persistence pairs' birth and death simplices", fontsize=9)
+    fig.suptitle("ridge: per-atom contributions from the persistence pairs' birth and death simplices; maps: relative "
+                 "to the frame's mean atom (red raises the energy, blue lowers it); bars: absolute", fontsize=9)
     _save(fig, out, dpi)
 
 
