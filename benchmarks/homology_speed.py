@@ -50,13 +50,14 @@ def max_difference(ours, ref) -> float:
     return worst
 
 
-def throughput(sizes, repeats, rips_threshold):
+def throughput(sizes, repeats, rips_threshold, rips=True):
     hc = homcloud_fn()
     methods = {"topoamorph alpha": lambda a: homology.compute(a).diagrams}
     if hc:
         methods["HomCloud 5.4 alpha"] = hc
-    methods[f"ripser Rips {rips_threshold} Å (replicated)"] = lambda a: homology.compute(
-        a, backend="rips", threshold=rips_threshold).diagrams
+    if rips:
+        methods[f"ripser Rips {rips_threshold} Å (replicated)"] = lambda a: homology.compute(
+            a, backend="rips", threshold=rips_threshold).diagrams
     rows = []
     for n in sizes:
         frames = amorphous_carbon(n, (2.0, 2.6, 3.2), 2)
@@ -155,11 +156,12 @@ def parallel_efficiency(batch: int, workdir: Path, repeats: int = 3):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 216, 512])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[64, 216, 512], help="Tersoff a-C cells timed (none: skip)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch", type=int, default=512,
                     help="512-atom frames for the MPI efficiency run (campaign batches: 270 demo, 1,020 paper)")
     ap.add_argument("--rips-threshold", type=float, default=5.0)
+    ap.add_argument("--no-rips", action="store_true", help="leave ripser out of the throughput table (slow)")
     ap.add_argument("--mpi-only", action="store_true", help="only the MPI efficiency run")
     ap.add_argument("--scaling", type=int, nargs="*", default=[64, 512, 2197, 4913, 10648],
                     help="atoms of the jittered-grid cells timed for cost growth (none: skip)")
@@ -167,10 +169,11 @@ def main():
     args = ap.parse_args()
     if args.mpi_only:
         args.sizes = []
-    methods, rows = throughput(args.sizes, args.repeats, args.rips_threshold)
-    print("\n## Throughput, structures per second per core (median ms per structure), H0-H2\n")
-    print("| atoms | " + " | ".join(methods) + " | speed-up vs HomCloud | max diff vs HomCloud (Å²) |")
-    print("|---" * (len(methods) + 3) + "|")
+    methods, rows = throughput(args.sizes, args.repeats, args.rips_threshold, rips=not args.no_rips)
+    if rows:
+        print("\n## Throughput, structures per second per core (median ms per structure), H0-H2\n")
+        print("| atoms | " + " | ".join(methods) + " | speed-up vs HomCloud | max diff vs HomCloud (Å²) |")
+        print("|---" * (len(methods) + 3) + "|")
     for n, med, worst in rows:
         cells = [f"{1 / med[m]:.1f} ({1000 * med[m]:.0f} ms)" for m in methods]
         hc = med.get("HomCloud 5.4 alpha")
