@@ -109,8 +109,10 @@ def test_workflow_runs_end_to_end(campaign):
         run([BIN / "topoamorph", "predict", res / "models" / f"{model}.{ext}", *specs, "--output", out], cwd=work)
         got = read_applied(out)
         by = {(s, f): e for s, f, e in zip(got["source"], got["frame"], got["energy_per_atom_ev"])}
+        # SOAP features are recomputed by predict: dscribe's sums depend on its thread count (~2e-10 in the features)
         np.testing.assert_allclose([by[(r["source"], int(r["frame"]))] for r in rows],
-                                   [float(r["y_pred_ev_per_atom"]) for r in rows], rtol=0, atol=1e-10)
+                                   [float(r["y_pred_ev_per_atom"]) for r in rows], rtol=0,
+                                   atol=1e-8 if model == "soap" else 1e-10)
     assert "Best on the test part" in (res / "report" / "metrics.md").read_text().splitlines()[0]
     assert "Regime:" in (res / "report" / "metrics.md").read_text()
     # nothing left to do
