@@ -20,8 +20,16 @@ HOMCLOUD_PKGS := homcloud==5.4.0 msgpack cached-property imageio plotly
 
 venv: $(VENV)/.installed
 
-# Reinstalls when pyproject.toml changes; idempotent otherwise.
-$(VENV)/.installed: pyproject.toml
+# CGAL's headers (Debian's libcgal-dev, with GMP/MPFR/Boost) for the homology's Delaunay extension, built by
+# `pip install` (setup.py). Without them the install only warns and the homology uses Qhull (slower, same
+# diagrams); `make test` then fails its CGAL test (TOPOAMORPH_REQUIRE_CGAL=1) rather than skip it.
+CGAL_APT := libcgal-dev
+
+# Reinstalls when pyproject.toml, setup.py or the extension's source change; idempotent otherwise.
+$(VENV)/.installed: pyproject.toml setup.py src/topoamorph/native/_delaunay.cpp
+	dpkg -s $(CGAL_APT) >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CGAL_APT); } || \
+		echo "CGAL not installed: the homology will use Qhull"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
@@ -49,9 +57,10 @@ gpaw: venv
 			$(BIN)/python -m pip install --quiet --no-cache-dir --force-reinstall --no-deps $(GPAW_PKGS) && \
 		$(BIN)/python -c "from gpaw.mpi import world; print('GPAW ready:', world.size, 'rank')"; }
 
-# The suite requires GPAW (TOPOAMORPH_REQUIRE_GPAW=1): its tests fail rather than skip when it is missing.
+# The suite requires GPAW and the CGAL extension (TOPOAMORPH_REQUIRE_GPAW=1, TOPOAMORPH_REQUIRE_CGAL=1): their
+# tests fail rather than skip when they are missing.
 test: venv homcloud gpaw
-	TOPOAMORPH_REQUIRE_GPAW=1 $(BIN)/python -m pytest
+	TOPOAMORPH_REQUIRE_GPAW=1 TOPOAMORPH_REQUIRE_CGAL=1 $(BIN)/python -m pytest
 
 bench-homology: venv homcloud
 	$(BIN)/python benchmarks/homology_speed.py

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -6,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import random_cell
-from topoamorph import homology
+from topoamorph import alpha_fast, homology
 from topoamorph.errors import HomologyError
 
 ESSENTIAL = {0: 1, 1: 3, 2: 3}  # Betti numbers of the 3-torus
@@ -136,3 +138,70 @@ def test_euler_characteristic_of_the_torus_in_the_diagrams(cell):
     for d, k in ESSENTIAL.items():
         alive = np.sum((dg[d][:, 0] <= top) & (dg[d][:, 1] > top))
         assert alive == k
+
+
+# ---------------------------------------------------------------- Delaunay backends (CGAL extension, Qhull)
+HAVE_CGAL = alpha_fast.default_delaunay() == "cgal"
+# `make test` sets TOPOAMORPH_REQUIRE_CGAL=1: there a missing extension fails the suite instead of skipping
+needs_cgal = pytest.mark.skipif(not HAVE_CGAL and os.environ.get("TOPOAMORPH_REQUIRE_CGAL") != "1",
+                                reason="topoamorph._delaunay not built (needs CGAL's headers: apt-get install libcgal-dev)")
+
+
+@needs_cgal
+def test_the_cgal_extension_is_built_and_is_the_default():
+    assert HAVE_CGAL, "topoamorph._delaunay is not importable: reinstall with CGAL's headers (make venv)"
+
+
+@needs_cgal
+@settings(max_examples=25, deadline=None)
+@given(st.integers(5, 400), st.integers(0, 10**6), st.floats(1e-3, 1e3))
+def test_cgal_and_qhull_give_the_same_delaunay_tetrahedra(n, seed, scale):
+    pts = np.random.default_rng(seed).uniform(-scale, scale, (n, 3))
+    a = alpha_fast.delaunay_tetrahedra(pts, "cgal")
+    b = alpha_fast.delaunay_tetrahedra(pts, "qhull")
+    assert a.dtype == np.int64 and a.shape[1] == 4
+    assert np.array_equal(np.unique(a, axis=0), np.unique(b, axis=0))
+    assert np.all(a[:, :-1] < a[:, 1:])  # rows sorted
+
+
+@needs_cgal
+@SETTINGS
+@given(cells)
+def test_diagrams_do_not_depend_on_the_delaunay_backend(cell):
+    atoms = random_cell(*cell)
+    pos, box = atoms.get_positions(), atoms.cell[:]
+    q = homology.periodic_alpha(pos, box, maxdim=2, precision="safe", delaunay="qhull")
+    c = homology.periodic_alpha(pos, box, maxdim=2, precision="safe", delaunay="cgal")
+    assert q.info["path"] in ("qhull", "cgal") and c.info["path"] in ("cgal-delaunay", "cgal")
+    for d in range(3):  # bit for bit: the same simplices, the same NumPy arithmetic
+        assert np.array_equal(q.diagrams[d], c.diagrams[d])
+
+
+@needs_cgal
+def test_cospherical_atoms_send_cgal_to_the_exact_path():
+    """A simple cubic crystal: eight atoms on each cube's circumsphere. CGAL's triangulation is valid but not
+    unique there (no flat tetrahedra to betray it, unlike Qhull's): the fast path refuses it."""
+    atoms = simple_cubic(4, 1.5)
+    res = homology.periodic_alpha(atoms.get_positions(), atoms.cell[:], maxdim=2, precision="safe",
+                                  delaunay="cgal")
+    assert res.info["path"] == "cgal"
+    g = np.arange(4.0)
+    pts = np.array(np.meshgrid(g, g, g, indexing="ij")).reshape(3, -1).T
+    assert alpha_fast.alpha_filtration(pts, np.ones(len(pts), dtype=bool), "cgal") is None
+
+
+@needs_cgal
+def test_the_extension_refuses_bad_input_with_one_line():
+    from topoamorph import _delaunay
+
+    with pytest.raises(TypeError, match="float64"):
+        _delaunay.tetrahedra(np.zeros((5, 3), dtype=np.float32))
+    with pytest.raises(TypeError, match="n x 3"):
+        _delaunay.tetrahedra(np.zeros(7))
+    with pytest.raises(ValueError, match="span only 2 dimension"):
+        _delaunay.tetrahedra(np.c_[np.random.default_rng(0).random((10, 2)), np.zeros(10)])
+
+
+def test_an_unknown_delaunay_backend_is_refused():
+    with pytest.raises(ValueError, match="unknown Delaunay backend 'tetgen'"):
+        alpha_fast.delaunay_tetrahedra(np.random.default_rng(0).random((10, 3)), "tetgen")

@@ -59,7 +59,7 @@ def test_equal_to_live_homcloud(path):
 def test_fast_and_exact_paths_agree():
     atoms = read(CELLS[0])
     fast = homology.compute(atoms)
-    assert fast.info["path"] == "qhull"
+    assert fast.info["path"] in homology.FAST_PATHS.values()
     pos = atoms.get_positions()
     frac = pos @ np.linalg.inv(atoms.cell[:])
     frac -= np.floor(frac)

@@ -41,6 +41,9 @@ BACKENDS = ("alpha", "rips")
 #: paper-shaped campaign (1.5-3.5 g/cm³, 9000-300 K) that takes 1.9 spacings at the median, 2.4 at the 90th
 #: percentile and 2.8 at the 99th; a margin too small costs a second Delaunay triangulation. docs/homology.md
 FAST_MARGIN = 2.4
+#: ``PersistenceResult.info["path"]`` of the fast path, by Delaunay backend (``alpha_fast.DELAUNAY``); the exact
+#: path (gudhi's alpha complex, for degenerate input) is ``"cgal"``, the Rips backend ``"ripser"``.
+FAST_PATHS = {"cgal": "cgal-delaunay", "qhull": "qhull"}
 
 
 def persistence_diagrams(atoms, backend: str | None = None, maxdim: int | None = None, precision: str | None = None,
@@ -55,11 +58,14 @@ def persistence_diagrams(atoms, backend: str | None = None, maxdim: int | None =
 
 
 def compute(atoms, backend: str | None = None, maxdim: int | None = None, precision: str | None = None,
-            threshold: float | None = None, keep_simplices: bool = False) -> PersistenceResult:
+            threshold: float | None = None, keep_simplices: bool = False,
+            delaunay: str | None = None) -> PersistenceResult:
     """The diagrams of one structure with its atom count, replication and units. Options left unset take
     the campaign defaults (``homology`` in ``topoamorph.settings.defaults()``; ``threshold`` is
     ``homology.rips_threshold``). ``keep_simplices`` (alpha only): also the birth and death simplices of
-    every finite pair and their critical simplices, in ``result.pairs`` (``topoamorph.inverse``)."""
+    every finite pair and their critical simplices, in ``result.pairs`` (``topoamorph.inverse``).
+    ``delaunay`` (alpha only): the fast path's Delaunay backend, ``cgal`` or ``qhull`` (default: CGAL where
+    its extension is built); the diagrams do not depend on it, only the time does."""
     given = {"backend": backend, "maxdim": maxdim, "precision": precision, "rips_threshold": threshold}
     opts = HomologySettings.from_config({k: v for k, v in given.items() if v is not None})
     backend, maxdim = opts.backend, opts.maxdim
@@ -81,7 +87,7 @@ def compute(atoms, backend: str | None = None, maxdim: int | None = None, precis
         result = periodic_rips(positions, cell, maxdim=maxdim, threshold=opts.rips_threshold)
     else:
         result = periodic_alpha(positions, cell, maxdim=maxdim, precision=opts.precision,
-                                keep_simplices=keep_simplices)
+                                keep_simplices=keep_simplices, delaunay=delaunay)
     result.n_atoms, result.units = len(positions), UNITS[backend]
     return result
 
@@ -130,14 +136,17 @@ def _cell_heights(cell: np.ndarray) -> np.ndarray:
 REPLICATIONS = (1, 2, 3)  # k: try the cell, then k x k x k supercells
 
 
-def periodic_alpha(positions, cell, maxdim: int, precision: str, keep_simplices: bool = False) -> PersistenceResult:
+def periodic_alpha(positions, cell, maxdim: int, precision: str, keep_simplices: bool = False,
+                   delaunay: str | None = None) -> PersistenceResult:
+    """The periodic alpha diagrams of one cell. ``delaunay``: the fast path's Delaunay backend
+    (``alpha_fast.DELAUNAY``; default ``alpha_fast.default_delaunay()``); the diagrams do not depend on it."""
     n = len(positions)
     if n < 1:
         raise HomologyError("no atoms")
     positions, cell = np.asarray(positions, dtype=float), np.asarray(cell, dtype=float)
     for k in REPLICATIONS:
         pos_k, cell_k = replicate(positions, cell, k)
-        result = _periodic_alpha_once(pos_k, cell_k, maxdim, precision, keep_simplices)
+        result = _periodic_alpha_once(pos_k, cell_k, maxdim, precision, keep_simplices, delaunay)
         if result is not MERGED:
             result.replicas = k**3
             if keep_simplices:
@@ -151,7 +160,10 @@ def periodic_alpha(positions, cell, maxdim: int, precision: str, keep_simplices:
         f"{REPLICATIONS[-1]}x{REPLICATIONS[-1]}x{REPLICATIONS[-1]}: it is too small or too sparse")
 
 
-def _periodic_alpha_once(positions, cell, maxdim, precision, keep_simplices=False):
+def _periodic_alpha_once(positions, cell, maxdim, precision, keep_simplices=False, delaunay=None):
+    from .alpha_fast import default_delaunay
+
+    delaunay = delaunay or default_delaunay()
     n = len(positions)
     sink = {} if keep_simplices else None
     frac = positions @ np.linalg.inv(cell)
@@ -159,10 +171,11 @@ def _periodic_alpha_once(positions, cell, maxdim, precision, keep_simplices=Fals
     frac[frac >= 1.0] = 0.0
     heights = _cell_heights(cell)
     spacing = (abs(np.linalg.det(cell)) / n) ** (1.0 / 3.0)
-    # fast path: Qhull + NumPy, certified; the margin grows to what the certificate asks
+    # fast path: a Delaunay triangulation (CGAL or Qhull) + NumPy, certified; the margin grows to what the
+    # certificate asks
     margin = FAST_MARGIN * spacing
     for _attempt in range(4):
-        out = _quotient_fast(frac, cell, heights, margin, sink)
+        out = _quotient_fast(frac, cell, heights, margin, sink, delaunay)
         if out is MERGED:
             return MERGED
         if out is DEGENERATE:
@@ -175,7 +188,7 @@ def _periodic_alpha_once(positions, cell, maxdim, precision, keep_simplices=Fals
             st = _simplex_tree(simplices, filtrations)
             diagrams = _diagrams(st, maxdim)
             if _torus_classes_ok(diagrams):
-                return PersistenceResult(diagrams, margin=margin, info={"path": "qhull"},
+                return PersistenceResult(diagrams, margin=margin, info={"path": FAST_PATHS[delaunay]},
                                          pairs=_pair_simplices(st, maxdim, sink, diagrams) if sink is not None else None)
             break
         margin += excess * 1.05 + 1e-6
@@ -301,20 +314,21 @@ def _quotient(frac, cell, heights, margin, precision, sink=None):
     return _canonical(simplices, values, orig, central, len(frac))
 
 
-def _quotient_fast(frac, cell, heights, margin, sink=None):
-    """As :func:`_quotient` with Qhull and NumPy (see :mod:`topoamorph.alpha_fast`).
+def _quotient_fast(frac, cell, heights, margin, sink=None, delaunay=None):
+    """As :func:`_quotient` with a Delaunay backend and NumPy (see :mod:`topoamorph.alpha_fast`).
 
     Returns (simplices, filtrations, extra margin needed in Å), MERGED, None (look further), or
-    DEGENERATE when Qhull's triangulation has flat tetrahedra, which sends the caller to the exact path.
+    DEGENERATE when the input is degenerate (flat tetrahedra or five cospherical atoms), which sends the
+    caller to the exact path.
     """
     from .alpha_fast import alpha_filtration
 
     pts, orig, central, mfrac = _padded(frac, cell, heights, margin)
     pts = pts * GRID
-    out = alpha_filtration(pts, central)
+    out = alpha_filtration(pts, central, delaunay)
     if out is None:
         return DEGENERATE
-    simplices, values, centre, r2, touching, volume = out
+    simplices, values, centre, r2, volume = out
     if sink is not None:
         sink.update(points=pts, orig=orig, central=central, simplices=simplices, values=values)
     kept = _canonical(simplices, values, orig, central, len(frac))
@@ -325,8 +339,8 @@ def _quotient_fast(frac, cell, heights, margin, sink=None):
     if abs(volume[_anchored(simplices[3], orig, central)].sum() - cell_volume) > 1e-9 * cell_volume:
         return DEGENERATE
     # every tetrahedron touching the central cell must have its circumsphere inside the padded region
-    c = centre[touching] @ np.linalg.inv(cell)
-    r = np.sqrt(r2[touching])[:, None] / heights[None, :]
+    c = centre @ np.linalg.inv(cell)
+    r = np.sqrt(r2)[:, None] / heights[None, :]
     excess = np.maximum((c + r) - (1.0 + mfrac), -mfrac - (c - r)).max()
     return kept[0], kept[1], float(excess * heights.max())
 

@@ -20,7 +20,8 @@ class PersistenceResult:
 
     ``n_atoms``: atoms of the input cell; ``replicas``: atoms of the complex per atom of the input cell
     (1, 8 or 27 for alpha; k**3 for rips); ``units``: of births and deaths; ``margin``: width of the
-    periodic images used (Å); ``info``: the path taken (qhull, cgal, ripser); ``pairs``: when asked for
+    periodic images used (Å); ``info``: the path taken (``cgal-delaunay`` or ``qhull``: the
+    fast path with that Delaunay backend; ``cgal``: the exact path; ``ripser``); ``pairs``: when asked for
     (``compute(..., keep_simplices=True)``, or a diagram file that stores them), ``{dim: PairSimplices}`` of the
     finite pairs (``topoamorph.inverse`` uses them).
     """
