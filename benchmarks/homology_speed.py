@@ -1,4 +1,5 @@
-"""Homology throughput, side by side in one run: topoamorph's periodic alpha, HomCloud's (when installed)
+"""Homology throughput, side by side in one run: topoamorph's periodic alpha (with CGAL's Delaunay, and with
+SciPy's Qhull when the CGAL extension is built: the same diagrams, asserted), HomCloud's (when installed)
 and Vietoris-Rips with ripser (topoamorph's rips backend: replicated so the threshold stays below L/3).
 
 Prints a table (structures per second per core, median over frames and repeats; diagrams compared with
@@ -26,7 +27,7 @@ from ase.io import write
 sys.path.insert(0, str(Path(__file__).parent))
 from cells import amorphous_carbon  # noqa: E402
 
-from topoamorph import homology  # noqa: E402
+from topoamorph import alpha_fast, homology  # noqa: E402
 
 
 def homcloud_fn():
@@ -53,6 +54,8 @@ def max_difference(ours, ref) -> float:
 def throughput(sizes, repeats, rips_threshold, rips=True):
     hc = homcloud_fn()
     methods = {"topoamorph alpha": lambda a: homology.compute(a).diagrams}
+    if alpha_fast.default_delaunay() == "cgal":  # the same diagrams with SciPy's Qhull, for the Delaunay's share
+        methods["topoamorph alpha, Qhull"] = lambda a: homology.compute(a, delaunay="qhull").diagrams
     if hc:
         methods["HomCloud 5.4 alpha"] = hc
     if rips:
@@ -74,6 +77,9 @@ def throughput(sizes, repeats, rips_threshold, rips=True):
                     times[m].append(time.perf_counter() - t)
                 if hc:
                     worst = max(worst, max_difference(out["topoamorph alpha"], out["HomCloud 5.4 alpha"]))
+                if "topoamorph alpha, Qhull" in out:
+                    assert all(np.array_equal(out["topoamorph alpha"][d], out["topoamorph alpha, Qhull"][d])
+                               for d in out["topoamorph alpha"]), "the Delaunay backends disagree"
         med = {m: float(np.median(v)) for m, v in times.items()}
         rows.append((n, med, worst if hc else None))
     return list(methods), rows
@@ -89,15 +95,30 @@ if {method!r} == "homcloud":
     from make_homcloud_reference import homcloud_diagrams as fn
 else:
     from topoamorph import homology
-    fn = lambda a: homology.compute(a).diagrams
+    fn = lambda a: homology.compute(a, delaunay={delaunay!r}).diagrams
 fn(jittered_grid(64, 2.5))  # imports and first-call set-up outside the timing
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+import os, threading
+page = os.sysconf("SC_PAGE_SIZE")
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * page
+base, top, running = rss(), [0], [True]
+def sample():  # the computation's own memory: the imports' high-water mark would hide it from ru_maxrss
+    while running[0]:
+        top[0] = max(top[0], rss())
+        time.sleep(0.002)
+th = threading.Thread(target=sample, daemon=True)
+th.start()
 t = time.perf_counter()
 dg = fn(atoms)
 wall = time.perf_counter() - t
+running[0] = False
+th.join()
+top[0] = max(top[0], rss())
 peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 np.savez({out!r}, **{{str(d): p for d, p in dg.items()}})
-print(json.dumps({{"n": len(atoms), "s": wall, "peak_mb": peak / 1024, "base_mb": base / 1024}}))
+print(json.dumps({{"n": len(atoms), "s": wall, "peak_mb": peak / 1024, "base_mb": base / 2**20,
+                  "extra_mb": (top[0] - base) / 2**20}}))
 """
 
 
@@ -105,7 +126,8 @@ def scaling(sizes, repeats: int):
     """Time and peak memory against size on jittered-grid cells at 2.5 g/cm³, each computation in a fresh
     process (its peak RSS is that process's; HomCloud's helper processes counted by RUSAGE_CHILDREN),
     topoamorph and HomCloud alternating."""
-    methods = ["topoamorph"] + (["homcloud"] if homcloud_fn() else [])
+    methods = ["topoamorph"] + (["topoamorph-qhull"] if alpha_fast.default_delaunay() == "cgal" else []) \
+        + (["homcloud"] if homcloud_fn() else [])
     rows = []
     tmp = tempfile.mkdtemp(prefix="homology_scaling_")
     for n in sizes:
@@ -113,7 +135,8 @@ def scaling(sizes, repeats: int):
         for _ in range(repeats):
             for m in methods:
                 out = Path(tmp) / f"{m}.npz"
-                code = SCALING_CHILD.format(bench=str(Path(__file__).parent), n=n, method=m, out=str(out))
+                code = SCALING_CHILD.format(bench=str(Path(__file__).parent), n=n, method=m, out=str(out),
+                                            delaunay="qhull" if m == "topoamorph-qhull" else None)
                 p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                    env=dict(os.environ, OMP_NUM_THREADS="1"))
                 if p.returncode:
@@ -122,8 +145,11 @@ def scaling(sizes, repeats: int):
                 with np.load(out) as z:
                     dgms[m] = {int(d): z[d] for d in z.files}
         worst = max_difference(dgms["topoamorph"], dgms["homcloud"]) if "homcloud" in dgms else None
+        if "topoamorph-qhull" in dgms:
+            assert all(np.array_equal(dgms["topoamorph"][d], dgms["topoamorph-qhull"][d]) for d in dgms["topoamorph"])
         rows.append((n, {m: {"s": float(np.median([r["s"] for r in v])),
                              "peak_mb": max(r["peak_mb"] for r in v), "base_mb": min(r["base_mb"] for r in v),
+                             "extra_mb": max(r["extra_mb"] for r in v),
                              "n": v[0]["n"]} for m, v in runs.items()}, worst))
     return methods, rows
 
@@ -183,12 +209,13 @@ def main():
     if args.scaling and not args.mpi_only:
         smethods, srows = scaling(args.scaling, args.repeats)
         print("\n## Cost against size: jittered-grid a-C-like cells at 2.5 g/cm³, one fresh process per run "
-              f"(median of {args.repeats} alternating runs; peak RSS of the process, imports included)\n")
-        head = " | ".join(f"{m} s | {m} µs/atom | {m} peak MB" for m in smethods)
+              f"(median of {args.repeats} alternating runs; memory: the largest RSS growth during the computation, "
+              "sampled every 2 ms, over the runs)\n")
+        head = " | ".join(f"{m} s | {m} µs/atom | {m} MB" for m in smethods)
         print(f"| atoms | {head} | speed-up vs HomCloud | max diff vs HomCloud (Å²) |")
-        print("|---" * (2 + 3 * len(smethods) + (1 if len(smethods) > 1 else 0)) + "|")
+        print("|---" * (3 + 3 * len(smethods)) + "|")
         for n, r, worst in srows:
-            cells = " | ".join(f"{r[m]['s']:.3f} | {1e6 * r[m]['s'] / r[m]['n']:.0f} | {r[m]['peak_mb']:.0f}"
+            cells = " | ".join(f"{r[m]['s']:.3f} | {1e6 * r[m]['s'] / r[m]['n']:.0f} | {r[m]['extra_mb']:.0f}"
                                for m in smethods)
             if "homcloud" in r:
                 extra = f" | {r['homcloud']['s'] / r['topoamorph']['s']:.1f}× | {worst:.1e}"
