@@ -48,3 +48,15 @@ def test_report_analyses_evenly_spaced_frames_of_each_file(tmp_path):
     assert [f.index for f in got] == [0, 3, 6, 9] and [f.atoms.info["step"] for f in got] == [0, 3, 6, 9]
     assert [f.index for f in sampled_frames(f"{path}@2:8", 4)] == [2, 4, 5, 7]
     assert [f.index for f in sampled_frames(str(path), 64)] == list(range(10))
+
+
+def test_environments_and_hybridisation_share_one_classification():
+    from ase.build import bulk
+
+    from topoamorph import report, structure
+
+    assert structure.environment_of([0, 1, 2, 3, 4, 5]).tolist() == ["sp", "sp", "sp", "sp2", "sp3", "sp3"]
+    diamond = bulk("C", "diamond", a=3.567, cubic=True)
+    assert set(report.environments(diamond)) == {"sp3"}
+    h = structure.hybridisation(diamond)
+    assert (h["sp"], h["sp2"], h["sp3"], h["mean_coordination"]) == (0.0, 0.0, 1.0, 4.0)

@@ -63,13 +63,11 @@ class RDFHistogram(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, frames):
-        from .structure import neighbour_histogram
-
         check_is_fitted(self, "n_features_out_")
         frames = list(frames)
         jobs = max(1, min(int(self.n_jobs), len(frames)))
         if jobs == 1:
-            rows = [neighbour_histogram(a, self.r_max, int(self.bins))[1] for a in frames]
+            rows = _histograms(frames, self.r_max, int(self.bins))
         else:  # frames in contiguous chunks, one process each (joblib, as dscribe does for SOAP)
             from joblib import Parallel, delayed
 

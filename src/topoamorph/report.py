@@ -401,10 +401,9 @@ EXPLANATION_KEYS = ["density", "stage", "source", "frame", "n_atoms", "environme
 def environments(atoms) -> np.ndarray:
     """Each atom's environment, 'sp', 'sp2' or 'sp3', from its coordination within ``structure.BOND_CUTOFF``
     (the convention of ``structure.hybridisation``)."""
-    from .structure import coordination
+    from .structure import coordination, environment_of
 
-    cn = coordination(atoms)
-    return np.where(cn <= 2, "sp", np.where(cn == 3, "sp2", "sp3"))
+    return environment_of(coordination(atoms))
 
 
 def explain_frames(model, atoms_list: list, results: list | None = None) -> list[dict]:

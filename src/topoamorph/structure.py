@@ -33,9 +33,20 @@ def hybridisation(atoms, cutoff: float = BOND_CUTOFF) -> dict:
     return _hybridisation_of(coordination(atoms, cutoff))
 
 
+ENVIRONMENTS = ("sp", "sp2", "sp3")
+
+
+def environment_of(cn) -> np.ndarray:
+    """Each atom's environment from its coordination number: 'sp' (at most 2 neighbours), 'sp2' (3), 'sp3' (4
+    or more)."""
+    cn = np.asarray(cn)
+    return np.where(cn <= 2, "sp", np.where(cn == 3, "sp2", "sp3"))
+
+
 def _hybridisation_of(cn) -> dict:
     n = max(len(cn), 1)
-    return {"sp": float(np.sum(cn <= 2) / n), "sp2": float(np.sum(cn == 3) / n), "sp3": float(np.sum(cn >= 4) / n),
+    env = environment_of(cn)
+    return {**{e: float(np.sum(env == e) / n) for e in ENVIRONMENTS},
             "mean_coordination": float(cn.mean()) if len(cn) else 0.0}
 
 

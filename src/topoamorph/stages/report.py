@@ -11,7 +11,7 @@ from .. import structure
 from ..formats.dataset import Dataset
 from ..formats.diagrams import count_diagrams, read_diagrams
 from ..errors import InputFileError
-from ..formats.frames import checked_frame, index_frames, parse_spec, read_atoms
+from ..formats.frames import checked_frame, index_frames, parse_spec, read_rows
 from ..importer import unchanged_while_read
 from ..settings import ReportSettings
 
@@ -128,8 +128,8 @@ def sampled_frames(spec: str, per_file: int) -> list:
     if stop <= start:
         raise InputFileError(path, "no frames")
     picks = np.unique(np.linspace(start, stop - 1, min(per_file, stop - start)).round().astype(int))
-    return [checked_frame(read_atoms(path, int(i), int(i) + 1, index=idx)[0], path, int(i), require_energy=False)
-            for i in picks]
+    return [checked_frame(atoms, path, int(i), require_energy=False)
+            for atoms, i in zip(read_rows([path] * len(picks), picks), picks)]
 
 
 def _structure_report(structure_files, out_png, out_csv, dpi, per_file: int) -> dict:
