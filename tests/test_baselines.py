@@ -131,3 +131,30 @@ def test_baselines_and_learning_curve_stages(tmp_path):
                                  models_params={"ridge": {"n_alphas": 5}}, seed=1)
     assert [r["n_train"] for r in curve["models"]["soap"]] == [12, 24]
     assert read_json(lc)["models"]["ridge"][1]["test"]["n"] == 10
+
+
+def test_learning_curve_cnn_budget_in_optimizer_steps():
+    cnn = {"epochs": 10, "patience": 3, "batch_size": 32}
+    assert train.cnn_budget(cnn, 12_118, 12_118) == cnn
+    small = train.cnn_budget(cnn, 12_118, 606)  # 379 batches per epoch against 19: 19.9x the epochs
+    assert small["epochs"] == 200 and small["patience"] == 60 and small["batch_size"] == 32
+    assert train.cnn_budget(cnn, 12_118, 606, "epochs") == cnn
+    assert train.cnn_budget(cnn, 100, 10)["epochs"] == 40  # 4 batches against 1
+    with pytest.raises(ValueError, match="cnn_budget"):
+        train.cnn_budget(cnn, 100, 10, "minutes")
+    assert defaults()["train"]["learning_curve"]["cnn_budget"] == "steps"
+
+
+def test_learning_curve_cnn_points_take_the_full_sizes_steps(tmp_path):
+    ds = _dataset(tmp_path, n=40)
+    split = tmp_path / "split.json"
+    train.split(dataset=str(ds), split=str(split),
+                settings={"test_fraction": 0.25, "by": "frame", "validation_fraction": 0.2}, seed=1)
+    cnn = dict(defaults()["train"]["cnn"], epochs=2, patience=2, batch_size=4, channels=[2], hidden=4)
+    curve = train.learning_curve(dataset=str(ds), split=str(split), features="", curve=str(tmp_path / "lc.json"),
+                                 settings={"fractions": [0.25, 1.0], "models": ["cnn"], "cnn_budget": "steps"},
+                                 models_params={"cnn": cnn}, seed=1)
+    small, full = curve["models"]["cnn"]
+    assert (small["n_train"], full["n_train"]) == (6, 24)
+    assert (small["epochs"], full["epochs"]) == (6, 2)  # 6 batches per epoch at full size, 2 at 6 frames
+    assert 1 <= small["epochs_run"] <= 6 and full["epochs_run"] <= 2

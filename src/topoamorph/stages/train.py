@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 
 import numpy as np
 
@@ -299,6 +300,20 @@ def _ridge_curve(ds, y, tr, subsets, ridge: dict, seed: int) -> list[np.ndarray]
     return list(preds)
 
 
+def cnn_budget(cnn: dict, n_full: int, n_subset: int, budget: str = "steps") -> dict:
+    """The CNN settings of a learning-curve point trained on ``n_subset`` of the ``n_full`` training frames.
+    ``budget="steps"``: epochs and patience scaled by the full set's batches per epoch over the subset's, so the
+    point takes the optimizer steps (and cosine schedule, and patience in steps) of the full-size training;
+    ``"epochs"``: unchanged."""
+    if budget == "epochs":
+        return dict(cnn)
+    if budget != "steps":
+        raise ValueError(f"train.learning_curve.cnn_budget: {budget!r} is not 'steps' or 'epochs'")
+    batch = int(cnn["batch_size"])
+    scale = math.ceil(n_full / batch) / max(1, math.ceil(n_subset / batch))
+    return dict(cnn, epochs=int(math.ceil(cnn["epochs"] * scale)), patience=int(math.ceil(cnn["patience"] * scale)))
+
+
 def learning_curve(*, dataset: str, split: str, features: str, curve: str, settings: dict, models_params: dict,
                    seed: int, threads: int = 1) -> dict:
     """Test and validation error against training-set size: nested random subsets of the train part
@@ -321,12 +336,16 @@ def learning_curve(*, dataset: str, split: str, features: str, curve: str, setti
                 if name == "ridge":
                     pred = preds[k]
                 elif name == "cnn":
-                    m = _cnn_fit(ds, y, parts, models_params["cnn"], seed, train_index=sub)
+                    params = cnn_budget(models_params["cnn"], len(tr), len(sub), settings["cnn_budget"])
+                    m = _cnn_fit(ds, y, parts, params, seed, train_index=sub)
                     pred = m.predict(ds)
                 else:
                     tm, _ = _baseline_model(name, y, meta, feats, sub, seed, species=[], params=None)
                     pred = tm.predict_inputs(_baseline_inputs(name, y, meta, feats))[0]
                 row = {"fraction": f, "n_train": int(len(sub))}
+                if name == "cnn":
+                    row.update(epochs=params["epochs"], patience=params["patience"], epochs_run=len(m.history_),
+                               best_epoch=int(m.best_epoch_))
                 for part in ("validation", "test"):
                     row[part] = models.errors(y[parts[part]], pred[parts[part]])
                 rows.append(row)
