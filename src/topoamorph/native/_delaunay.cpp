@@ -14,6 +14,7 @@
 #include <CGAL/Triangulation_vertex_base_with_info_3.h>
 
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -38,8 +39,9 @@ static PyObject* tetrahedra(PyObject*, PyObject* arg) {
   const std::int32_t n = static_cast<std::int32_t>(count / 3);
   std::vector<std::int32_t> cells;
   int dimension = -1;
+  std::string error;
+  Py_BEGIN_ALLOW_THREADS  // no Python object is touched until Py_END_ALLOW_THREADS; exceptions stay inside
   try {
-    Py_BEGIN_ALLOW_THREADS
     std::vector<std::pair<K::Point_3, std::int32_t>> points;
     points.reserve(n);
     for (std::int32_t i = 0; i < n; ++i)
@@ -51,13 +53,18 @@ static PyObject* tetrahedra(PyObject*, PyObject* arg) {
       for (auto c = dt.finite_cells_begin(); c != dt.finite_cells_end(); ++c)
         for (int j = 0; j < 4; ++j) cells.push_back(c->vertex(j)->info());
     }
-    Py_END_ALLOW_THREADS
   } catch (const std::exception& e) {
-    PyBuffer_Release(&view);
-    PyErr_Format(PyExc_RuntimeError, "CGAL Delaunay failed: %s", e.what());
+    error = e.what();
+    if (error.empty()) error = "unknown error";
+  } catch (...) {
+    error = "unknown error";
+  }
+  Py_END_ALLOW_THREADS
+  PyBuffer_Release(&view);
+  if (!error.empty()) {
+    PyErr_Format(PyExc_RuntimeError, "CGAL Delaunay failed: %s", error.c_str());
     return nullptr;
   }
-  PyBuffer_Release(&view);
   if (dimension != 3) {
     PyErr_Format(PyExc_ValueError, "the %d points span only %d dimension(s), not 3", n, dimension);
     return nullptr;
