@@ -123,8 +123,11 @@ def run(specs: list[str], output: str, settings: HomologySettings, energy_key: s
     indexes, frames, natoms = plan
     order = sorted(range(len(frames)), key=lambda i: -natoms[i])  # largest first
     if rank == 0:
-        log.info("homology %s maxdim=%d: %d frames from %d inputs on %d rank(s)", settings.backend, settings.maxdim,
-                 len(frames), len(specs), size)
+        from .alpha_fast import default_delaunay
+
+        log.info("homology %s maxdim=%d: %d frames from %d inputs on %d rank(s)%s", settings.backend, settings.maxdim,
+                 len(frames), len(specs), size,
+                 f", Delaunay {default_delaunay()}" if settings.backend == "alpha" else "")
 
     local: dict[int, dict] = {}
     if size == 1:
