@@ -138,6 +138,7 @@ def test_learning_curve_cnn_budget_in_optimizer_steps():
     assert train.cnn_budget(cnn, 12_118, 12_118) == cnn
     small = train.cnn_budget(cnn, 12_118, 606)  # 379 batches per epoch against 19: 19.9x the epochs
     assert small["epochs"] == 200 and small["patience"] == 60 and small["batch_size"] == 32
+    assert small["validate_every"] == 20
     assert train.cnn_budget(cnn, 12_118, 606, "epochs") == cnn
     assert train.cnn_budget(cnn, 100, 10)["epochs"] == 40  # 4 batches against 1
     with pytest.raises(ValueError, match="cnn_budget"):
@@ -158,3 +159,4 @@ def test_learning_curve_cnn_points_take_the_full_sizes_steps(tmp_path):
     assert (small["n_train"], full["n_train"]) == (6, 24)
     assert (small["epochs"], full["epochs"]) == (6, 2)  # 6 batches per epoch at full size, 2 at 6 frames
     assert 1 <= small["epochs_run"] <= 6 and full["epochs_run"] <= 2
+    assert (small["validate_every"], full["validate_every"]) == (3, 1)

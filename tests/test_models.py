@@ -84,6 +84,22 @@ def test_cnn_learns_and_is_deterministic_on_cpu(tmp_path):
     assert state["x_scale"].shape == (2,) and np.isfinite(state["y_std"]) and any(k.startswith("net.") for k in state)
 
 
+def test_cnn_validates_every_k_epochs_and_counts_patience_in_epochs():
+    rng = np.random.default_rng(2)
+    X = rng.random((60, 1, 4, 4)).astype(np.float32)
+    y = X[:, 0].sum(axis=(1, 2))
+    kw = dict(batch_size=8, channels=(2,), hidden=4, device="cpu", seed=1)
+    m = models.CNNModel(epochs=7, patience=100, validate_every=3, **kw).fit(X, y)
+    validated = [h["epoch"] for h in m.history_ if h["val_mae_ev"] is not None]
+    assert len(m.history_) == 7 and validated == [3, 6, 7] and m.best_epoch_ in validated
+    # a frozen net (learning rate 0) never improves after its first validation (epoch 2): patience 3 with
+    # validations every 2 epochs stops it at the first validation 3 or more epochs later, epoch 6
+    m = models.CNNModel(epochs=40, patience=3, validate_every=2, learning_rate=0.0, **kw).fit(X, y)
+    assert (m.best_epoch_, len(m.history_)) == (2, 6)
+    one = models.CNNModel(epochs=4, patience=100, **kw).fit(X, y)
+    assert all(h["val_mae_ev"] is not None for h in one.history_)
+
+
 def test_report_metrics_structure():
     y = np.array([-7.0, -6.0, -5.0, -6.5])
     out = models.report_metrics("m", y, y + 0.01, np.array([2.0, 2.0, 3.0, 3.0]),

@@ -367,15 +367,20 @@ def build_cnn(in_channels: int, bins: int, channels, hidden: int, pool: str):
 
 
 class CNNModel:
-    """A small CNN regressor on (channels, bins, bins) images, with early stopping on a validation split."""
+    """A small CNN regressor on (channels, bins, bins) images, with early stopping on a validation split.
+
+    ``validate_every``: epochs between validations (and the last epoch is always validated); ``patience`` counts
+    epochs either way. The learning curve sets it for small subsets, whose many short epochs would otherwise
+    spend more time validating than training (``stages.train.cnn_budget``)."""
 
     def __init__(self, epochs=_CNN["epochs"], batch_size=_CNN["batch_size"], learning_rate=_CNN["learning_rate"],
                  weight_decay=_CNN["weight_decay"], channels=tuple(_CNN["channels"]), hidden=_CNN["hidden"],
                  validation_fraction=_CNN["validation_fraction"], patience=_CNN["patience"], device=_CNN["device"],
-                 pool=_CNN["pool"], seed=0):
+                 pool=_CNN["pool"], seed=0, validate_every=1):
         self.epochs, self.batch_size, self.learning_rate, self.weight_decay = epochs, batch_size, learning_rate, weight_decay
         self.channels, self.hidden, self.validation_fraction = tuple(channels), hidden, validation_fraction
         self.patience, self.device, self.pool, self.seed = patience, device, pool, seed
+        self.validate_every = validate_every
 
     def fit(self, X, y, validation_index=None, train_index=None):
         """Fit on rows ``train_index`` of ``X`` (default: every row not in ``validation_index``), early-stopped on
@@ -435,13 +440,16 @@ class CNNModel:
                 total += loss.detach().item() * len(rows)
                 self.timing_["step_s"] += time.perf_counter() - t_step
             sched.step()
+            if epoch % max(1, int(self.validate_every)) and epoch != self.epochs:
+                self.history_.append({"epoch": epoch, "train_mse": total / len(tr), "val_mae_ev": None})
+                continue
             val_pred = cnn_predict(self.net_, src, self.x_scale_, self.y_mean_, self.y_std_, rows=val)
             val_mae = float(np.mean(np.abs(val_pred - y[val])))
             self.history_.append({"epoch": epoch, "train_mse": total / len(tr), "val_mae_ev": val_mae})
             if val_mae < best - 1e-12:
                 best, best_state, since_best, self.best_epoch_ = val_mae, copy.deepcopy(self.net_.state_dict()), 0, epoch
             else:
-                since_best += 1
+                since_best = epoch - self.best_epoch_
             if epoch % 10 == 0 or epoch == 1:
                 log.info("cnn epoch %d/%d train_mse=%.4f val_mae=%.2f meV/atom (best %.2f at %d) %.1f s (reading "
                          "%.1f s, steps %.1f s)", epoch, self.epochs, total / len(tr), 1000 * val_mae, 1000 * best,

@@ -303,15 +303,19 @@ def _ridge_curve(ds, y, tr, subsets, ridge: dict, seed: int) -> list[np.ndarray]
 def cnn_budget(cnn: dict, n_full: int, n_subset: int, budget: str = "steps") -> dict:
     """The CNN settings of a learning-curve point trained on ``n_subset`` of the ``n_full`` training frames.
     ``budget="steps"``: epochs and patience scaled by the full set's batches per epoch over the subset's, so the
-    point takes the optimizer steps (and cosine schedule, and patience in steps) of the full-size training;
-    ``"epochs"``: unchanged."""
+    point takes the optimizer steps (and cosine schedule, and patience in steps) of the full-size training, and
+    is validated about once per full-size epoch (``validate_every``); ``"epochs"``: unchanged."""
     if budget == "epochs":
         return dict(cnn)
     if budget != "steps":
         raise ValueError(f"train.learning_curve.cnn_budget: {budget!r} is not 'steps' or 'epochs'")
     batch = int(cnn["batch_size"])
     scale = math.ceil(n_full / batch) / max(1, math.ceil(n_subset / batch))
-    return dict(cnn, epochs=int(math.ceil(cnn["epochs"] * scale)), patience=int(math.ceil(cnn["patience"] * scale)))
+    if scale == 1:
+        return dict(cnn)
+    # validated about as often as the full-size training is (once per its epoch), not once per short epoch
+    return dict(cnn, epochs=int(math.ceil(cnn["epochs"] * scale)), patience=int(math.ceil(cnn["patience"] * scale)),
+                validate_every=max(1, int(round(scale))))
 
 
 def learning_curve(*, dataset: str, split: str, features: str, curve: str, settings: dict, models_params: dict,
@@ -345,7 +349,7 @@ def learning_curve(*, dataset: str, split: str, features: str, curve: str, setti
                 row = {"fraction": f, "n_train": int(len(sub))}
                 if name == "cnn":
                     row.update(epochs=params["epochs"], patience=params["patience"], epochs_run=len(m.history_),
-                               best_epoch=int(m.best_epoch_))
+                               best_epoch=int(m.best_epoch_), validate_every=params.get("validate_every", 1))
                 for part in ("validation", "test"):
                     row[part] = models.errors(y[parts[part]], pred[parts[part]])
                 rows.append(row)
