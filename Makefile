@@ -27,13 +27,14 @@ CGAL_APT := libcgal-dev
 
 # Reinstalls when pyproject.toml, setup.py or the extension's source change; idempotent otherwise.
 $(VENV)/.installed: pyproject.toml setup.py src/topoamorph/native/_delaunay.cpp
-	dpkg -s $(CGAL_APT) >/dev/null 2>&1 || { apt-get update -qq && \
+	test -f /usr/include/CGAL/Delaunay_triangulation_3.h || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CGAL_APT); } || \
 		echo "CGAL not installed: the homology will use Qhull"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -c "from topoamorph.alpha_fast import default_delaunay as d; print('homology Delaunay:', d())"
 	touch $@
 
 campaign: venv

@@ -15,17 +15,23 @@ from setuptools.command.build_ext import build_ext
 
 
 class OptionalBuildExt(build_ext):
-    """Build the extension when CGAL is there; otherwise say so once and carry on (Qhull is the fallback)."""
+    """Build the extension when CGAL is there; otherwise say so and carry on without it (Qhull is the fallback).
+    An extension that failed is dropped from the list, so the in-place copy and the wheel do not look for it."""
 
-    def build_extension(self, ext):
-        try:
-            super().build_extension(ext)
-        except Exception as exc:  # a missing compiler or missing CGAL headers: the package still works
-            if os.environ.get("TOPOAMORPH_REQUIRE_CGAL") == "1":
-                raise
-            print(f"topoamorph: not building {ext.name} ({exc}); the homology will use Qhull "
-                  "(install CGAL, e.g. apt-get install libcgal-dev, and reinstall for the faster path)",
-                  file=sys.stderr)
+    def build_extensions(self):
+        self.check_extensions_list(self.extensions)
+        built = []
+        for ext in self.extensions:
+            try:
+                self.build_extension(ext)
+                built.append(ext)
+            except Exception as exc:  # a missing compiler or missing CGAL headers: the package still works
+                if os.environ.get("TOPOAMORPH_REQUIRE_CGAL") == "1":
+                    raise
+                print(f"topoamorph: not building {ext.name} ({exc}); the homology will use Qhull "
+                      "(install CGAL, e.g. apt-get install libcgal-dev, and reinstall for the faster path)",
+                      file=sys.stderr)
+        self.extensions = built
 
 
 delaunay = Extension(
