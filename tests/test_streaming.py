@@ -43,6 +43,29 @@ def test_blocks_and_shuffled_batches_read_exactly_the_rows_asked(tmp_path_factor
         assert sorted(seen) == sorted(rows.tolist())
 
 
+def test_a_cache_kept_across_epochs_reads_each_chunk_once_and_changes_no_batch(small_dataset):
+    path, X, _ = small_dataset
+    rows = np.arange(3, 230, 7)
+    with Dataset(path) as ds:
+        reads = []
+        plain_read = ds._read
+        ds._read = lambda lo, hi: reads.append((lo, hi)) or plain_read(lo, hi)
+        cache, plain, cached = {}, [], []
+        for epoch in range(3):
+            n_reads = len(reads)
+            for r, block in ds.shuffled_batches(rows, 8, np.random.default_rng(epoch), buffer_rows=64):
+                plain.append((r, block))
+            for r, block in ds.shuffled_batches(rows, 8, np.random.default_rng(epoch), buffer_rows=64, cache=cache):
+                cached.append((r, block))
+            if epoch:  # only the uncached pass read the file
+                assert len(reads) - n_reads == len(cache)
+        assert len(cache) == len(np.unique(rows // ds.chunk_rows))
+        for (ra, xa), (rb, xb) in zip(plain, cached, strict=True):
+            np.testing.assert_array_equal(ra, rb)
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(xb, X[rb])
+
+
 def test_gram_ridge_equals_the_svd_ridge_and_brute_force_leave_one_out(small_dataset):
     path, X, y = small_dataset
     tr = np.arange(0, 230, 2)

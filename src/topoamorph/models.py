@@ -414,13 +414,16 @@ class CNNModel:
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
         order_rng = np.random.default_rng(self.seed)
         buffer_rows = max(self.batch_size, BUFFER_BYTES // (4 * int(np.prod(shape))))
+        # a training set that fits the shuffle buffer is read once and kept (learning-curve subsets: many short
+        # epochs would otherwise decompress most of the file's chunks for a few rows each, every epoch)
+        cache = {} if len(tr) <= buffer_rows else None
         best, best_state, since_best, self.history_ = np.inf, None, 0, []
         self.timing_ = {"read_s": 0.0, "step_s": 0.0}
         t0 = time.perf_counter()
         for epoch in range(1, self.epochs + 1):
             self.net_.train()
             total = 0.0
-            batches = src.shuffled_batches(tr, self.batch_size, order_rng, buffer_rows)
+            batches = src.shuffled_batches(tr, self.batch_size, order_rng, buffer_rows, cache)
             while True:
                 t_read = time.perf_counter()
                 try:

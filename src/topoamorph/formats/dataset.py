@@ -106,10 +106,14 @@ class _RowBlocks:
             yield order[start:stop], self._read(int(lo), hi)[ordered[start:stop] - lo]
             start = stop
 
-    def shuffled_batches(self, idx, batch_size: int, rng: np.random.Generator, buffer_rows: int = 2048):
+    def shuffled_batches(self, idx, batch_size: int, rng: np.random.Generator, buffer_rows: int = 2048,
+                         cache: dict | None = None):
         """Yield (rows, X rows) minibatches of ``idx`` in a random order that reads whole HDF5 chunks: chunks
         in random order fill a buffer of about ``buffer_rows`` rows, shuffled within (a shuffle buffer, as
-        streaming data loaders do). An array in memory (one row per chunk, one buffer) gives a full permutation."""
+        streaming data loaders do). An array in memory (one row per chunk, one buffer) gives a full permutation.
+        ``cache``: a dict kept by the caller across epochs that holds the rows read, per chunk (for a training
+        set no larger than the buffer, which then is read and decompressed once, not once per epoch); the
+        batches are the same with or without it."""
         idx = np.sort(np.asarray(idx, dtype=np.int64))
         chunks = np.unique(idx // self.chunk_rows)
         members = np.split(idx, np.searchsorted(idx, chunks[1:] * self.chunk_rows))
@@ -123,7 +127,7 @@ class _RowBlocks:
                 n += len(members[order[k]])
                 k += 1
             rows = np.concatenate(take)
-            X = np.concatenate([self._read(int(r[0]), int(r[-1]) + 1)[r - r[0]] for r in take])
+            X = np.concatenate([self._members(r, cache) for r in take])
             if len(carry_rows):
                 rows, X = np.concatenate([carry_rows, rows]), np.concatenate([carry_X, X])
             perm = rng.permutation(len(rows))
@@ -132,6 +136,16 @@ class _RowBlocks:
             for b in range(0, full, batch_size):
                 yield rows[b:b + batch_size], X[b:b + batch_size]
             carry_rows, carry_X = rows[full:], X[full:]
+
+
+    def _members(self, r: np.ndarray, cache: dict | None) -> np.ndarray:
+        """Rows ``r`` (sorted, all in one chunk), read from the file or from ``cache``."""
+        if cache is None:
+            return self._read(int(r[0]), int(r[-1]) + 1)[r - r[0]]
+        key = int(r[0])
+        if key not in cache:
+            cache[key] = self._read(int(r[0]), int(r[-1]) + 1)[r - r[0]]
+        return cache[key]
 
 
 class ArrayRows(_RowBlocks):
