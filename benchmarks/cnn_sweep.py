@@ -84,7 +84,7 @@ def main():
     variants = ([("reference", {}, 0)] if args.reference else []) + [parse_variant(v) for v in args.variant]
     test = parts["test"]
     tr = parts["train"]
-    subset = np.sort(np.random.default_rng(seed).permutation(tr)[: max(2, int(round(args.fraction * len(tr))))])
+    subset = train.curve_subsets(tr, [args.fraction], seed)[0]
     with Dataset(str(dataset)) as ds:
         for name, changes, offset in variants:
             if name in done["runs"]:

@@ -23,6 +23,8 @@ when it is built.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 FLAT = 1e-10  # relative volume below which a tetrahedron is considered flat (degenerate input)
@@ -31,6 +33,7 @@ COSPHERICAL = 1e-9  # circumcentres of adjacent tetrahedra closer than this x th
 DELAUNAY = ("cgal", "qhull")
 
 
+@functools.cache  # once per process: a failed import is not cached by Python, and this runs twice per frame
 def _native():
     try:
         from . import _delaunay
@@ -103,8 +106,9 @@ def unique_rows(rows: np.ndarray, base: int):
 
 
 def _faces(simplices, values):
-    """Unique facets of ``simplices`` (sorted rows), with per-facet: coface min value and the opposite
-    vertex of each coface (as an index array into the coface list)."""
+    """Unique facets of ``simplices`` (sorted rows): (facets, facet of each (simplex, dropped vertex) row,
+    the dropped (opposite) vertex of each row, the simplex of each row, per facet the min value of its
+    cofaces)."""
     k = simplices.shape[1]
     parts, opp, owner = [], [], []
     for drop in range(k):
@@ -119,7 +123,7 @@ def _faces(simplices, values):
     coface_min = np.full(len(faces), np.inf)
     with np.errstate(invalid="ignore"):  # NaN only from flat slivers far out on the hull
         np.minimum.at(coface_min, inverse, values[owner])
-    return faces, inverse, opp, coface_min
+    return faces, inverse, opp, owner, coface_min
 
 
 def alpha_filtration(points: np.ndarray, relevant: np.ndarray, delaunay: str | None = None):
@@ -147,8 +151,8 @@ def alpha_filtration(points: np.ndarray, relevant: np.ndarray, delaunay: str | N
     simplices, values = {3: tets}, {3: r2_tet}
     child_values = r2_tet
     for d in (2, 1):
-        faces, inverse, opp, coface_min = _faces(simplices[d + 1], child_values)
-        if d == 2 and _cospherical_neighbours(inverse, centre, r2_tet):
+        faces, inverse, opp, owner, coface_min = _faces(simplices[d + 1], child_values)
+        if d == 2 and _cospherical_neighbours(inverse, owner, centre, r2_tet):
             return None
         if d == 2:
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -169,11 +173,10 @@ def alpha_filtration(points: np.ndarray, relevant: np.ndarray, delaunay: str | N
     return simplices, values, centre, r2_tet, np.abs(det) / 6.0
 
 
-def _cospherical_neighbours(inverse, centre, r2_tet) -> bool:
+def _cospherical_neighbours(inverse, owner, centre, r2_tet) -> bool:
     """Whether two tetrahedra sharing a triangle have one circumsphere (five cospherical points: the
-    Delaunay triangulation is not unique there). ``inverse``: triangle of each (tetrahedron, dropped vertex)
-    row of :func:`_faces`, tetrahedron-major within each dropped vertex."""
-    owner = np.tile(np.arange(len(centre)), 4)
+    Delaunay triangulation is not unique there). ``inverse``, ``owner``: triangle and tetrahedron of each
+    (tetrahedron, dropped vertex) row of :func:`_faces`."""
     order = np.argsort(inverse, kind="stable")
     shared = inverse[order][1:] == inverse[order][:-1]
     a, b = owner[order][:-1][shared], owner[order][1:][shared]

@@ -417,7 +417,7 @@ class CNNModel:
         # a training set that fits the shuffle buffer is read once and kept (learning-curve subsets: many short
         # epochs would otherwise decompress most of the file's chunks for a few rows each, every epoch)
         cache = {} if len(tr) <= buffer_rows else None
-        best, best_state, since_best, self.history_ = np.inf, None, 0, []
+        best, best_state, self.history_ = np.inf, None, []
         self.timing_ = {"read_s": 0.0, "step_s": 0.0}
         t0 = time.perf_counter()
         for epoch in range(1, self.epochs + 1):
@@ -450,14 +450,12 @@ class CNNModel:
             val_mae = float(np.mean(np.abs(val_pred - y[val])))
             self.history_.append({"epoch": epoch, "train_mse": total / len(tr), "val_mae_ev": val_mae})
             if val_mae < best - 1e-12:
-                best, best_state, since_best, self.best_epoch_ = val_mae, copy.deepcopy(self.net_.state_dict()), 0, epoch
-            else:
-                since_best = epoch - self.best_epoch_
+                best, best_state, self.best_epoch_ = val_mae, copy.deepcopy(self.net_.state_dict()), epoch
             if epoch % 10 == 0 or epoch == 1:
                 log.info("cnn epoch %d/%d train_mse=%.4f val_mae=%.2f meV/atom (best %.2f at %d) %.1f s (reading "
                          "%.1f s, steps %.1f s)", epoch, self.epochs, total / len(tr), 1000 * val_mae, 1000 * best,
                          self.best_epoch_, time.perf_counter() - t0, self.timing_["read_s"], self.timing_["step_s"])
-            if since_best >= self.patience:
+            if epoch - self.best_epoch_ >= self.patience:
                 log.info("cnn: early stop at epoch %d (no improvement for %d epochs)", epoch, self.patience)
                 break
         self.net_.load_state_dict(best_state)

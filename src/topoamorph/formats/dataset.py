@@ -137,15 +137,14 @@ class _RowBlocks:
                 yield rows[b:b + batch_size], X[b:b + batch_size]
             carry_rows, carry_X = rows[full:], X[full:]
 
-
     def _members(self, r: np.ndarray, cache: dict | None) -> np.ndarray:
         """Rows ``r`` (sorted, all in one chunk), read from the file or from ``cache``."""
-        if cache is None:
-            return self._read(int(r[0]), int(r[-1]) + 1)[r - r[0]]
-        key = int(r[0])
-        if key not in cache:
-            cache[key] = self._read(int(r[0]), int(r[-1]) + 1)[r - r[0]]
-        return cache[key]
+        if cache is not None and int(r[0]) in cache:
+            return cache[int(r[0])]
+        X = self._read(int(r[0]), int(r[-1]) + 1)[r - r[0]]
+        if cache is not None:
+            cache[int(r[0])] = X
+        return X
 
 
 class ArrayRows(_RowBlocks):

@@ -318,6 +318,12 @@ def cnn_budget(cnn: dict, n_full: int, n_subset: int, budget: str = "steps") -> 
                 validate_every=max(1, int(round(scale))))
 
 
+def curve_subsets(train, fractions, seed: int) -> list[np.ndarray]:
+    """The learning curve's nested random subsets of the train part (sorted rows), one per fraction."""
+    order = np.random.default_rng(seed).permutation(train)
+    return [np.sort(order[: max(2, int(round(f * len(train))))]) for f in fractions]
+
+
 def learning_curve(*, dataset: str, split: str, features: str, curve: str, settings: dict, models_params: dict,
                    seed: int, threads: int = 1) -> dict:
     """Test and validation error against training-set size: nested random subsets of the train part
@@ -326,8 +332,7 @@ def learning_curve(*, dataset: str, split: str, features: str, curve: str, setti
     y, meta, parts = _load(dataset, split)
     feats = read_features(features, meta) if features else {}
     tr = parts["train"]
-    order = np.random.default_rng(seed).permutation(tr)
-    subsets = [np.sort(order[: max(2, int(round(f * len(tr))))]) for f in settings["fractions"]]
+    subsets = curve_subsets(tr, settings["fractions"], seed)
     out = {"fractions": list(settings["fractions"]), "models": {}, "error_units": "meV/atom"}
     if "cnn" in settings["models"]:
         _set_threads(threads)
