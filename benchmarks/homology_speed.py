@@ -51,6 +51,11 @@ def max_difference(ours, ref) -> float:
     return worst
 
 
+def same_diagrams(a, b) -> bool:
+    """Bit-for-bit equal diagrams (the two Delaunay backends must agree exactly)."""
+    return a.keys() == b.keys() and all(np.array_equal(a[d], b[d]) for d in a)
+
+
 def throughput(sizes, repeats, rips_threshold, rips=True):
     hc = homcloud_fn()
     methods = {"topoamorph alpha": lambda a: homology.compute(a).diagrams}
@@ -78,15 +83,15 @@ def throughput(sizes, repeats, rips_threshold, rips=True):
                 if hc:
                     worst = max(worst, max_difference(out["topoamorph alpha"], out["HomCloud 5.4 alpha"]))
                 if "topoamorph alpha, Qhull" in out:
-                    assert all(np.array_equal(out["topoamorph alpha"][d], out["topoamorph alpha, Qhull"][d])
-                               for d in out["topoamorph alpha"]), "the Delaunay backends disagree"
+                    assert same_diagrams(out["topoamorph alpha"], out["topoamorph alpha, Qhull"]), \
+                        "the Delaunay backends disagree"
         med = {m: float(np.median(v)) for m, v in times.items()}
         rows.append((n, med, worst if hc else None))
     return list(methods), rows
 
 
 SCALING_CHILD = """
-import json, resource, sys, time
+import json, os, sys, threading, time
 import numpy as np
 sys.path.insert(0, {bench!r})
 from cells import jittered_grid
@@ -97,7 +102,6 @@ else:
     from topoamorph import homology
     fn = lambda a: homology.compute(a, delaunay={delaunay!r}).diagrams
 fn(jittered_grid(64, 2.5))  # imports and first-call set-up outside the timing
-import os, threading
 page = os.sysconf("SC_PAGE_SIZE")
 def rss():
     with open("/proc/self/statm") as f:
@@ -115,17 +119,15 @@ wall = time.perf_counter() - t
 running[0] = False
 th.join()
 top[0] = max(top[0], rss())
-peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 np.savez({out!r}, **{{str(d): p for d, p in dg.items()}})
-print(json.dumps({{"n": len(atoms), "s": wall, "peak_mb": peak / 1024, "base_mb": base / 2**20,
-                  "extra_mb": (top[0] - base) / 2**20}}))
+print(json.dumps({{"n": len(atoms), "s": wall, "extra_mb": (top[0] - base) / 2**20}}))
 """
 
 
 def scaling(sizes, repeats: int):
-    """Time and peak memory against size on jittered-grid cells at 2.5 g/cm³, each computation in a fresh
-    process (its peak RSS is that process's; HomCloud's helper processes counted by RUSAGE_CHILDREN),
-    topoamorph and HomCloud alternating."""
+    """Time and memory against size on jittered-grid cells at 2.5 g/cm³, each computation in a fresh process
+    (memory: its RSS growth during the computation; HomCloud's alpha filtration runs in-process), the methods
+    alternating."""
     methods = ["topoamorph"] + (["topoamorph-qhull"] if alpha_fast.default_delaunay() == "cgal" else []) \
         + (["homcloud"] if homcloud_fn() else [])
     rows = []
@@ -146,9 +148,8 @@ def scaling(sizes, repeats: int):
                     dgms[m] = {int(d): z[d] for d in z.files}
         worst = max_difference(dgms["topoamorph"], dgms["homcloud"]) if "homcloud" in dgms else None
         if "topoamorph-qhull" in dgms:
-            assert all(np.array_equal(dgms["topoamorph"][d], dgms["topoamorph-qhull"][d]) for d in dgms["topoamorph"])
+            assert same_diagrams(dgms["topoamorph"], dgms["topoamorph-qhull"]), "the Delaunay backends disagree"
         rows.append((n, {m: {"s": float(np.median([r["s"] for r in v])),
-                             "peak_mb": max(r["peak_mb"] for r in v), "base_mb": min(r["base_mb"] for r in v),
                              "extra_mb": max(r["extra_mb"] for r in v),
                              "n": v[0]["n"]} for m, v in runs.items()}, worst))
     return methods, rows
