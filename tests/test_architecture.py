@@ -15,7 +15,7 @@ SRC = ROOT / "src" / "topoamorph"
 LAYERS = [
     {"errors", "units", "io", "settings", "config", "paths", "provenance", "mpi", "persistence", "logs"},
     {"formats"},
-    {"engines", "thermostats", "generate", "homology", "alpha_fast", "descriptors", "baselines", "models",
+    {"engines", "thermostats", "generate", "homology", "alpha_fast", "crystal", "descriptors", "baselines", "models",
      "structure", "report", "importer", "plan", "distribute", "submit", "uncertainty", "trained", "calculator",
      "inverse", "potential", "costs"},
     {"stages"},

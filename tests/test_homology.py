@@ -39,7 +39,7 @@ def simple_cubic(n, a):
 @pytest.mark.parametrize("n, a", [(4, 1.5), (5, 1.3)])
 def test_simple_cubic_lattice_has_its_analytic_diagram(n, a):
     N = n**3
-    dg = homology.persistence_diagrams(simple_cubic(n, a))
+    dg = homology.persistence_diagrams(simple_cubic(n, a), diagram="torus")
     # edges at a²/4 connect everything; squares fill at a²/2; cubes at 3a²/4
     assert np.allclose(finite(dg[0]), [0, a * a / 4]) and len(finite(dg[0])) == N - 1
     assert np.allclose(finite(dg[1]), [a * a / 4, a * a / 2]) and len(finite(dg[1])) == 2 * N - 2
@@ -57,7 +57,7 @@ def test_values_are_squared_radii_in_angstrom2():
 
 @pytest.mark.parametrize("n, density", [(64, 2.0), (64, 3.5), (100, 2.6)])
 def test_amorphous_like_cells_pd0_and_essential_counts(n, density):
-    res = homology.compute(random_cell(n, density, seed=n))
+    res = homology.compute(random_cell(n, density, seed=n), diagram="torus")
     dg = res.diagrams
     assert len(finite(dg[0])) == n * res.replicas - 1
     assert np.all(finite(dg[0])[:, 0] == 0)
@@ -70,13 +70,13 @@ def test_amorphous_like_cells_pd0_and_essential_counts(n, density):
 
 def test_small_cells_are_replicated_and_recorded():
     diamond = bulk("C", "diamond", a=3.567, cubic=True)  # 8 atoms: too small for its own quotient
-    res = homology.compute(diamond)
+    res = homology.compute(diamond, diagram="torus")
     assert res.replicas == 8
     assert len(finite(res.diagrams[0])) == 8 * 8 - 1
     # finite features of a crystal repeat: every diamond H0 death is the bond midpoint, (1.5445/2)^2
     assert np.allclose(finite(res.diagrams[0])[:, 1], (3.567 * np.sqrt(3) / 8) ** 2, atol=1e-6)
     # a single atom in a cube is a simple cubic lattice once replicated
-    one = homology.compute(Atoms("C", positions=[[0.3, 0.2, 0.1]], cell=[2.0] * 3, pbc=True))
+    one = homology.compute(Atoms("C", positions=[[0.3, 0.2, 0.1]], cell=[2.0] * 3, pbc=True), diagram="torus")
     assert one.replicas == 27 and np.allclose(finite(one.diagrams[1]), [1.0, 2.0])
 
 
@@ -133,7 +133,7 @@ def test_wrapping_invariance(cell, i, j):
 @given(cells)
 def test_euler_characteristic_of_the_torus_in_the_diagrams(cell):
     # at a filtration value beyond every death, Betti numbers are those of the torus: 1, 3, 3
-    dg = homology.persistence_diagrams(random_cell(*cell))
+    dg = homology.persistence_diagrams(random_cell(*cell), diagram="torus")
     top = max(finite(dg[d])[:, 1].max() for d in dg if len(finite(dg[d])))
     for d, k in ESSENTIAL.items():
         alive = np.sum((dg[d][:, 0] <= top) & (dg[d][:, 1] > top))
@@ -205,3 +205,57 @@ def test_the_extension_refuses_bad_input_with_one_line():
 def test_an_unknown_delaunay_backend_is_refused():
     with pytest.raises(ValueError, match="unknown Delaunay backend 'tetgen'"):
         alpha_fast.delaunay_tetrahedra(np.random.default_rng(0).random((10, 3)), "tetgen")
+
+
+# ---------------------------------------------------------------- the crystal's diagram (twisted coefficients)
+@pytest.mark.parametrize("n, a", [(4, 1.5), (5, 1.3)])
+def test_simple_cubic_crystal_has_its_analytic_diagram(n, a):
+    # per atom of the infinite lattice: 1 vertex, 3 edges at a²/4, 3 squares at a²/2, 1 cube at 3a²/4; every
+    # class dies: N components, 2N loops (3N edges - N vertices), N voids (3N squares - 2N loops)
+    N = n**3
+    dg = homology.persistence_diagrams(simple_cubic(n, a))
+    assert all(len(essential(dg[d])) == 0 for d in dg)
+    assert np.allclose(dg[0], [0, a * a / 4]) and len(dg[0]) == N
+    assert np.allclose(dg[1], [a * a / 4, a * a / 2]) and len(dg[1]) == 2 * N
+    assert np.allclose(dg[2], [a * a / 2, 3 * a * a / 4]) and len(dg[2]) == N
+
+
+@pytest.mark.parametrize("n, density", [(64, 2.0), (64, 3.5), (100, 2.6)])
+def test_crystal_diagram_has_no_essential_class_and_every_component_dies(n, density):
+    res = homology.compute(random_cell(n, density, seed=n))
+    assert res.info["diagram"] == "crystal"
+    assert all(np.all(np.isfinite(res.diagrams[d])) for d in res.diagrams)
+    assert len(res.diagrams[0]) == n * res.replicas and np.all(res.diagrams[0][:, 0] == 0)
+
+
+
+
+@SETTINGS
+@given(cells, st.sampled_from([(2, 1, 1), (1, 2, 1), (1, 1, 2), (2, 2, 2), (3, 1, 2)]))
+def test_crystal_diagram_of_a_supercell_is_its_copies(cell, rep):
+    # size consistency: a supercell of k cells gives each pair of the cell k times, so the per-atom image is equal
+    atoms = random_cell(*cell)
+    one, sup = homology.compute(atoms), homology.compute(atoms.repeat(rep))
+    k = int(np.prod(rep)) * sup.replicas // one.replicas  # atoms of the complexes, supercell over cell
+    for d in one.diagrams:
+        assert len(sup.diagrams[d]) == k * len(one.diagrams[d])
+        for col in (0, 1):
+            np.testing.assert_allclose(np.sort(sup.diagrams[d][:, col]),
+                                       np.sort(np.repeat(one.diagrams[d][:, col], k)), rtol=0, atol=1e-9)
+
+
+def test_torus_diagram_of_supercells_tends_to_the_crystal_diagram():
+    from topoamorph.descriptors import PersistenceImage
+
+    atoms = random_cell(100, 2.4, seed=3)
+    vec = PersistenceImage(bins=20).fit()
+    crystal = vec.transform([homology.compute(atoms)])[0]
+    gaps = [np.abs(vec.transform([homology.compute(atoms.repeat(k), diagram="torus")])[0] - crystal).sum()
+            for k in (1, 2, 3)]
+    assert homology.compute(atoms).replicas == 1
+    assert gaps[0] > gaps[1] > gaps[2] > 0
+
+
+def test_unknown_diagram_is_refused():
+    with pytest.raises(HomologyError, match="unknown diagram"):
+        homology.compute(random_cell(10, 2.0, 0), diagram="sphere")

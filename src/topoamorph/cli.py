@@ -15,7 +15,7 @@ def _homology(args) -> int:
     from .settings import HomologySettings
     from .stages.homology import homology
 
-    given = {"backend": args.backend, "maxdim": args.maxdim, "precision": args.precision,
+    given = {"backend": args.backend, "maxdim": args.maxdim, "precision": args.precision, "diagram": args.diagram,
              "rips_threshold": args.threshold, "keep_simplices": True if args.keep_simplices else None}
     settings = HomologySettings.from_config({k: v for k, v in given.items() if v is not None})
     return homology(frames=args.frames, diagrams=args.output, settings=settings, energy_key=args.energy_key,
@@ -118,6 +118,9 @@ def main(argv=None) -> int:
     h.add_argument("--threshold", type=float, help="Rips threshold in Å (rips backend; default homology.rips_threshold)")
     h.add_argument("--maxdim", type=int, choices=[0, 1, 2], help="default: homology.maxdim")
     h.add_argument("--precision", choices=["fast", "safe", "exact"], help="default: homology.precision")
+    h.add_argument("--diagram", choices=["crystal", "torus"], help="alpha backend: the infinite crystal's diagram per "
+                   "cell (same per atom in any supercell) or the cell's own torus diagram, HomCloud's; default: "
+                   "homology.diagram")
     h.add_argument("--keep-simplices", action="store_true", help="also store every finite pair's birth and death "
                    "simplices (alpha backend; default: homology.keep_simplices)")
     h.add_argument("--energy-key", help="take the total energy (eV) from this info key or calculator result "

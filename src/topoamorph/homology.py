@@ -5,6 +5,11 @@ Filtration values are squared radii in Å². Diagrams are ``{dim: (k, 2) float64
 (birth, death) pairs; essential classes of the 3-torus (1 in H0, 3 in H1, 3 in H2) have death = inf.
 Zero-persistence pairs are dropped.
 
+``diagram`` (alpha only): ``crystal`` (the default) gives the infinite crystal's diagram per cell, the periodic
+filtration with generic twisted coefficients (``topoamorph.crystal``): no essential class, and the same
+diagram per atom for a cell and any supercell of it; ``torus`` gives the cell's own diagrams on the 3-torus,
+equal to HomCloud's (``periodicity=``), with the 7 essential classes.
+
 Construction: the alpha complex (gudhi/CGAL) of the cell's atoms plus their periodic images within a
 margin, keeping each periodic simplex once (the translate whose lowest-index atom lies in the central
 cell), relabelled modulo N. The quotient is certified to be the periodic Delaunay complex: Euler
@@ -36,6 +41,8 @@ ZERO_PERSISTENCE = 1e-9  # Å²: pairs closer than this to the diagonal are drop
 #: triangulate all translates of a degenerate (crystalline) configuration identically.
 GRID = 2.0**-40
 BACKENDS = ("alpha", "rips")
+#: what the alpha backend's diagrams are of: the infinite crystal per cell (twisted coefficients) or the torus
+DIAGRAMS = ("crystal", "torus")
 #: First margin of the fast path, in mean atomic spacings ((V/N)^(1/3)). The certificate needs every
 #: circumsphere of a tetrahedron touching the cell inside the margin: on 216-atom a-C frames of the
 #: paper-shaped campaign (1.5-3.5 g/cm³, 9000-300 K) that takes 1.9 spacings at the median, 2.4 at the 90th
@@ -47,32 +54,38 @@ FAST_PATHS = {"cgal": "cgal-delaunay", "qhull": "qhull"}
 
 
 def persistence_diagrams(atoms, backend: str | None = None, maxdim: int | None = None, precision: str | None = None,
-                         threshold: float | None = None) -> dict:
-    """Persistence diagrams ``{dim: (k, 2) array}`` (essential classes with death = inf).
+                         threshold: float | None = None, diagram: str | None = None) -> dict:
+    """Persistence diagrams ``{dim: (k, 2) array}`` (essential classes, of ``diagram: torus``, with death = inf).
 
     ``backend="alpha"``: values are squared radii (Å²). ``backend="rips"``: values are edge lengths (Å),
     up to ``threshold``; classes still alive at the threshold have death = inf. See :func:`compute` for
     the replication record that goes with a diagram.
     """
-    return compute(atoms, backend=backend, maxdim=maxdim, precision=precision, threshold=threshold).diagrams
+    return compute(atoms, backend=backend, maxdim=maxdim, precision=precision, threshold=threshold,
+                   diagram=diagram).diagrams
 
 
 def compute(atoms, backend: str | None = None, maxdim: int | None = None, precision: str | None = None,
             threshold: float | None = None, keep_simplices: bool = False,
-            delaunay: str | None = None) -> PersistenceResult:
+            delaunay: str | None = None, diagram: str | None = None) -> PersistenceResult:
     """The diagrams of one structure with its atom count, replication and units. Options left unset take
     the campaign defaults (``homology`` in ``topoamorph.settings.defaults()``; ``threshold`` is
     ``homology.rips_threshold``). ``keep_simplices`` (alpha only): also the birth and death simplices of
     every finite pair and their critical simplices, in ``result.pairs`` (``topoamorph.inverse``).
     ``delaunay`` (alpha only): the fast path's Delaunay backend, ``cgal`` or ``qhull`` (default: CGAL where
-    its extension is built); the diagrams do not depend on it, only the time does."""
-    given = {"backend": backend, "maxdim": maxdim, "precision": precision, "rips_threshold": threshold}
+    its extension is built); the diagrams do not depend on it, only the time does. ``diagram`` (alpha only;
+    default ``homology.diagram``): ``crystal``, the infinite crystal's diagram per cell, the same per atom in
+    every supercell; ``torus``, the cell's own (HomCloud's) with its essential classes."""
+    given = {"backend": backend, "maxdim": maxdim, "precision": precision, "rips_threshold": threshold,
+             "diagram": diagram}
     opts = HomologySettings.from_config({k: v for k, v in given.items() if v is not None})
     backend, maxdim = opts.backend, opts.maxdim
     if backend not in BACKENDS:
         raise HomologyError(f"unknown homology backend {backend!r} (known: {', '.join(BACKENDS)})")
     if not 0 <= maxdim <= 2:
         raise HomologyError(f"maxdim must be 0, 1 or 2, not {maxdim}")
+    if opts.diagram not in DIAGRAMS:
+        raise HomologyError(f"unknown diagram {opts.diagram!r} (known: {', '.join(DIAGRAMS)})")
     positions = np.asarray(atoms.get_positions(), dtype=float)
     cell = np.asarray(atoms.cell[:], dtype=float)
     if not all(atoms.pbc):
@@ -87,7 +100,7 @@ def compute(atoms, backend: str | None = None, maxdim: int | None = None, precis
         result = periodic_rips(positions, cell, maxdim=maxdim, threshold=opts.rips_threshold)
     else:
         result = periodic_alpha(positions, cell, maxdim=maxdim, precision=opts.precision,
-                                keep_simplices=keep_simplices, delaunay=delaunay)
+                                keep_simplices=keep_simplices, delaunay=delaunay, diagram=opts.diagram)
     result.n_atoms, result.units = len(positions), UNITS[backend]
     return result
 
@@ -137,18 +150,20 @@ REPLICATIONS = (1, 2, 3)  # k: try the cell, then k x k x k supercells
 
 
 def periodic_alpha(positions, cell, maxdim: int, precision: str, keep_simplices: bool = False,
-                   delaunay: str | None = None) -> PersistenceResult:
-    """The periodic alpha diagrams of one cell. ``delaunay``: the fast path's Delaunay backend
-    (``alpha_fast.DELAUNAY``; default ``alpha_fast.default_delaunay()``); the diagrams do not depend on it."""
+                   delaunay: str | None = None, diagram: str = "torus") -> PersistenceResult:
+    """The periodic alpha diagrams of one cell: of the torus, or of the infinite crystal per cell (``diagram``,
+    see the module). ``delaunay``: the fast path's Delaunay backend (``alpha_fast.DELAUNAY``; default
+    ``alpha_fast.default_delaunay()``); the diagrams do not depend on it."""
     n = len(positions)
     if n < 1:
         raise HomologyError("no atoms")
     positions, cell = np.asarray(positions, dtype=float), np.asarray(cell, dtype=float)
     for k in REPLICATIONS:
         pos_k, cell_k = replicate(positions, cell, k)
-        result = _periodic_alpha_once(pos_k, cell_k, maxdim, precision, keep_simplices, delaunay)
+        result = _periodic_alpha_once(pos_k, cell_k, maxdim, precision, keep_simplices, delaunay, diagram)
         if result is not MERGED:
             result.replicas = k**3
+            result.info["diagram"] = diagram
             if keep_simplices:
                 result.pairs = _to_input_atoms(result.pairs, positions, cell)
             if k > 1:
@@ -160,7 +175,24 @@ def periodic_alpha(positions, cell, maxdim: int, precision: str, keep_simplices:
         f"{REPLICATIONS[-1]}x{REPLICATIONS[-1]}x{REPLICATIONS[-1]}: it is too small or too sparse")
 
 
-def _periodic_alpha_once(positions, cell, maxdim, precision, keep_simplices=False, delaunay=None):
+def _diagrams_of(simplices, filtrations, shifts, n, maxdim, diagram, keep_pairs):
+    """(diagrams, pair rows or None) of the kept complex, or None when its essential classes are not what
+    they must be (torus: 1, 3, 3; crystal: none)."""
+    if diagram == "crystal":
+        from .crystal import twisted_diagrams
+
+        diagrams, rows, essential = twisted_diagrams(simplices, shifts, filtrations, n, maxdim, ZERO_PERSISTENCE)
+        if essential:
+            return None
+        return {d: _canonical_pairs(p) for d, p in diagrams.items()}, rows if keep_pairs else None
+    st = _simplex_tree(simplices, filtrations)
+    diagrams = _diagrams(st, maxdim)
+    if not _torus_classes_ok(diagrams):
+        return None
+    return diagrams, _pair_rows(st, maxdim) if keep_pairs else None
+
+
+def _periodic_alpha_once(positions, cell, maxdim, precision, keep_simplices=False, delaunay=None, diagram="torus"):
     from .alpha_fast import default_delaunay
 
     delaunay = delaunay or default_delaunay()
@@ -183,13 +215,13 @@ def _periodic_alpha_once(positions, cell, maxdim, precision, keep_simplices=Fals
         if out is None:  # a periodic tetrahedron reaches beyond the images: look further
             margin *= 1.3
             continue
-        simplices, filtrations, excess = out
+        simplices, filtrations, shifts, excess = out
         if excess <= 0:
-            st = _simplex_tree(simplices, filtrations)
-            diagrams = _diagrams(st, maxdim)
-            if _torus_classes_ok(diagrams):
+            got = _diagrams_of(simplices, filtrations, shifts, n, maxdim, diagram, sink is not None)
+            if got is not None:
+                diagrams, rows = got
                 return PersistenceResult(diagrams, margin=margin, info={"path": FAST_PATHS[delaunay]},
-                                         pairs=_pair_simplices(st, maxdim, sink, diagrams) if sink is not None else None)
+                                         pairs=_pair_simplices(rows, sink, diagrams) if sink is not None else None)
             break
         margin += excess * 1.05 + 1e-6
     # exact path: CGAL through gudhi
@@ -199,16 +231,16 @@ def _periodic_alpha_once(positions, cell, maxdim, precision, keep_simplices=Fals
         if out is MERGED:
             return MERGED
         if out is not None:
-            simplices, filtrations = out
+            simplices, filtrations, shifts = out
             needed = 2.0 * np.sqrt(filtrations[3].max())
             if needed <= margin:
-                st = _simplex_tree(simplices, filtrations)
-                diagrams = _diagrams(st, maxdim)
-                if not _torus_classes_ok(diagrams):
-                    raise HomologyError("the periodic complex does not have the homology of the 3-torus "
-                                        f"({_essential_counts(diagrams)} essential classes); refusing a wrong diagram")
+                got = _diagrams_of(simplices, filtrations, shifts, n, maxdim, diagram, sink is not None)
+                if got is None:
+                    raise HomologyError(f"the periodic complex does not have the {diagram}'s essential classes; "
+                                        "refusing a wrong diagram")
+                diagrams, rows = got
                 return PersistenceResult(diagrams, margin=margin, info={"path": "cgal"},
-                                         pairs=_pair_simplices(st, maxdim, sink, diagrams) if sink is not None else None)
+                                         pairs=_pair_simplices(rows, sink, diagrams) if sink is not None else None)
             margin = 1.05 * needed
         else:  # the kept simplices do not triangulate the torus yet: look further
             margin *= 1.3
@@ -244,7 +276,7 @@ def _padded(frac, cell, heights, margin):
     """Atoms plus periodic images within ``margin`` (Å) of the cell, on the exact grid.
 
     Returns points (Å), original index and image shift per point, whether each point is in the central
-    cell, and the margin in fractional units per axis.
+    cell, the margin in fractional units per axis, and each point's lattice shift (integers).
     """
     mfrac = margin / heights
     reach = np.ceil(mfrac).astype(int)
@@ -263,7 +295,7 @@ def _padded(frac, cell, heights, margin):
         img.append(np.repeat(s[None, :], len(idx), axis=0))
     orig = np.concatenate(orig)
     img = np.concatenate(img)
-    return np.concatenate(pts), orig, np.all(img == 0, axis=1), mfrac
+    return np.concatenate(pts), orig, np.all(img == 0, axis=1), mfrac, img
 
 
 def _anchored(simplices, orig, central) -> np.ndarray:
@@ -271,25 +303,31 @@ def _anchored(simplices, orig, central) -> np.ndarray:
     return central[simplices[np.arange(len(simplices)), np.argmin(orig[simplices], axis=1)]]
 
 
-def _canonical(simplices_by_dim, filtrations_by_dim, orig, central, n):
-    """Keep each periodic simplex once and relabel modulo N; MERGED or None as in :func:`_quotient`."""
-    simplices, filtrations = {}, {}
+def _canonical(simplices_by_dim, filtrations_by_dim, orig, central, n, img):
+    """Keep each periodic simplex once and relabel modulo N; MERGED or None as in :func:`_quotient`. Returns
+    (simplices, filtrations, shifts): rows of atoms sorted, and each vertex's lattice shift in the kept
+    translate (vertex 0, the lowest atom, is in the central cell: shift 0)."""
+    simplices, filtrations, shifts = {}, {}, {}
     for d in range(4):
         s = simplices_by_dim[d]
         f = filtrations_by_dim[d]
         if len(s) == 0:
             simplices[d], filtrations[d] = np.zeros((0, d + 1), dtype=np.int64), np.zeros(0)
+            shifts[d] = np.zeros((0, d + 1, 3), dtype=np.int64)
             continue
         keep = _anchored(s, orig, central)
-        o, f = np.sort(orig[s][keep], axis=1), f[keep]
+        o = orig[s][keep]
+        by_atom = np.argsort(o, axis=1, kind="stable")
+        o, f = np.take_along_axis(o, by_atom, axis=1), f[keep]
         if d > 0 and (np.any(o[:, 1:] == o[:, :-1]) or len(unique_rows(o, n)[0]) != len(o)):
             return MERGED
         simplices[d], filtrations[d] = o, f
+        shifts[d] = np.take_along_axis(img[s[keep]], by_atom[:, :, None], axis=1)
     counts = [len(simplices[d]) for d in range(4)]
     if counts[0] != n or counts[3] == 0 or counts[0] - counts[1] + counts[2] - counts[3] != 0 \
             or counts[2] != 2 * counts[3]:
         return None
-    return simplices, filtrations
+    return simplices, filtrations, shifts
 
 
 def _quotient(frac, cell, heights, margin, precision, sink=None):
@@ -301,7 +339,7 @@ def _quotient(frac, cell, heights, margin, precision, sink=None):
     """
     import gudhi
 
-    pts, orig, central, _ = _padded(frac, cell, heights, margin)
+    pts, orig, central, _, img = _padded(frac, cell, heights, margin)
     st = gudhi.AlphaComplex(points=pts, precision=precision).create_simplex_tree()
     by_dim: dict[int, tuple[list, list]] = {d: ([], []) for d in range(4)}
     for simplex, filt in st.get_simplices():
@@ -311,19 +349,19 @@ def _quotient(frac, cell, heights, margin, precision, sink=None):
     values = {d: np.asarray(fl, dtype=float) * GRID**2 for d, (_, fl) in by_dim.items()}
     if sink is not None:
         sink.update(points=pts * GRID, orig=orig, central=central, simplices=simplices, values=values)
-    return _canonical(simplices, values, orig, central, len(frac))
+    return _canonical(simplices, values, orig, central, len(frac), img)
 
 
 def _quotient_fast(frac, cell, heights, margin, sink=None, delaunay=None):
     """As :func:`_quotient` with a Delaunay backend and NumPy (see :mod:`topoamorph.alpha_fast`).
 
-    Returns (simplices, filtrations, extra margin needed in Å), MERGED, None (look further), or
+    Returns (simplices, filtrations, shifts, extra margin needed in Å), MERGED, None (look further), or
     DEGENERATE when the input is degenerate (flat tetrahedra or five cospherical atoms), which sends the
     caller to the exact path.
     """
     from .alpha_fast import alpha_filtration
 
-    pts, orig, central, mfrac = _padded(frac, cell, heights, margin)
+    pts, orig, central, mfrac, img = _padded(frac, cell, heights, margin)
     pts = pts * GRID
     out = alpha_filtration(pts, central, delaunay)
     if out is None:
@@ -331,7 +369,7 @@ def _quotient_fast(frac, cell, heights, margin, sink=None, delaunay=None):
     simplices, values, centre, r2, volume = out
     if sink is not None:
         sink.update(points=pts, orig=orig, central=central, simplices=simplices, values=values)
-    kept = _canonical(simplices, values, orig, central, len(frac))
+    kept = _canonical(simplices, values, orig, central, len(frac), img)
     if kept is None or kept is MERGED:
         return kept
     # the kept tetrahedra must tile the torus: no overlap, no gap (Qhull is not exact on degenerate input)
@@ -342,7 +380,7 @@ def _quotient_fast(frac, cell, heights, margin, sink=None, delaunay=None):
     c = centre @ np.linalg.inv(cell)
     r = np.sqrt(r2)[:, None] / heights[None, :]
     excess = np.maximum((c + r) - (1.0 + mfrac), -mfrac - (c - r)).max()
-    return kept[0], kept[1], float(excess * heights.max())
+    return kept[0], kept[1], kept[2], float(excess * heights.max())
 
 
 def _simplex_tree(simplices, filtrations):
@@ -368,24 +406,8 @@ def _diagrams(st, maxdim: int) -> dict[int, np.ndarray]:
     return {d: _canonical_pairs(st.persistence_intervals_in_dimension(d)) for d in range(maxdim + 1)}
 
 
-def _pair_simplices(st, maxdim: int, sink: dict, diagrams: dict) -> dict:
-    """Per dimension, the birth/death simplices of the finite pairs (rows in the diagram's order) and their
-    critical simplices as padded points; atoms are those of the complex's cell (see ``_to_input_atoms``)."""
-    from .inverse import critical_simplices
-
-    pts, orig, central, S, V = (sink[k] for k in ("points", "orig", "central", "simplices", "values"))
-    crit = critical_simplices(pts, S, V)
-    lookup = {0: None}
-    for d in (1, 2, 3):
-        keep = _anchored(S[d], orig, central)
-        rows = np.sort(orig[S[d][keep]], axis=1)
-        lookup[d] = dict(zip(map(tuple, rows.tolist()), crit[d][keep]))
-
-    def critical(simplex):
-        if len(simplex) == 1:  # a vertex: padded index = atom (the central cell comes first)
-            return np.array([simplex[0], -1, -1, -1])
-        return lookup[len(simplex) - 1][tuple(sorted(simplex))]
-
+def _pair_rows(st, maxdim: int) -> dict:
+    """{dim: [(birth, death, birth simplex, death simplex)]} of the finite pairs of a gudhi simplex tree."""
     rows = {d: [] for d in range(maxdim + 1)}
     for b, dth in st.persistence_pairs():
         dim = len(b) - 1
@@ -394,6 +416,28 @@ def _pair_simplices(st, maxdim: int, sink: dict, diagrams: dict) -> dict:
         bv, dv = st.filtration(b), st.filtration(dth)
         if dv - bv > ZERO_PERSISTENCE:
             rows[dim].append((bv, dv, sorted(b), sorted(dth)))
+    return rows
+
+
+def _pair_simplices(rows: dict, sink: dict, diagrams: dict) -> dict:
+    """Per dimension, the birth/death simplices of the finite pairs ``rows`` (``_pair_rows``, or the crystal's)
+    in the diagram's order and their critical simplices as padded points; atoms are those of the complex's
+    cell (see ``_to_input_atoms``)."""
+    from .inverse import critical_simplices
+
+    pts, orig, central, S, V = (sink[k] for k in ("points", "orig", "central", "simplices", "values"))
+    crit = critical_simplices(pts, S, V)
+    lookup = {0: None}
+    for d in (1, 2, 3):
+        keep = _anchored(S[d], orig, central)
+        atoms = np.sort(orig[S[d][keep]], axis=1)
+        lookup[d] = dict(zip(map(tuple, atoms.tolist()), crit[d][keep]))
+
+    def critical(simplex):
+        if len(simplex) == 1:  # a vertex: padded index = atom (the central cell comes first)
+            return np.array([simplex[0], -1, -1, -1])
+        return lookup[len(simplex) - 1][tuple(sorted(simplex))]
+
     out = {}
     for dim, r in rows.items():
         r.sort(key=lambda t: (t[0], t[1]))

@@ -84,6 +84,7 @@ class HomologySettings:
     mpi_ranks: int
     precision: str
     keep_simplices: bool = False  # overwritten by homology.keep_simplices of the defaults file
+    diagram: str = "crystal"  # overwritten by homology.diagram of the defaults file
 
     def __post_init__(self):
         if self.keep_simplices and self.backend != "alpha":
@@ -101,7 +102,7 @@ class HomologySettings:
         opts = {"backend": self.backend, "maxdim": self.maxdim}
         if self.backend == "rips":
             return dict(opts, threshold=self.rips_threshold)
-        return dict(opts, precision=self.precision)
+        return dict(opts, precision=self.precision, diagram=self.diagram)
 
     @classmethod
     def from_compute_options(cls, options: dict) -> HomologySettings:

@@ -206,7 +206,7 @@ def homology_options():
     if h.backend == "rips":
         return f"--threshold {h.rips_threshold} {energy_key_option()}".strip()
     keep = " --keep-simplices" if h.keep_simplices else ""  # absent when false: existing campaigns do not rerun
-    return f"--precision {h.precision}{keep} {energy_key_option()}".strip()
+    return f"--precision {h.precision} --diagram {h.diagram}{keep} {energy_key_option()}".strip()
 
 
 REPORT_NAMES = ("metrics.md", "metrics.csv", "parity.png", "diagrams.png", "ridge_coefficients.png",

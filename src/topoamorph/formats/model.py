@@ -23,7 +23,7 @@ from ..errors import InputFileError
 from ..io import atomic_path, json_default
 
 FORMAT = "topoamorph-model"
-VERSION = 1
+VERSION = 2  # 2: inputs.homology.diagram (crystal diagrams); version-1 models were trained on torus diagrams
 _HEADER = "__header__"
 
 
