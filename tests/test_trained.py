@@ -177,7 +177,14 @@ def test_bad_model_files_and_frames_are_one_clear_line(trained, tmp_path):
     with pytest.raises(InputFileError, match="model file not found"):
         load_model(tmp_path / "absent.npz")
     write_model(tmp_path / "ok.npz", dict(header, format_version=1), arrays)  # the writer sets the version
-    assert load_model(tmp_path / "ok.npz").header["format_version"] == 1
+    assert load_model(tmp_path / "ok.npz").header["format_version"] == 2
+    # a model of format 1 was trained on the torus's diagrams, not the crystal's: refused, one line, retrain
+    header["format_version"] = 1
+    old = tmp_path / "old.npz"
+    np.savez(old, __header__=np.array(json.dumps(header)), **arrays)
+    with pytest.raises(InputFileError, match=r"old\.npz: model format version 1: .*supercell.*: retrain") as err:
+        load_model(old)
+    assert "\n" not in str(err.value)
     model = load_model(good)
     si = Atoms("Si8", positions=np.random.default_rng(0).uniform(0, 5, (8, 3)), cell=[5, 5, 5], pbc=True)
     with pytest.raises(InputFileError, match=r"species \['Si'\] not in model .*trained on \['C'\]"):

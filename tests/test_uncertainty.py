@@ -29,7 +29,19 @@ def test_calibration_without_spread_is_a_constant_and_round_trips():
     assert cal.scale == 0 and cal.floor == pytest.approx(0.02, rel=0.1)
     assert Calibration.from_dict(cal.to_dict()) == cal
     assert Calibration.fit(np.ones(1), np.ones(1)).fitted_on == "none"  # too few frames: left uncalibrated
-    assert coverage([], []) == {"n": 0, "within_1sigma": None, "within_2sigma": None}
+    assert coverage([], []) == {"n": 0, "within_1sigma": None, "within_2sigma": None,
+                                "spearman_sigma_abs_error": None}
+    # a constant sigma meets coverage and ranks nothing: its rank correlation is undefined, not a number
+    assert coverage(errors, cal.sigma(np.zeros(500)))["spearman_sigma_abs_error"] is None
+
+
+def test_rank_correlation_says_whether_sigma_ranks_the_errors():
+    rng = np.random.default_rng(1)
+    sigma = rng.uniform(0.01, 0.1, 2000)
+    errors = rng.normal(0, sigma)
+    informative = coverage(errors, sigma)["spearman_sigma_abs_error"]
+    shuffled = coverage(errors, rng.permutation(sigma))["spearman_sigma_abs_error"]
+    assert informative > 0.3 and abs(shuffled) < 0.1
 
 
 def test_bootstrap_indices_are_seeded_resamples():

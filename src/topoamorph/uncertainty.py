@@ -27,11 +27,24 @@ def bootstrap_indices(n: int, size: int, seed: int) -> list[np.ndarray]:
 
 
 def coverage(errors, sigma) -> dict:
-    """Fraction of |error| within 1σ and 2σ (ideal 0.683 and 0.954)."""
+    """Fraction of |error| within 1σ and 2σ (ideal 0.683 and 0.954), and whether σ ranks the errors: Spearman's
+    rank correlation of σ with |error| (``spearman_sigma_abs_error``; None where σ or the errors are constant or
+    fewer than 3 frames: a constant σ ranks nothing, whatever its coverage)."""
     e, s = np.abs(np.asarray(errors, float)), np.asarray(sigma, float)
     if not len(e):
-        return {"n": 0, "within_1sigma": None, "within_2sigma": None}
-    return {"n": int(len(e)), "within_1sigma": float(np.mean(e <= s)), "within_2sigma": float(np.mean(e <= 2 * s))}
+        return {"n": 0, "within_1sigma": None, "within_2sigma": None, "spearman_sigma_abs_error": None}
+    return {"n": int(len(e)), "within_1sigma": float(np.mean(e <= s)), "within_2sigma": float(np.mean(e <= 2 * s)),
+            "spearman_sigma_abs_error": spearman(s, e)}
+
+
+def spearman(a, b) -> float | None:
+    """Spearman's rank correlation, None where it is undefined (fewer than 3 values, or one side constant)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 3 or np.ptp(a) <= 1e-12 * max(np.abs(a).max(), 1e-300) or np.ptp(b) == 0:
+        return None
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
 
 
 @dataclass

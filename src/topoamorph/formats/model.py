@@ -1,4 +1,4 @@
-"""Trained-model files: one self-contained file per model (format ``topoamorph-model/1``).
+"""Trained-model files: one self-contained file per model (format ``topoamorph-model/2``).
 
 A model file holds a JSON header (what the model is, everything needed to turn frames into its inputs:
 homology settings, vectoriser parameters, structure-feature settings, species, units; its training
@@ -74,6 +74,10 @@ def read_model(path) -> tuple[dict, dict]:
         raise InputFileError(path, "model header is not valid JSON (corrupt file)") from None
     if header.get("format") != FORMAT:
         raise InputFileError(path, f"not a topoamorph model file (format {header.get('format')!r})")
+    if header.get("format_version") == 1:
+        raise InputFileError(path, "model format version 1: trained on each cell's torus diagrams, whose energy per "
+                             f"atom changes from a cell to its supercell; this topoamorph {__version__} uses the "
+                             "crystal's diagrams (homology.diagram): retrain the model")
     if header.get("format_version") != VERSION:
         raise InputFileError(path, f"model format version {header.get('format_version')} written by topoamorph "
                              f"{header.get('topoamorph_version')}; this topoamorph {__version__} reads version "
