@@ -83,12 +83,13 @@ def metrics_table(metrics_files: dict, md_out, csv_out, regime: dict | None = No
                 row[f"{part}_n"] = m[part]["n"]
         cal = (m.get("calibration") or {}).get("test") or {}
         row["test_within_1sigma"], row["test_within_2sigma"] = cal.get("within_1sigma"), cal.get("within_2sigma")
+        row["test_sigma_rank_correlation"] = cal.get("spearman_sigma_abs_error")
         for file, sec in (m.get("evaluation") or {}).items():
             evaluations.setdefault(file, {})[name] = sec
         rows.append(row)
     rows.sort(key=lambda r: r.get("test_mae", np.inf))
     cols = ["model", "test_mae", "test_rmse", "test_n", "train_mae", "train_rmse", "train_n",
-            "validation_mae", "validation_n", "test_within_1sigma", "test_within_2sigma"]
+            "validation_mae", "validation_n", "test_within_1sigma", "test_within_2sigma", "test_sigma_rank_correlation"]
     with atomic_path(csv_out) as tmp, open(tmp, "w", newline="") as fh:
         fh.write(csv_header() + "\n")
         w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
@@ -96,14 +97,16 @@ def metrics_table(metrics_files: dict, md_out, csv_out, regime: dict | None = No
         w.writerows(rows)
     fmt = lambda v: "–" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))  # noqa: E731
     lines = ["| model | test MAE | test RMSE | test n | train MAE | train RMSE | train n | validation MAE | "
-             "validation n | test within 1σ | test within 2σ |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "validation n | test within 1σ | test within 2σ | test σ rank corr. |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append("| " + " | ".join(fmt(r.get(c)) for c in cols) + " |")
     prov = record()
     camp = prov.get("campaign") or {}
     text = ("\n\n".join(headline(rows, regime)) + "\n\n" if rows else "")
     text += ("Errors in meV/atom (energy per atom), best test MAE first; within 1σ/2σ: fraction of test frames "
-             "whose error lies within the model's calibrated σ (ideal 0.68 / 0.95).\n\n" + "\n".join(lines) + "\n")
+             "whose error lies within the model's calibrated σ (ideal 0.68 / 0.95); σ rank corr.: Spearman's rank "
+             "correlation of σ with |error| on the test frames (– where σ is one constant: it ranks nothing).\n\n" + "\n".join(lines) + "\n")
     for file, secs in evaluations.items():
         text += "\n" + evaluation_table(file, secs)
     text += (f"\n<!-- provenance: {json.dumps(prov, sort_keys=True)} -->\n"
@@ -156,20 +159,42 @@ def parity_plots(prediction_files: dict, out, dpi=110) -> None:
     _save(fig, out, dpi)
 
 
+def reliability_bins(errors, sigma, bins: int = 5) -> dict:
+    """The reliability diagram's points: frames in ``bins`` groups of equal size by σ, each group's mean σ and
+    RMS error (a σ that ranks errors rises along the diagonal; a constant σ is one point)."""
+    e, s = np.abs(np.asarray(errors, float)), np.asarray(sigma, float)
+    order = np.argsort(s, kind="stable")
+    groups = [g for g in np.array_split(order, max(1, min(int(bins), len(order)))) if len(g)]
+    return {"mean_sigma": np.array([s[g].mean() for g in groups]),
+            "rms_error": np.array([np.sqrt(np.mean(e[g] ** 2)) for g in groups]),
+            "n": np.array([len(g) for g in groups])}
+
+
 def calibration_plot(prediction_files: dict, out, dpi=110) -> None:
-    """Observed fraction of test errors within k σ against the Gaussian fraction, k in (0, 3]."""
+    """Left: observed fraction of test errors within k σ against the Gaussian fraction, k in (0, 3]. Right: the
+    reliability diagram, RMS test error of frames binned by σ against their mean σ, with the ideal line and
+    each model's rank correlation of σ with |error| (coverage alone is met by a constant σ)."""
     from scipy.special import erf
+
+    from .uncertainty import spearman
 
     k = np.linspace(0.02, 3.0, 60)
     expected = erf(k / np.sqrt(2))
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    fig, (ax, rel) = plt.subplots(1, 2, figsize=(9.2, 4.2))
+    top = 0.0
     for c, (name, path) in enumerate(prediction_files.items()):
         p = read_predictions(path)
         t = (p["part"] == "test") & np.isfinite(p["sigma"]) & (p["sigma"] > 0)
         if not t.any():
             continue
-        z = np.abs(p["pred"][t] - p["y"][t]) / p["sigma"][t]
+        err, sig = 1000 * (p["pred"][t] - p["y"][t]), 1000 * p["sigma"][t]
+        z = np.abs(err) / sig
         ax.plot(expected, [(z <= kk).mean() for kk in k], color=f"C{c}", label=name, lw=1.2)
+        b = reliability_bins(err, sig)
+        rho = spearman(sig, np.abs(err))
+        rel.plot(b["mean_sigma"], b["rms_error"], "o-", color=f"C{c}", ms=3, lw=1,
+                 label=f"{name} (ρ {'–' if rho is None else f'{rho:.2f}'})")
+        top = max(top, b["mean_sigma"].max(), b["rms_error"].max())
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
     for e in (erf(1 / np.sqrt(2)), erf(2 / np.sqrt(2))):
         ax.axvline(e, color="0.8", lw=0.6)
@@ -177,6 +202,11 @@ def calibration_plot(prediction_files: dict, out, dpi=110) -> None:
     ax.set_ylabel("observed fraction of test frames")
     ax.set_title("calibration of σ on the test part (grey: 1σ, 2σ)", fontsize=9)
     ax.legend(fontsize=7)
+    rel.plot([0, 1.05 * top], [0, 1.05 * top], "k--", lw=0.8)
+    rel.set_xlabel("mean σ of the bin (meV/atom)")
+    rel.set_ylabel("RMS test error of the bin (meV/atom)")
+    rel.set_title("reliability: test frames in 5 bins by σ (ρ: Spearman of σ with |error|)", fontsize=9)
+    rel.legend(fontsize=7)
     _save(fig, out, dpi)
 
 
