@@ -86,3 +86,59 @@ def test_crystal_like_environments_separate_diamond_from_amorphous_carbon():
     assert crystalline_fraction(diamond) == 1.0 and crystalline_fraction(strained) == 1.0
     assert crystalline_fraction(graphite_like) < 0.1
     assert crystalline_fraction(random_cell(64, 2.5, seed=3)) < 0.1
+
+
+@settings(max_examples=15, deadline=None)
+@given(b=st.floats(0.01, 0.5), floor=st.floats(0.005, 0.05), seed=st.integers(0, 1000))
+def test_distance_term_is_recovered_from_held_out_errors(b, floor, seed):
+    rng = np.random.default_rng(seed)
+    reference = 2.0
+    distance = rng.uniform(0.5, 8.0, 3000)  # held-out groups: from inside the training cloud to far off it
+    excess = np.maximum(0, distance / reference - 1)
+    errors = rng.normal(0, np.sqrt(floor**2 + (b * excess) ** 2))
+    cal = Calibration(scale=0.0, floor=floor, fitted_on="validation").fit_distance(distance, errors, reference, "groups")
+    assert cal.distance_scale == pytest.approx(b, rel=0.15)
+    sigma = cal.sigma(np.zeros(3000), distance)
+    assert coverage(errors, sigma)["within_1sigma"] == pytest.approx(0.683, abs=0.04)
+    # inside the training cloud the distance adds nothing; far off it sigma grows linearly
+    assert cal.sigma([0.0], [reference])[0] == pytest.approx(floor)
+    assert cal.sigma([0.0], [20 * reference])[0] > 10 * b
+    assert Calibration.from_dict(cal.to_dict()) == cal
+
+
+def test_distance_term_vanishes_when_held_out_errors_do_not_grow():
+    rng = np.random.default_rng(5)
+    distance = rng.uniform(0.5, 8.0, 3000)
+    errors = rng.normal(0, 0.03, 3000)  # no growth with distance
+    cal = Calibration(scale=0.0, floor=0.03).fit_distance(distance, errors, 2.0, "groups")
+    assert cal.distance_scale < 0.003
+    assert Calibration(floor=0.03).fit_distance(distance, errors, 0.0, "groups").distance_scale == 0  # no reference
+    assert np.array_equal(Calibration(floor=0.03).sigma([0.01, 0.02]), Calibration(floor=0.03).sigma([0.01, 0.02], None))
+
+
+def test_group_refits_agree_between_primal_and_gram_and_groups_follow_densities():
+    from topoamorph.stages.train import group_residuals_gram, group_residuals_primal, shift_groups
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(60, 25))
+    y = X @ rng.normal(size=25) + rng.normal(0, 0.1, 60)
+    meta = {"density": np.repeat([1.5, 2.0, 2.5, 3.0], 15), "source": np.array(["a"] * 60)}
+    what, groups = shift_groups(meta, np.arange(60))
+    assert what == "density" and [len(g) for g in groups] == [15] * 4
+    primal = group_residuals_primal(X, y, 0.3, groups)
+    gram = group_residuals_gram(X @ X.T, y, 0.3, groups)
+    for a, b in zip(primal, gram):
+        np.testing.assert_allclose(a, b, atol=1e-8)
+    two = {"density": np.repeat([1.5, 2.0], 30), "source": np.repeat(["r1", "r2", "r3"], 20)}
+    assert shift_groups(two, np.arange(60))[0] == "run"
+    assert shift_groups({"density": np.ones(60), "source": np.array(["a"] * 60)}, np.arange(60)) == ("none", [])
+
+
+def test_continuous_densities_are_held_out_as_contiguous_ranges():
+    from topoamorph.stages.train import SHIFT_BINS, shift_groups
+
+    dens = np.random.default_rng(0).uniform(0.5, 3.0, 80)
+    what, groups = shift_groups({"density": dens, "source": np.array(["a"] * 80)}, np.arange(80))
+    assert what == "density range" and len(groups) == SHIFT_BINS
+    assert sorted(np.concatenate(groups).tolist()) == list(range(80))
+    assert all(dens[a].max() <= dens[b].min() for a, b in zip(groups, groups[1:]))

@@ -59,7 +59,17 @@ def split(meta: dict, settings: SplitSettings, seed: int) -> dict:
     n = len(meta["energy"])
     rng = np.random.default_rng(seed)
     groups = [str(s) for s in meta["source"]] if by == "run" else None
-    if by == "source":
+    if by == "density":
+        dens = np.asarray(meta["density"], float)
+        held = np.zeros(n, bool)
+        for d in settings.test_densities:
+            held |= np.abs(dens - d) <= 1e-3
+        test = np.nonzero(held)[0]
+        if len(test) == 0 or len(test) == n:
+            raise ValueError(f"train.split.test_densities {list(settings.test_densities)} select "
+                             f"{'no' if len(test) == 0 else 'every'} frame (densities present: "
+                             f"{sorted({round(float(x), 3) for x in dens})})")
+    elif by == "source":
         sources = [str(s) for s in meta["source"]]
         test = np.array([i for i, s in enumerate(sources) if s == str(test_source)], dtype=np.int64)
         if len(test) == 0:
@@ -78,9 +88,12 @@ def split(meta: dict, settings: SplitSettings, seed: int) -> dict:
     if len(train) < 2:
         raise ValueError(f"only {len(train)} training frames after the split: lower train.split.test_fraction "
                          "or train.split.validation_fraction")
-    return {"train": train.tolist(), "validation": validation.tolist(), "test": test.tolist(), "by": by,
-            "seed": int(seed), "test_fraction": float(test_fraction) if by != "source" else len(test) / n,
-            "validation_fraction": float(validation_fraction)}
+    out = {"train": train.tolist(), "validation": validation.tolist(), "test": test.tolist(), "by": by,
+           "seed": int(seed), "test_fraction": float(test_fraction) if by in ("frame", "run") else len(test) / n,
+           "validation_fraction": float(validation_fraction)}
+    if by == "density":
+        out["test_densities"] = list(settings.test_densities)
+    return out
 
 
 def errors(y_true, y_pred) -> dict:

@@ -123,10 +123,19 @@ class SplitSettings:
     validation_fraction: float
     test_source: str | None = None
     duplicates: str = "warn"  # overwritten by train.split.duplicates of the defaults file
+    test_densities: tuple | None = None  # by density: the densities held out as the test part
+
+    def __post_init__(self):
+        if self.by == "density" and not self.test_densities:
+            raise ConfigError("train.split.test_densities", "split by density needs the densities to hold out, "
+                              "e.g. test_densities: [3.5]")
+        if self.test_densities is not None:
+            object.__setattr__(self, "test_densities", tuple(float(d) for d in self.test_densities))
 
     @classmethod
     def from_config(cls, block: dict | None = None) -> SplitSettings:
-        return _build(cls, block, "train.split", base={**default("train", "split"), "test_source": None})
+        return _build(cls, block, "train.split", base={**default("train", "split"), "test_source": None,
+                                                         "test_densities": None})
 
 
 @dataclass(frozen=True)

@@ -290,22 +290,23 @@ class TrainedModel:
         return self.predict_inputs(self.features(frames))[0]
 
     def predict_with_uncertainty(self, frames) -> tuple[np.ndarray, np.ndarray]:
-        """(energy per atom, calibrated standard deviation), both eV/atom."""
-        point, spread = self.predict_inputs(self.features(frames))
-        return point, self.calibration.sigma(spread)
+        """(energy per atom, calibrated standard deviation), both eV/atom; σ grows with the frame's distance from
+        the training descriptors (``Calibration``)."""
+        out = self.apply(frames)
+        return out["energy_per_atom"], out["sigma"]
 
     def apply(self, frames) -> dict:
         """Prediction, calibrated σ, and the applicability domain of each frame."""
         fs = as_frameset(frames)
         X = self.features(fs)
         point, spread = self.predict_inputs(X)
-        out = {"energy_per_atom": point, "sigma": self.calibration.sigma(spread), "n_atoms": fs.n_atoms,
-               "density": fs.density}
+        out = {"energy_per_atom": point, "n_atoms": fs.n_atoms, "density": fs.density}
         ad = self.domain
         if ad is not None:
             out.update(ad.check(self.domain_features(X), out["density"], out["n_atoms"]))
         else:
             out.update(in_domain=np.ones(len(fs), bool), reasons=[""] * len(fs), descriptor_distance=np.zeros(len(fs)))
+        out["sigma"] = self.calibration.sigma(spread, out["descriptor_distance"])
         return out
 
     # ---- pairs back to atoms (persistence-image models; topoamorph.potential)

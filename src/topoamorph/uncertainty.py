@@ -1,11 +1,17 @@
 """Uncertainty and applicability domain of trained models.
 
 - ``bootstrap_indices``: the resamples of a bootstrap ensemble (ridge and the baselines refit on each).
-- ``Calibration``: turns an ensemble's spread into a predictive standard deviation,
-  σ² = (scale · σ_ensemble)² + floor², both fitted on the validation part by Gaussian maximum likelihood.
-  An ensemble's spread measures only how much the fit depends on the training sample; the floor carries
-  what no member captures (noise of the reference energies, the descriptor's blind spots). ``coverage``
-  gives the fraction of frames whose error lies within 1σ and 2σ (0.68 and 0.95 when calibrated).
+- ``Calibration``: turns an ensemble's spread and a frame's distance from the training descriptors into a
+  predictive standard deviation, σ² = (scale · σ_ensemble)² + floor² + (distance_scale · excess)², with
+  excess = max(0, d / d_ref - 1), d the frame's nearest-neighbour distance to the training descriptors and d_ref
+  the training frames' median one. Scale and floor are fitted on the validation part by Gaussian maximum
+  likelihood; distance_scale on held-out groups of the training part (whole densities, or runs), each
+  predicted by the model refitted without it (``fit_distance``): the validation part is drawn like the
+  training part, so only held-out groups show how the error grows off the training data. An ensemble's
+  spread measures only how much the fit depends on the training sample; the floor carries what no member
+  captures (noise of the reference energies, the descriptor's blind spots). ``coverage`` gives the fraction
+  of frames whose error lies within 1σ and 2σ (0.68 and 0.95 when calibrated) and the rank correlation of σ
+  with |error|.
 - ``ApplicabilityDomain``: a frame is out of domain when its density or atom count lies outside the
   training frames' range, or its descriptor lies farther from the training descriptors than the training
   frames themselves do (nearest-neighbour distance in the leading principal components, or distance from
@@ -52,6 +58,9 @@ class Calibration:
     scale: float = 1.0
     floor: float = 0.0  # eV/atom
     fitted_on: str = "none"
+    distance_scale: float = 0.0  # eV/atom per unit of excess distance
+    distance_reference: float = 0.0  # d_ref, descriptor distance (principal-component space); 0: no distance term
+    distance_fitted_on: str = "none"
 
     @classmethod
     def fit(cls, spread, errors) -> Calibration:
@@ -74,16 +83,59 @@ class Calibration:
                    key=lambda res: res.fun)
         return cls(scale=float(np.exp(best.x[0])), floor=float(np.exp(best.x[1])), fitted_on="validation")
 
-    def sigma(self, spread) -> np.ndarray:
-        return np.sqrt((self.scale * np.asarray(spread, float)) ** 2 + self.floor**2)
+    def fit_distance(self, distance, errors, reference: float, fitted_on: str) -> Calibration:
+        """This calibration with ``distance_scale`` fitted by maximum likelihood to the ``errors`` of frames held
+        out of the fit at descriptor ``distance`` from the frames it kept (σ² = floor² + (distance_scale ·
+        excess)² there: their ensemble spread belongs to the full model, not to the refit)."""
+        from dataclasses import replace
+
+        d, r = np.asarray(distance, float), np.asarray(errors, float)
+        ok = np.isfinite(d) & np.isfinite(r)
+        d, r = d[ok], r[ok]
+        if len(r) < 2 or not reference > 0:
+            return replace(self, distance_scale=0.0, distance_reference=0.0, distance_fitted_on="none")
+        e = np.maximum(0.0, d / reference - 1.0)
+        floor2 = max(self.floor**2, 1e-12)
+        if not np.any(e > 0):
+            return replace(self, distance_scale=0.0, distance_reference=float(reference), distance_fitted_on=fitted_on)
+        from scipy.optimize import minimize_scalar
+
+        def nll(log_b):
+            var = floor2 + (np.exp(log_b) * e) ** 2
+            return float(np.sum(np.log(var) + r**2 / var))
+
+        rms = float(np.sqrt(np.mean(r**2))) or 1e-6
+        res = minimize_scalar(nll, bounds=(np.log(rms) - 25.0, np.log(rms) + 10.0), method="bounded")
+        return replace(self, distance_scale=float(np.exp(res.x)), distance_reference=float(reference),
+                       distance_fitted_on=fitted_on)
+
+    def excess(self, distance) -> np.ndarray:
+        """max(0, d / d_ref - 1): how much farther from the training descriptors than they are from each other."""
+        d = np.asarray(distance, float)
+        if not self.distance_reference > 0:
+            return np.zeros_like(d)
+        return np.maximum(0.0, d / self.distance_reference - 1.0)
+
+    def sigma(self, spread, distance=None) -> np.ndarray:
+        """σ (eV/atom) of predictions with ensemble ``spread`` at descriptor ``distance`` (None: no distance term)."""
+        var = (self.scale * np.asarray(spread, float)) ** 2 + self.floor**2
+        if distance is not None and self.distance_scale > 0:
+            var = var + (self.distance_scale * self.excess(distance)) ** 2
+        return np.sqrt(var)
 
     def to_dict(self) -> dict:
         return {"scale": self.scale, "floor_ev_per_atom": self.floor, "fitted_on": self.fitted_on,
-                "model": "sigma^2 = (scale * ensemble_std)^2 + floor^2"}
+                "distance_scale_ev_per_atom": self.distance_scale, "distance_reference": self.distance_reference,
+                "distance_fitted_on": self.distance_fitted_on,
+                "model": "sigma^2 = (scale * ensemble_std)^2 + floor^2 + (distance_scale * max(0, d / "
+                         "distance_reference - 1))^2, d: nearest training descriptor (domain components)"}
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
-        return cls(scale=float(d["scale"]), floor=float(d["floor_ev_per_atom"]), fitted_on=str(d["fitted_on"]))
+        return cls(scale=float(d["scale"]), floor=float(d["floor_ev_per_atom"]), fitted_on=str(d["fitted_on"]),
+                   distance_scale=float(d.get("distance_scale_ev_per_atom", 0.0)),
+                   distance_reference=float(d.get("distance_reference", 0.0)),
+                   distance_fitted_on=str(d.get("distance_fitted_on", "none")))
 
 
 #: residuals below this fraction of a typical training descriptor's norm (in the components' span) are rounding
@@ -120,6 +172,7 @@ class ApplicabilityDomain:
         else:
             self.basis_, self.train_ = np.zeros((0, X.shape[1])), np.zeros((len(X), 0))
             self.distance_threshold_ = self.residual_threshold_ = np.inf
+            self.reference_distance_ = 0.0
         return self
 
     def fit_blocks(self, blocks, n_features: int, density, n_atoms, seed: int = 0, power_iterations: int = 2):
@@ -169,6 +222,7 @@ class ApplicabilityDomain:
         k = self.train_.shape[1]
         nn = cKDTree(self.train_).query(self.train_, k=2)[0][:, 1] if k else np.zeros(len(self.train_))
         self.distance_threshold_ = float(np.percentile(nn, self.percentile))
+        self.reference_distance_ = float(np.median(nn)) if len(nn) else 0.0
         # descriptors on the components' span leave residuals of rounding noise only: noise never flags a frame
         scale = float(np.median(np.linalg.norm(self.train_, axis=1))) if k else 0.0
         self.residual_threshold_ = max(float(np.percentile(residual, self.percentile)), RESIDUAL_NOISE * scale)
@@ -217,7 +271,8 @@ class ApplicabilityDomain:
                 "n_atoms_range": self.n_atoms_range_.tolist(),
                 # None: no descriptor check (a model without descriptor); JSON has no infinity
                 "distance_threshold": None if np.isinf(self.distance_threshold_) else self.distance_threshold_,
-                "residual_threshold": None if np.isinf(self.residual_threshold_) else self.residual_threshold_}
+                "residual_threshold": None if np.isinf(self.residual_threshold_) else self.residual_threshold_,
+                "reference_distance": self.reference_distance_}
 
     def to_arrays(self) -> dict:
         return {"domain_mean": self.mean_, "domain_basis": self.basis_, "domain_train": self.train_}
@@ -229,5 +284,15 @@ class ApplicabilityDomain:
         ad.n_atoms_range_ = np.asarray(header["n_atoms_range"], int)
         ad.distance_threshold_ = np.inf if header["distance_threshold"] is None else float(header["distance_threshold"])
         ad.residual_threshold_ = np.inf if header["residual_threshold"] is None else float(header["residual_threshold"])
+        ad.reference_distance_ = float(header.get("reference_distance") or 0.0)
         ad.mean_, ad.basis_, ad.train_ = arrays["domain_mean"], arrays["domain_basis"], arrays["domain_train"]
         return ad
+
+    def distances_between(self, held, kept) -> np.ndarray:
+        """Nearest-neighbour distances (component space) of training frames ``held`` (positions in the training
+        set) to the training frames ``kept``: where a held-out group lies from the rest."""
+        from scipy.spatial import cKDTree
+
+        if not len(self.basis_) or not len(kept):
+            return np.full(len(held), np.nan)
+        return cKDTree(self.train_[kept]).query(self.train_[held], k=1)[0]

@@ -97,9 +97,77 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(max(1, int(threads)))
 
 
-def _product(tm: TrainedModel, X, y, meta, parts, uncertainty: dict, model_out: str, prov: dict):
-    """Calibrate the model's spread on the validation part, fit its applicability domain on the train part,
-    record both (and its errors) in the model file and save it; return (predictions, σ, calibration metrics)."""
+#: more distinct training densities than this (imported data, continuous densities): held out as this many
+#: contiguous density ranges of equal size instead of one density at a time
+SHIFT_BINS = 5
+
+
+def shift_groups(meta, tr) -> tuple[str, list[np.ndarray]]:
+    """The groups of the train part that are held out in turn to calibrate σ off the training data: whole
+    densities when there are 3 or more (``SHIFT_BINS`` contiguous density ranges when there are more than
+    8), else whole runs (source files) when there are 3 or more; positions into ``tr``, with what they are."""
+    dens = np.round(np.asarray(meta["density"], float)[tr], 3)
+    levels = np.unique(dens)
+    if len(levels) > 8:
+        order = np.argsort(dens, kind="stable")
+        return "density range", [np.sort(g) for g in np.array_split(order, SHIFT_BINS)]
+    if len(levels) >= 3:
+        return "density", [np.nonzero(dens == d)[0] for d in levels]
+    src = np.array([str(s) for s in np.asarray(meta["source"])[tr]])
+    if len(np.unique(src)) >= 3:
+        return "run", [np.nonzero(src == s)[0] for s in np.unique(src)]
+    return "none", []
+
+
+def group_residuals_primal(Z, y, alpha: float, groups) -> list[np.ndarray]:
+    """Ridge at ``alpha`` refitted without each group of rows of ``Z`` (the training rows, flattened), the
+    group's residuals (prediction - y)."""
+    Z, y = np.asarray(Z, float).reshape(len(y), -1), np.asarray(y, float)
+    out = []
+    for g in groups:
+        keep = np.setdiff1d(np.arange(len(y)), g)
+        coef, b = models._ridge_coef(models._ridge_svd(Z[keep], y[keep]), alpha)
+        out.append(Z[g] @ coef + b - y[g])
+    return out
+
+
+def group_residuals_gram(G, y, alpha: float, groups) -> list[np.ndarray]:
+    """``group_residuals_primal`` from the training rows' Gram matrix (dual form: no pass over the dataset)."""
+    y = np.asarray(y, float)
+    out = []
+    for g in groups:
+        keep = np.setdiff1d(np.arange(len(y)), g)
+        lam, Q, yc_q, ym = models._gram_eigh(G[np.ix_(keep, keep)], y[keep])
+        w = Q @ (yc_q / (lam + alpha))
+        offset = ym - float(np.mean(G[np.ix_(keep, keep)] @ w))
+        out.append(G[np.ix_(g, keep)] @ w + offset - y[g])
+    return out
+
+
+def _distance_calibration(cal: Calibration, ad: ApplicabilityDomain, shift, meta, tr) -> tuple[Calibration, dict]:
+    """``cal`` with its distance term fitted on the held-out groups ``shift`` = (what, groups, residuals), and
+    the per-group record for the metrics."""
+    what, groups, residuals = shift if shift else ("none", [], [])
+    if not groups or not len(ad.basis_):
+        why = "no descriptor" if not len(ad.basis_) else "fewer than 3 densities or runs in the train part"
+        return cal, {"by": "none", "note": f"no distance term: {why}"}
+    distances = [ad.distances_between(g, np.setdiff1d(np.arange(len(tr)), g)) for g in groups]
+    cal = cal.fit_distance(np.concatenate(distances), np.concatenate(residuals), ad.reference_distance_,
+                           f"held-out {what} groups of the train part")
+    rows = []
+    for g, r, d in zip(groups, residuals, distances):
+        dens = np.asarray(meta["density"], float)[tr[g]]
+        label = {"density": f"{dens[0]:.3f}", "density range": f"{dens.min():.3f}-{dens.max():.3f}"}.get(
+            what, str(np.asarray(meta["source"])[tr[g[0]]]))
+        rows.append({"group": label, "n": int(len(g)), "mae_mev_per_atom": float(1000 * np.mean(np.abs(r))),
+                     "median_excess": float(np.median(cal.excess(d)))})
+    return cal, {"by": what, "groups": rows}
+
+
+def _product(tm: TrainedModel, X, y, meta, parts, uncertainty: dict, model_out: str, prov: dict, shift=None):
+    """Calibrate the model's spread on the validation part, fit its applicability domain on the train part and
+    σ's distance term on the held-out groups ``shift`` (``_distance_calibration``), record them (and its errors)
+    in the model file and save it; return (predictions, σ, calibration metrics)."""
     src = row_source(X)
     point, spread = np.zeros(len(y)), np.zeros(len(y))
     for pos, block in src.blocks(np.arange(len(y)), models.PREDICT_ROWS):
@@ -110,24 +178,30 @@ def _product(tm: TrainedModel, X, y, meta, parts, uncertainty: dict, model_out: 
     else:  # nothing to calibrate on: the raw spread, with the training RMS error as a floor (optimistic)
         cal = Calibration(scale=1.0, floor=float(np.sqrt(np.mean((point[tr] - y[tr]) ** 2))),
                           fitted_on="train residuals (no validation part)")
-    sigma = cal.sigma(spread)
     ad = ApplicabilityDomain(uncertainty["domain_percentile"], uncertainty["domain_components"])
     width = tm.domain_features(src.rows(tr[:1])).shape[1]
     ad.fit_blocks(lambda: ((pos, tm.domain_features(b)) for pos, b in src.blocks(tr, models.PREDICT_ROWS)), width,
                   meta["density"][tr], meta["n_atoms"][tr])
+    cal, shift_record = _distance_calibration(cal, ad, shift, meta, tr)
+    distance = np.zeros(len(y))
+    for pos, block in src.blocks(np.arange(len(y)), models.PREDICT_ROWS):
+        distance[pos] = ad.check(tm.domain_features(block), meta["density"][pos], meta["n_atoms"][pos])[
+            "descriptor_distance"]
+    sigma = cal.sigma(spread, distance)
     tm.header.update(calibration=cal.to_dict(), domain=ad.to_header(), provenance=prov,
                      training={"n_train": int(len(tr)), "n_validation": int(len(va)), "n_test": int(len(te)),
                                "errors": {p: models.errors(y[i], point[i]) for p, i in parts.items()}})
     tm.arrays.update(ad.to_arrays())
     tm.save(model_out)
-    cal_metrics = dict(cal.to_dict(), members=tm.n_members,
+    cal_metrics = dict(cal.to_dict(), members=tm.n_members, shift=shift_record,
                        **{p: coverage(point[parts[p]] - y[parts[p]], sigma[parts[p]]) for p in ("validation", "test")})
     if len(va) < 2:
         cal_metrics["note"] = ("fewer than 2 validation frames: sigma is the raw ensemble spread with the training RMS "
                                "error as a floor (uncalibrated, optimistic)")
-    log.info("%s: %d members, sigma = sqrt((%.3g x spread)^2 + (%.2f meV/atom)^2); test within 1 sigma %s, 2 sigma %s",
-             tm.name, tm.n_members, cal.scale, 1000 * cal.floor, cal_metrics["test"]["within_1sigma"],
-             cal_metrics["test"]["within_2sigma"])
+    log.info("%s: %d members, sigma = sqrt((%.3g x spread)^2 + (%.2f meV/atom)^2 + (%.2f meV/atom x excess)^2); test "
+             "within 1 sigma %s, 2 sigma %s, rank correlation with |error| %s", tm.name, tm.n_members, cal.scale,
+             1000 * cal.floor, 1000 * cal.distance_scale, cal_metrics["test"]["within_1sigma"],
+             cal_metrics["test"]["within_2sigma"], cal_metrics["test"]["spearman_sigma_abs_error"])
     return point, sigma, cal_metrics
 
 
@@ -164,12 +238,14 @@ def train_ridge(*, dataset: str, split: str, metrics: str, predictions: str, mod
     y, meta, parts = _load(dataset, split)
     tr = parts["train"]
     resamples = bootstrap_indices(len(tr), uncertainty["bootstrap"], seed)
+    what, groups = shift_groups(meta, tr)
     with Dataset(dataset) as ds:
         m = models.RidgeModel(**ridge, seed=seed)
         if m.uses_gram(len(tr), int(np.prod(ds.X.shape[1:]))):
             G = models.gram_matrix(ds, tr)
             m.fit_gram(G, y[tr])
             weights, offsets = models.gram_members(G, y[tr], m.alpha_, resamples)
+            residuals = group_residuals_gram(G, y[tr], m.alpha_, groups)
             del G
             coefs = models.weighted_rows(ds, tr, np.vstack([m.weights_[None], weights]))
             m.set_coef(coefs[0])
@@ -178,6 +254,7 @@ def train_ridge(*, dataset: str, split: str, metrics: str, predictions: str, mod
             X = ds.rows(tr)
             m.fit(X, y[tr])
             members = models.ridge_members(X, y[tr], m.alpha_, resamples)
+            residuals = group_residuals_primal(X, y[tr], m.alpha_, groups)
             del X
         hyper = dict(ridge, alpha=m.alpha_, cv_folds_used=m.cv_folds_used_)
         tm = _linear_model("ridge", _persistence_inputs(dataset, homology), species, hyper, m.coef_, m.intercept_,
@@ -185,7 +262,7 @@ def train_ridge(*, dataset: str, split: str, metrics: str, predictions: str, mod
         tm.header["image_shape"] = list(ds.X.shape[1:])
         tm.arrays.update(alphas=m.alphas_, cv_rmse=m.cv_rmse_)
         prov = provenance.record(ridge, seed)
-        pred, sigma, cal = _product(tm, ds, y, meta, parts, uncertainty, model, prov)
+        pred, sigma, cal = _product(tm, ds, y, meta, parts, uncertainty, model, prov, (what, groups, residuals))
     return _finish("ridge", y, pred, meta, parts, hyper, prov, metrics, predictions, {"calibration": cal}, sigma)
 
 
@@ -196,6 +273,22 @@ def _cnn_fit(X, y, parts, params: dict, seed: int, train_index=None):
     tr = parts["train"] if train_index is None else np.asarray(train_index, dtype=np.int64)
     va = parts["validation"]
     return models.CNNModel(**params, seed=seed).fit(X, y, validation_index=va if len(va) else None, train_index=tr)
+
+
+def surrogate_group_residuals(ds, y, tr, groups, seed: int) -> list[np.ndarray]:
+    """Held-out-group residuals for the CNN's distance term: refitting the CNN once per group would multiply its
+    training cost, so ridge on the same images (regularisation by its own CV) stands in for it; the CNN's and
+    ridge's errors grow alike off the training data (docs/models.md#uncertainty)."""
+    if not groups:
+        return []
+    m = models.RidgeModel(seed=seed)
+    if m.uses_gram(len(tr), int(np.prod(ds.X.shape[1:]))):
+        G = models.gram_matrix(ds, tr)
+        m.fit_gram(G, y[tr])
+        return group_residuals_gram(G, y[tr], m.alpha_, groups)
+    X = ds.rows(tr)
+    m.fit(X, y[tr])
+    return group_residuals_primal(X, y[tr], m.alpha_, groups)
 
 
 def train_cnn(*, dataset: str, split: str, metrics: str, predictions: str, model: str, cnn: dict, uncertainty: dict,
@@ -225,7 +318,9 @@ def train_cnn(*, dataset: str, split: str, metrics: str, predictions: str, model
                          "channels": list(first.channels), "hidden": int(first.hidden), "pool": first.pool}
         tm = TrainedModel(header, arrays)
         prov = provenance.record(cnn, seed)
-        pred, sigma, cal = _product(tm, ds, y, meta, parts, uncertainty, model, prov)
+        what, groups = shift_groups(meta, parts["train"])
+        shift = (what, groups, surrogate_group_residuals(ds, y, parts["train"], groups, seed))
+        pred, sigma, cal = _product(tm, ds, y, meta, parts, uncertainty, model, prov, shift)
     return _finish("cnn", y, pred, meta, parts, hyper, prov, metrics, predictions,
                    {"history": first.history_, "calibration": cal}, sigma)
 
@@ -272,7 +367,13 @@ def train_baselines(*, dataset: str, split: str, features: str, metrics: list[st
         tm, hyper = _baseline_model(name, y, meta, feats, parts["train"], seed, species, params, resamples)
         prov = provenance.record(params, seed)
         X = _baseline_inputs(name, y, meta, feats)
-        pred, sigma, cal = _product(tm, X, y, meta, parts, uncertainty, model_out, prov)
+        shift = None
+        if name in feats:  # the descriptor baselines (soap, rdf); density and mean have no descriptor distance
+            tr = parts["train"]
+            what, groups = shift_groups(meta, tr)
+            Z = (np.asarray(feats[name][tr], float) - tm.arrays["x_mean"]) / tm.arrays["x_scale"]
+            shift = (what, groups, group_residuals_primal(Z, y[tr], hyper["alpha"], groups))
+        pred, sigma, cal = _product(tm, X, y, meta, parts, uncertainty, model_out, prov, shift)
         _finish(name, y, pred, meta, parts, hyper, prov, metrics_out, predictions_out, {"calibration": cal}, sigma)
 
 
