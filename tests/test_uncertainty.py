@@ -142,3 +142,24 @@ def test_continuous_densities_are_held_out_as_contiguous_ranges():
     assert what == "density range" and len(groups) == SHIFT_BINS
     assert sorted(np.concatenate(groups).tolist()) == list(range(80))
     assert all(dens[a].max() <= dens[b].min() for a, b in zip(groups, groups[1:]))
+
+
+def test_selection_takes_the_most_uncertain_and_skips_near_copies():
+    from topoamorph.uncertainty import select_frames
+
+    rng = np.random.default_rng(4)
+    coords = rng.normal(size=(50, 3)) * 10
+    sigma = rng.uniform(0.01, 0.05, 50)
+    # five near-copies of one frame with the largest sigma
+    coords = np.vstack([coords, coords[7] + rng.normal(scale=1e-3, size=(5, 3))])
+    sigma = np.concatenate([sigma, np.full(5, 0.2)])
+    sigma[7] = 0.2
+    picked = select_frames(sigma, coords, 6, spacing=1.0)
+    assert len(set(picked.tolist())) == 6
+    copies = {7, 50, 51, 52, 53, 54}
+    assert len(copies & set(picked.tolist())) == 1  # one of the copies, then distinct frames by sigma
+    rest = [k for k in np.argsort(-sigma) if k not in copies][:5]
+    assert sorted(set(picked.tolist()) - copies) == sorted(rest)
+    # without a spacing the rule is sigma alone
+    assert set(select_frames(sigma, coords, 6, spacing=0.0).tolist()) == copies
+    assert len(select_frames(sigma, coords, 500, spacing=1.0)) == 55  # never more than the pool

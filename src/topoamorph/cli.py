@@ -1,4 +1,4 @@
-"""Command line: ``topoamorph homology|melt-quench|relabel|predict|explain|validate-config|plan|submit|costs``."""
+"""Command line: ``topoamorph homology|melt-quench|relabel|predict|explain|select|validate-config|plan|submit|costs``."""
 
 from __future__ import annotations
 
@@ -27,6 +27,12 @@ def _predict(args) -> int:
 
     return predict(model=args.model, frames=args.frames, output=args.output, energy_key=args.energy_key,
                    forces=args.forces)
+
+
+def _select(args) -> int:
+    from .stages.evaluate import select
+
+    return select(model=args.model, frames=args.frames, n=args.n, output=args.output, table=args.table)
 
 
 def _explain(args) -> int:
@@ -166,6 +172,15 @@ def main(argv=None) -> int:
     ex.add_argument("--output", required=True, help="extxyz with per-atom arrays contribution, contribution_h0..h2 (eV)")
     ex.add_argument("--pairs", help="CSV of the pairs: dimension, birth, death, contribution, simplices' atoms")
     ex.set_defaults(func=_explain)
+
+    se = sub.add_parser("select", help="the frames a model is least sure of (sigma, without near-copies): what to "
+                        "label next (run under mpiexec -n N for the homology)")
+    _model_and_frames(se)
+    se.add_argument("--n", type=int, required=True, help="how many frames to pick")
+    se.add_argument("--output", required=True, help="extxyz of the picked frames, most uncertain first, with "
+                    "sigma_ev_per_atom, selected_from, selected_frame in their info")
+    se.add_argument("--table", help="also a CSV of every pool frame's sigma and selection rank")
+    se.set_defaults(func=_select)
 
     for name, func, helptext in (("validate-config", _validate, "validate a campaign config"),
                                  ("plan", _plan, "print the campaign's runs, frames and batches")):

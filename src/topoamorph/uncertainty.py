@@ -296,3 +296,29 @@ class ApplicabilityDomain:
         if not len(self.basis_) or not len(kept):
             return np.full(len(held), np.nan)
         return cKDTree(self.train_[kept]).query(self.train_[held], k=1)[0]
+
+
+def select_frames(sigma, coords, n: int, spacing: float) -> np.ndarray:
+    """Indices of ``n`` frames to label, most uncertain first, without near-copies: greedily the frame of
+    largest σ · min(1, d / ``spacing``), d its distance (``coords``, e.g. the domain's principal components) to
+    the frames already picked. A frame closer than ``spacing`` (the training frames' typical nearest-neighbour
+    distance) to a picked one counts for that fraction of its σ, so N near-copies of the most uncertain frame
+    are not picked while distinct frames of similar σ remain; with ``spacing`` 0 the rule is σ alone."""
+    sigma = np.asarray(sigma, float)
+    coords = np.asarray(coords, float).reshape(len(sigma), -1)
+    n = int(min(n, len(sigma)))
+    picked: list[int] = []
+    nearest = np.full(len(sigma), np.inf)
+    available = np.ones(len(sigma), bool)
+    for _ in range(n):
+        factor = np.ones(len(sigma)) if not spacing > 0 else np.minimum(1.0, nearest / spacing)
+        score = np.where(available, sigma * factor, -np.inf)
+        # ties (e.g. a constant σ among exact copies) go to the farthest frame, then the first
+        k = int(np.lexsort((np.arange(len(sigma)), -np.where(available, nearest, -np.inf), -score))[0])
+        picked.append(k)
+        available[k] = False
+        if coords.shape[1]:
+            nearest = np.minimum(nearest, np.linalg.norm(coords - coords[k], axis=1))
+        else:
+            nearest = np.minimum(nearest, np.where(np.arange(len(sigma)) == k, 0.0, np.inf))
+    return np.array(picked, dtype=np.int64)

@@ -211,3 +211,59 @@ def merge_metrics(*, fit: str, evaluation: list[str], names: list[str], model: s
         m["evaluation"][name] = dict(section["models"][model], file=section["file"])
     write_json(metrics, m)
     return m
+
+
+def select(*, model: str, frames: list[str], n: int, output: str, table: str | None = None) -> int:
+    """``topoamorph select``: the ``n`` frames of ``frames`` the model is least sure of (σ, with a diversity rule:
+    ``uncertainty.select_frames`` in the domain's principal components, spacing the training frames' median
+    nearest-neighbour distance), written to ``output`` (extxyz, most uncertain first) with their σ and origin;
+    ``table``: also a CSV of every frame's σ, rank and whether it was picked."""
+    import csv
+
+    from ..formats.frames import write_frames
+    from ..io import atomic_path
+    from ..provenance import csv_header
+    from ..uncertainty import select_frames
+
+    if n < 1:
+        raise InputFileError(output, f"--n must be at least 1, not {n}")
+    inputs = [model] + [parse_spec(s)[0] for s in frames]
+    for out_path in [output] + ([table] if table else []):
+        clash = [p for p in inputs if os.path.realpath(p) == os.path.realpath(out_path)]
+        if clash:
+            raise InputFileError(out_path, f"output is the input {clash[0]}: it would be overwritten; choose another path")
+    if table and os.path.realpath(table) == os.path.realpath(output):
+        raise InputFileError(table, "--table and --output are the same file")
+    tm = load_model(model)
+    fs = frames_for([tm], frames, os.path.dirname(os.path.abspath(output)))
+    if fs is None:
+        return 0
+    X = tm.features(fs)
+    out = tm.apply(fs)
+    ad = tm.domain
+    coords, spacing = np.zeros((len(fs), 0)), 0.0
+    if ad is not None and len(ad.basis_):
+        coords = (tm.domain_features(X) - ad.mean_) @ ad.basis_.T
+        spacing = ad.reference_distance_
+    picked = select_frames(out["sigma"], coords, n, spacing)
+    chosen = []
+    for rank, k in enumerate(picked):
+        a = fs.atoms[k].copy()
+        a.info.update(selected_rank=rank, selected_from=fs.sources[k], selected_frame=fs.indices[k],
+                      model=tm.path, predicted_energy_per_atom_ev=float(out["energy_per_atom"][k]),
+                      sigma_ev_per_atom=float(out["sigma"][k]), in_domain=bool(out["in_domain"][k]))
+        chosen.append(a)
+    write_frames(output, chosen)
+    if table:
+        rank_of = {int(k): r for r, k in enumerate(picked)}
+        with atomic_path(table) as tmp, open(tmp, "w", newline="") as fh:
+            fh.write(csv_header(dict(provenance.record(), model=tm.path)) + "\n")
+            w = csv.writer(fh)
+            w.writerow(["source", "frame", "sigma_ev_per_atom", "energy_per_atom_ev", "in_domain", "selected_rank"])
+            for k in range(len(fs)):
+                w.writerow([fs.sources[k], fs.indices[k], f"{out['sigma'][k]:.9f}", f"{out['energy_per_atom'][k]:.9f}",
+                            int(out["in_domain"][k]), rank_of.get(k, "")])
+    log.info("%s: %d of %d frames picked by %s (sigma %.1f-%.1f meV/atom; pool median %.1f)", output, len(picked),
+             len(fs), tm.path, 1000 * out["sigma"][picked].min(), 1000 * out["sigma"][picked].max(),
+             1000 * np.median(out["sigma"]))
+    return 0
