@@ -298,17 +298,22 @@ class ApplicabilityDomain:
         return cKDTree(self.train_[kept]).query(self.train_[held], k=1)[0]
 
 
-def select_frames(sigma, coords, n: int, spacing: float) -> np.ndarray:
+def select_frames(sigma, coords, n: int, spacing: float, labelled=None) -> np.ndarray:
     """Indices of ``n`` frames to label, most uncertain first, without near-copies: greedily the frame of
     largest σ · min(1, d / ``spacing``), d its distance (``coords``, e.g. the domain's principal components) to
     the frames already picked. A frame closer than ``spacing`` (the training frames' typical nearest-neighbour
     distance) to a picked one counts for that fraction of its σ, so N near-copies of the most uncertain frame
-    are not picked while distinct frames of similar σ remain; with ``spacing`` 0 the rule is σ alone."""
+    are not picked while distinct frames of similar σ remain; with ``spacing`` 0 the rule is σ alone.
+    ``labelled``: coordinates of frames labelled already, which count as picked."""
     sigma = np.asarray(sigma, float)
     coords = np.asarray(coords, float).reshape(len(sigma), -1)
     n = int(min(n, len(sigma)))
     picked: list[int] = []
     nearest = np.full(len(sigma), np.inf)
+    if labelled is not None and len(labelled) and coords.shape[1]:
+        from scipy.spatial import cKDTree
+
+        nearest = cKDTree(np.asarray(labelled, float).reshape(len(labelled), -1)).query(coords, k=1)[0]
     available = np.ones(len(sigma), bool)
     for _ in range(n):
         factor = np.ones(len(sigma)) if not spacing > 0 else np.minimum(1.0, nearest / spacing)
