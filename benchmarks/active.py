@@ -63,8 +63,13 @@ def run(campaign, rounds, per_round, seeds, initial, strategies=("sigma", "rando
                 if r == rounds:
                     break
                 rest = np.setdiff1d(pool, labelled)
-                if strategy in ("sigma", "diversity"):  # labelled frames count as picked: no near-copies of them
-                    s = sigma[rest] if strategy == "sigma" else np.ones(len(rest))  # diversity: farthest points
+                if strategy in ("sigma", "diversity", "sigma-density"):  # labelled count as picked: no near-copies
+                    s = sigma[rest] if strategy != "diversity" else np.ones(len(rest))  # diversity: farthest points
+                    if strategy == "sigma-density":  # times representativeness: closeness to the rest of the pool
+                        from scipy.spatial import cKDTree
+
+                        d = cKDTree(coords[rest]).query(coords[rest], k=min(11, len(rest)))[0][:, 1:].mean(axis=1)
+                        s = s / (1.0 + d / spacing)
                     new = rest[select_frames(s, coords[rest], per_round, spacing, coords[labelled])]
                 else:
                     new = rng.choice(rest, per_round, replace=False)
@@ -95,8 +100,9 @@ def main(argv=None):
     p.add_argument("--per-round", type=int, default=40)
     p.add_argument("--initial", type=int, default=40)
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--strategies", nargs="+", default=["sigma", "random"], choices=["sigma", "random", "diversity"],
-                   help="diversity: farthest-point picks in the domain's components, σ left out (a comparison)")
+    p.add_argument("--strategies", nargs="+", default=["sigma", "random"], choices=["sigma", "random", "diversity", "sigma-density"],
+                   help="diversity: farthest-point picks in the domain's components, σ left out; sigma-density: σ "
+                   "divided by (1 + mean distance to the 10 nearest pool frames / spacing), uncertain and representative")
     a = p.parse_args(argv)
     run(a.campaign, a.rounds, a.per_round, a.seeds, a.initial, tuple(a.strategies))
 

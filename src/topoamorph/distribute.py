@@ -127,7 +127,7 @@ def run(specs: list[str], output: str, settings: HomologySettings, energy_key: s
 
         log.info("homology %s maxdim=%d: %d frames from %d inputs on %d rank(s)%s", settings.backend, settings.maxdim,
                  len(frames), len(specs), size,
-                 f", Delaunay {default_delaunay()}" if settings.backend == "alpha" else "")
+                 f", {settings.diagram} diagrams, Delaunay {default_delaunay()}" if settings.backend == "alpha" else "")
 
     local: dict[int, dict] = {}
     if size == 1:
@@ -175,7 +175,8 @@ def run(specs: list[str], output: str, settings: HomologySettings, energy_key: s
         ordered = [records[i] for i in range(len(frames))]
         backend = settings.backend
         prov = dict(record(), **(provenance or {}), backend=backend, maxdim=settings.maxdim,
-                    **({"rips_threshold_angstrom": settings.rips_threshold} if backend == "rips" else {}),
+                    **({"rips_threshold_angstrom": settings.rips_threshold} if backend == "rips" else
+                       {"diagram": settings.diagram}),
                     **({"keep_simplices": True} if settings.keep_simplices else {}))
         write_diagrams(output, ordered, backend, settings.maxdim, homology.UNITS[backend], prov)
         log.info("wrote %s: %d frames, %.2f s, per-rank busy times %s, frames per rank %s; replicated "

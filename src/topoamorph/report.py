@@ -181,7 +181,7 @@ def calibration_plot(prediction_files: dict, out, dpi=110) -> None:
     k = np.linspace(0.02, 3.0, 60)
     expected = erf(k / np.sqrt(2))
     fig, (ax, rel) = plt.subplots(1, 2, figsize=(9.2, 4.2))
-    top = 0.0
+    top, bottom = 0.0, np.inf
     for c, (name, path) in enumerate(prediction_files.items()):
         p = read_predictions(path)
         t = (p["part"] == "test") & np.isfinite(p["sigma"]) & (p["sigma"] > 0)
@@ -195,6 +195,7 @@ def calibration_plot(prediction_files: dict, out, dpi=110) -> None:
         rel.plot(b["mean_sigma"], b["rms_error"], "o-", color=f"C{c}", ms=3, lw=1,
                  label=f"{name} (ρ {'–' if rho is None else f'{rho:.2f}'})")
         top = max(top, b["mean_sigma"].max(), b["rms_error"].max())
+        bottom = min(bottom, b["mean_sigma"].min(), b["rms_error"].min())
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
     for e in (erf(1 / np.sqrt(2)), erf(2 / np.sqrt(2))):
         ax.axvline(e, color="0.8", lw=0.6)
@@ -202,7 +203,17 @@ def calibration_plot(prediction_files: dict, out, dpi=110) -> None:
     ax.set_ylabel("observed fraction of test frames")
     ax.set_title("calibration of σ on the test part (grey: 1σ, 2σ)", fontsize=9)
     ax.legend(fontsize=7)
-    rel.plot([0, 1.05 * top], [0, 1.05 * top], "k--", lw=0.8)
+    if top > 0:  # logarithmic: the PH models and the mean baseline differ by an order of magnitude
+        lo = max(bottom, 1e-3 * top) / 1.2 if np.isfinite(bottom) and bottom > 0 else 1e-3 * top
+        rel.plot([lo, 1.2 * top], [lo, 1.2 * top], "k--", lw=0.8)
+        from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+        rel.set_xscale("log")
+        rel.set_yscale("log")
+        for axis in (rel.xaxis, rel.yaxis):
+            axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_formatter(NullFormatter())
     rel.set_xlabel("mean σ of the bin (meV/atom)")
     rel.set_ylabel("RMS test error of the bin (meV/atom)")
     rel.set_title("reliability: test frames in 5 bins by σ (ρ: Spearman of σ with |error|)", fontsize=9)
