@@ -84,11 +84,15 @@ def test_reliability_bins_follow_an_informative_sigma_and_collapse_for_a_constan
     np.testing.assert_allclose(b["rms_error"], b["mean_sigma"], rtol=0.1)  # calibrated: on the diagonal
     flat = report.reliability_bins(errors, np.full(5000, 0.05))
     assert np.ptp(flat["mean_sigma"]) == 0  # a constant sigma is one point, whatever its coverage
-    rows = "row,part,y_true_ev_per_atom,y_pred_ev_per_atom,sigma_ev_per_atom,density,stage,n_atoms,source,frame\n"
+    rows = "row,part,y_true_ev_per_atom,y_pred_ev_per_atom,y_sigma_ev_per_atom,density,stage,n_atoms,source,frame\n"
     for i in range(40):
         rows += f"{i},test,-7.0,{-7.0 + errors[i]},{sigma[i]},2.0,quench2,64,a.extxyz,{i}\n"
     (tmp_path / "p.csv").write_text(rows)
-    report.calibration_plot({"ridge": tmp_path / "p.csv"}, tmp_path / "calibration.png", dpi=40)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an empty legend would mean that no model was drawn
+        report.calibration_plot({"ridge": tmp_path / "p.csv"}, tmp_path / "calibration.png", dpi=40)
     assert (tmp_path / "calibration.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -66,6 +66,8 @@ def test_predict_reproduces_the_workflow_predictions_and_save_load_round_trips(t
     again, sigma = load_model(copy).predict_with_uncertainty(fs)
     np.testing.assert_array_equal(again, got)
     assert np.all(np.isfinite(sigma)) and np.all(sigma > 0)
+    # the same sigma as the workflow's (its distance term included): one calibration, one domain
+    np.testing.assert_allclose(sigma, [float(r["y_sigma_ev_per_atom"]) for r in rows], rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -75,6 +77,14 @@ def test_calibration_is_recorded_in_the_metrics(trained, name):
     for part in ("validation", "test"):
         assert 0 <= cal[part]["within_1sigma"] <= cal[part]["within_2sigma"] <= 1
     assert cal["scale"] >= 0 and cal["floor_ev_per_atom"] >= 0 and cal["members"] >= 2
+    # sigma's distance term: fitted on contiguous density ranges held out of the train part (PH and structure
+    # models), absent for the models without a descriptor
+    if name in ("density", "mean"):
+        assert cal["shift"]["by"] == "none" and cal["distance_scale_ev_per_atom"] == 0
+    else:
+        assert cal["shift"]["by"] == "density range" and len(cal["shift"]["groups"]) == 5
+        assert cal["distance_reference"] > 0 and cal["distance_scale_ev_per_atom"] >= 0
+    assert "spearman_sigma_abs_error" in cal["test"]
     # the ensemble's sigma is recorded with every workflow prediction
     rows = list(csv.DictReader(skip_comments(open(res / f"{name}.csv"))))
     assert all(float(r["y_sigma_ev_per_atom"]) > 0 for r in rows)
@@ -115,6 +125,10 @@ def test_applicability_domain_flags_density_atom_count_and_descriptor(trained):
     out = model.apply([inside, squeezed, bigger])
     assert out["in_domain"].tolist() == [True, False, False]
     assert "density" in out["reasons"][1] and out["reasons"][2] == "n_atoms"
+    # off the training data sigma grows (the squeezed cell's descriptor is far from every training one); a
+    # supercell has the cell's descriptor, hence its sigma
+    assert out["sigma"][1] > 1.5 * out["sigma"][0]
+    assert out["sigma"][2] == pytest.approx(out["sigma"][0], rel=1e-6)
     # size consistency: a supercell has the crystal's diagram k times over, the same per-atom image, hence the same
     # energy per atom from every PH model (to float32 rounding of the descriptor)
     assert out["energy_per_atom"][2] == pytest.approx(out["energy_per_atom"][0], abs=1e-9)
