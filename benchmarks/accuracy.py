@@ -1,6 +1,6 @@
 """Accuracy of PH descriptors against the SOAP and RDF baselines on real DFT data (repeated k-fold CV).
 
-    python benchmarks/accuracy.py [FILE.extxyz ...] [--reps 3] [--folds 5] [--cnn]
+    python benchmarks/accuracy.py [FILE.extxyz ...] [--reps 3] [--folds 5] [--cnn] [--diagram crystal|torus]
 
 Default files: ../shared/data/gap20_{LD_iter1,diamond}.extxyz when present, else the copy of
 gap20_LD_iter1 in tests/data/gap20. Every file is one data set (labels are never mixed across
@@ -37,12 +37,12 @@ DESCRIPTORS = {
 }
 
 
-def load(path):
+def load(path, diagram=None):
     from ase.io import read
 
     rows = []
     for atoms in read(path, ":"):
-        r = homology.compute(atoms)
+        r = homology.compute(atoms, diagram=diagram)
         rows.append({"atoms": atoms, "res": r, "dg": r.diagrams, "n": r.n_complex,
                      "e": atoms.get_potential_energy() / len(atoms)})
     return rows
@@ -79,12 +79,13 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--cnn", action="store_true", help="also the CNN on the default image (one repeat)")
+    ap.add_argument("--diagram", choices=["crystal", "torus"], help="the alpha diagrams (default: homology.diagram)")
     a = ap.parse_args(argv)
     logging.disable(logging.WARNING)
     shared = ROOT.parent / "shared" / "data"
     files = a.files or ([str(shared / f"gap20_{n}.extxyz") for n in ("LD_iter1", "diamond")]
                         if shared.exists() else [str(ROOT / "tests" / "data" / "gap20" / "gap20_LD_iter1.extxyz")])
-    sets = {Path(f).stem: load(f) for f in files}
+    sets = {Path(f).stem: load(f, a.diagram) for f in files}
     if len(sets) > 1:
         sets["combined"] = [r for rows in list(sets.values()) for r in rows]
     for name, rows in sets.items():

@@ -82,7 +82,7 @@ def test_calibration_is_recorded_in_the_metrics(trained, name):
     if name in ("density", "mean"):
         assert cal["shift"]["by"] == "none" and cal["distance_scale_ev_per_atom"] == 0
     else:
-        assert cal["shift"]["by"] == "density range" and len(cal["shift"]["groups"]) == 5
+        assert cal["shift"]["by"] == "density" and len(cal["shift"]["groups"]) == 5
         assert cal["distance_reference"] > 0 and cal["distance_scale_ev_per_atom"] >= 0
     assert "spearman_sigma_abs_error" in cal["test"]
     # the ensemble's sigma is recorded with every workflow prediction

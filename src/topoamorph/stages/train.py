@@ -97,22 +97,20 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(max(1, int(threads)))
 
 
-#: more distinct training densities than this (imported data, continuous densities): held out as this many
-#: contiguous density ranges of equal size instead of one density at a time
+#: at most this many groups are held out (each costs a refit; at paper scale an eigendecomposition of the
+#: training Gram matrix): more training densities than this are held out as this many contiguous ranges
 SHIFT_BINS = 5
 
 
 def shift_groups(meta, tr) -> tuple[str, list[np.ndarray]]:
     """The groups of the train part that are held out in turn to calibrate σ off the training data: whole
-    densities when there are 3 or more (``SHIFT_BINS`` contiguous density ranges when there are more than
-    8), else whole runs (source files) when there are 3 or more; positions into ``tr``, with what they are."""
+    densities when there are 3 or more (up to ``SHIFT_BINS`` contiguous ranges of them), else whole runs (source
+    files) when there are 3 or more; positions into ``tr``, with what they are."""
     dens = np.round(np.asarray(meta["density"], float)[tr], 3)
     levels = np.unique(dens)
-    if len(levels) > 8:
-        order = np.argsort(dens, kind="stable")
-        return "density range", [np.sort(g) for g in np.array_split(order, SHIFT_BINS)]
     if len(levels) >= 3:
-        return "density", [np.nonzero(dens == d)[0] for d in levels]
+        return "density", [np.nonzero(np.isin(dens, chunk))[0]
+                           for chunk in np.array_split(levels, min(len(levels), SHIFT_BINS))]
     src = np.array([str(s) for s in np.asarray(meta["source"])[tr]])
     if len(np.unique(src)) >= 3:
         return "run", [np.nonzero(src == s)[0] for s in np.unique(src)]
@@ -157,8 +155,8 @@ def _distance_calibration(cal: Calibration, ad: ApplicabilityDomain, shift, meta
     rows = []
     for g, r, d in zip(groups, residuals, distances):
         dens = np.asarray(meta["density"], float)[tr[g]]
-        label = {"density": f"{dens[0]:.3f}", "density range": f"{dens.min():.3f}-{dens.max():.3f}"}.get(
-            what, str(np.asarray(meta["source"])[tr[g[0]]]))
+        label = str(np.asarray(meta["source"])[tr[g[0]]]) if what != "density" else (
+            f"{dens.min():.3f}" if np.ptp(dens) < 1e-3 else f"{dens.min():.3f}-{dens.max():.3f}")
         rows.append({"group": label, "n": int(len(g)), "mae_mev_per_atom": float(1000 * np.mean(np.abs(r))),
                      "median_excess": float(np.median(cal.excess(d)))})
     return cal, {"by": what, "groups": rows}
@@ -169,24 +167,22 @@ def _product(tm: TrainedModel, X, y, meta, parts, uncertainty: dict, model_out: 
     σ's distance term on the held-out groups ``shift`` (``_distance_calibration``), record them (and its errors)
     in the model file and save it; return (predictions, σ, calibration metrics)."""
     src = row_source(X)
-    point, spread = np.zeros(len(y)), np.zeros(len(y))
-    for pos, block in src.blocks(np.arange(len(y)), models.PREDICT_ROWS):
-        point[pos], spread[pos] = tm.predict_inputs(block)
     va, te, tr = parts["validation"], parts["test"], parts["train"]
+    ad = ApplicabilityDomain(uncertainty["domain_percentile"], uncertainty["domain_components"])
+    width = tm.domain_features(src.rows(tr[:1])).shape[1]
+    ad.fit_blocks(lambda: ((pos, tm.domain_features(b)) for pos, b in src.blocks(tr, models.PREDICT_ROWS)), width,
+                  meta["density"][tr], meta["n_atoms"][tr])
+    point, spread, distance = np.zeros(len(y)), np.zeros(len(y)), np.zeros(len(y))
+    for pos, block in src.blocks(np.arange(len(y)), models.PREDICT_ROWS):  # one pass: prediction and distance
+        point[pos], spread[pos] = tm.predict_inputs(block)
+        distance[pos] = ad.check(tm.domain_features(block), meta["density"][pos], meta["n_atoms"][pos])[
+            "descriptor_distance"]
     if len(va) >= 2:
         cal = Calibration.fit(spread[va], point[va] - y[va])
     else:  # nothing to calibrate on: the raw spread, with the training RMS error as a floor (optimistic)
         cal = Calibration(scale=1.0, floor=float(np.sqrt(np.mean((point[tr] - y[tr]) ** 2))),
                           fitted_on="train residuals (no validation part)")
-    ad = ApplicabilityDomain(uncertainty["domain_percentile"], uncertainty["domain_components"])
-    width = tm.domain_features(src.rows(tr[:1])).shape[1]
-    ad.fit_blocks(lambda: ((pos, tm.domain_features(b)) for pos, b in src.blocks(tr, models.PREDICT_ROWS)), width,
-                  meta["density"][tr], meta["n_atoms"][tr])
     cal, shift_record = _distance_calibration(cal, ad, shift, meta, tr)
-    distance = np.zeros(len(y))
-    for pos, block in src.blocks(np.arange(len(y)), models.PREDICT_ROWS):
-        distance[pos] = ad.check(tm.domain_features(block), meta["density"][pos], meta["n_atoms"][pos])[
-            "descriptor_distance"]
     sigma = cal.sigma(spread, distance)
     tm.header.update(calibration=cal.to_dict(), domain=ad.to_header(), provenance=prov,
                      training={"n_train": int(len(tr)), "n_validation": int(len(va)), "n_test": int(len(te)),
