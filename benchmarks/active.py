@@ -34,10 +34,9 @@ def _round(X, y, meta, labelled, va, te, seed):
         res = group_residuals_primal(X[labelled], y[labelled], m.alpha_, groups)
         dist = [ad.distances_between(g, np.setdiff1d(np.arange(len(labelled)), g)) for g in groups]
         cal = cal.fit_distance(np.concatenate(dist), np.concatenate(res), ad.reference_distance_, what)
-    coords = (X - ad.mean_) @ ad.basis_.T
-    distance = ad.check(X, meta["density"], meta["n_atoms"])["descriptor_distance"]
-    sigma = cal.sigma(np.zeros(len(y)), distance)
-    return float(1000 * np.mean(np.abs(pred[te] - y[te]))), sigma, coords, ad.reference_distance_
+    dom = ad.check(X, meta["density"], meta["n_atoms"])
+    sigma = cal.sigma(np.zeros(len(y)), dom["descriptor_distance"])
+    return float(1000 * np.mean(np.abs(pred[te] - y[te]))), sigma, dom["components"], ad.reference_distance_
 
 
 def run(campaign, rounds, per_round, seeds, initial, strategies=("sigma", "random")):

@@ -305,7 +305,8 @@ class TrainedModel:
         if ad is not None:
             out.update(ad.check(self.domain_features(X), out["density"], out["n_atoms"]))
         else:
-            out.update(in_domain=np.ones(len(fs), bool), reasons=[""] * len(fs), descriptor_distance=np.zeros(len(fs)))
+            out.update(in_domain=np.ones(len(fs), bool), reasons=[""] * len(fs), descriptor_distance=np.zeros(len(fs)),
+                       components=np.zeros((len(fs), 0)))
         out["sigma"] = self.calibration.sigma(spread, out["descriptor_distance"])
         return out
 

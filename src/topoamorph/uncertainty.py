@@ -150,8 +150,9 @@ EXACT_ELEMENTS = 5 * 10**7
 class ApplicabilityDomain:
     """Where a model was trained: density and atom-count ranges, and the training descriptors' neighbourhood.
 
-    ``fit(X, density, n_atoms)``; ``check(X, density, n_atoms)`` returns per-frame ``in_domain`` and the
-    ``reasons`` a frame is out ('density', 'n_atoms', 'descriptor'). ``X`` may have no columns (models
+    ``fit(X, density, n_atoms)``; ``check(X, density, n_atoms)`` returns per-frame ``in_domain``, the
+    ``reasons`` a frame is out ('density', 'n_atoms', 'descriptor'), the ``descriptor_distance`` to the nearest
+    training frame and the frame's coordinates in the components (``components``). ``X`` may have no columns (models
     without a descriptor: the mean and density baselines).
     """
 
@@ -241,9 +242,11 @@ class ApplicabilityDomain:
             out += (b - self.mean_).T @ Q[pos]
         return out
 
-    def _residual(self, X):
+    def _residual(self, X, projected=None):
+        """Distance of each row from the components' span; ``projected``: its coordinates there, when known."""
         c = X - self.mean_
-        return np.linalg.norm(c - (c @ self.basis_.T) @ self.basis_, axis=1)
+        p = c @ self.basis_.T if projected is None else projected
+        return np.linalg.norm(c - p @ self.basis_, axis=1)
 
     def check(self, X, density, n_atoms) -> dict:
         from scipy.spatial import cKDTree
@@ -255,14 +258,16 @@ class ApplicabilityDomain:
         out_atoms = (n < self.n_atoms_range_[0]) | (n > self.n_atoms_range_[1])
         distance = np.zeros(len(d))
         out_desc = np.zeros(len(d), bool)
+        components = np.zeros((len(d), len(self.basis_)))
         if len(self.basis_) and len(d):
             X = np.asarray(X, float).reshape(len(d), -1)
-            distance = cKDTree(self.train_).query((X - self.mean_) @ self.basis_.T, k=1)[0]
-            out_desc = (distance > self.distance_threshold_) | (self._residual(X) > self.residual_threshold_)
+            components = (X - self.mean_) @ self.basis_.T
+            distance = cKDTree(self.train_).query(components, k=1)[0]
+            out_desc = (distance > self.distance_threshold_) | (self._residual(X, components) > self.residual_threshold_)
         reasons = [";".join(r for r, bad in (("density", a), ("n_atoms", b), ("descriptor", c)) if bad)
                    for a, b, c in zip(out_density, out_atoms, out_desc)]
         return {"in_domain": ~(out_density | out_atoms | out_desc), "reasons": reasons,
-                "descriptor_distance": distance}
+                "descriptor_distance": distance, "components": components}
 
     # ---- storage: a header dict and arrays (formats.model)
     def to_header(self) -> dict:

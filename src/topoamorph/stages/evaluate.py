@@ -238,14 +238,10 @@ def select(*, model: str, frames: list[str], n: int, output: str, table: str | N
     fs = frames_for([tm], frames, os.path.dirname(os.path.abspath(output)))
     if fs is None:
         return 0
-    X = tm.features(fs)
     out = tm.apply(fs)
     ad = tm.domain
-    coords, spacing = np.zeros((len(fs), 0)), 0.0
-    if ad is not None and len(ad.basis_):
-        coords = (tm.domain_features(X) - ad.mean_) @ ad.basis_.T
-        spacing = ad.reference_distance_
-    picked = select_frames(out["sigma"], coords, n, spacing)
+    spacing = ad.reference_distance_ if ad is not None else 0.0  # 0 without a descriptor: σ alone
+    picked = select_frames(out["sigma"], out["components"], n, spacing)
     chosen = []
     for rank, k in enumerate(picked):
         a = fs.atoms[k].copy()
