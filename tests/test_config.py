@@ -67,6 +67,10 @@ def test_absent_keys_take_defaults_and_nested_keys_merge(tmp_path):
         ({"structures": {"protocol": {"thermostat": {"name": "nose_hoover_chain", "chain_length": 0}}}},
          "structures.protocol.thermostat.chain_length"),
         ({"structures": {"protocol": {"checkpoint_every_steps": 0}}}, "structures.protocol.checkpoint_every_steps"),
+        ({"train": {"split": {"by": "density"}}}, "train.split.test_densities"),
+        ({"train": {"split": {"by": "density", "test_densities": [3.5, 3.6]}}}, "train.split.test_densities.1"),
+        ({"train": {"split": {"by": "density", "test_densities": [1.5, 2.0, 2.5, 3.0, 3.5]}}},
+         "train.split.test_densities"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, overrides, key):

@@ -175,15 +175,14 @@ def _semantic_checks(cfg: dict) -> None:
                 f"{seg['t_start_K']} K does not continue the previous segment's end ({prev['t_end_K']} K)",
             )
     settings.HomologySettings.from_config(cfg["homology"])  # refuses keep_simplices with the rips backend
-    settings.SplitSettings.from_config(cfg["train"]["split"])  # refuses a density split without its densities
-    split = cfg["train"]["split"]
-    if split.get("by") == "density" and cfg["source"]["kind"] == "generate":
+    split = settings.SplitSettings.from_config(cfg["train"]["split"])  # refuses a density split without densities
+    if split.by == "density" and cfg["source"]["kind"] == "generate":
         grid = cfg["structures"]["densities"]
-        for i, d in enumerate(split["test_densities"]):
-            if not any(abs(d - g) <= 1e-3 for g in grid):
+        for i, (d, found) in enumerate(zip(split.test_densities, split.matches(grid).any(axis=0))):
+            if not found:
                 raise ConfigError(f"train.split.test_densities.{i}", f"{d} g/cm³ is not one of structures.densities "
                                   f"{grid}: no frame would be tested")
-        if all(any(abs(d - g) <= 1e-3 for d in split["test_densities"]) for g in grid):
+        if split.held_out(grid).all():
             raise ConfigError("train.split.test_densities", "every density of structures.densities is held out: "
                               "nothing left to train on")
     maxdim = cfg["homology"]["maxdim"]

@@ -61,10 +61,7 @@ def split(meta: dict, settings: SplitSettings, seed: int) -> dict:
     groups = [str(s) for s in meta["source"]] if by == "run" else None
     if by == "density":
         dens = np.asarray(meta["density"], float)
-        held = np.zeros(n, bool)
-        for d in settings.test_densities:
-            held |= np.abs(dens - d) <= 1e-3
-        test = np.nonzero(held)[0]
+        test = np.nonzero(settings.held_out(dens))[0]
         if len(test) == 0 or len(test) == n:
             raise ValueError(f"train.split.test_densities {list(settings.test_densities)} select "
                              f"{'no' if len(test) == 0 else 'every'} frame (densities present: "

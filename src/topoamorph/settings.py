@@ -17,6 +17,7 @@ import functools
 from dataclasses import dataclass
 from importlib import resources
 
+import numpy as np
 import yaml
 
 from .errors import ConfigError
@@ -124,6 +125,18 @@ class SplitSettings:
     test_source: str | None = None
     duplicates: str = "warn"  # overwritten by train.split.duplicates of the defaults file
     test_densities: tuple | None = None  # by density: the densities held out as the test part
+
+    #: g/cm³: a frame's density is one of ``test_densities`` within this
+    DENSITY_MATCH = 1e-3
+
+    def matches(self, density) -> np.ndarray:
+        """(len(density), len(test_densities)) mask: which of the ``density`` values (g/cm³) is which test density."""
+        d = np.asarray(density, float).reshape(-1, 1)
+        return np.abs(d - np.asarray(self.test_densities or (), float).reshape(1, -1)) <= self.DENSITY_MATCH
+
+    def held_out(self, density) -> np.ndarray:
+        """Mask of the ``density`` values that a density split holds out as its test part."""
+        return self.matches(density).any(axis=1)
 
     def __post_init__(self):
         if self.by == "density" and not self.test_densities:
