@@ -126,7 +126,6 @@ def twisted_diagrams(simplices: dict, shifts: dict, values: dict, n_atoms: int, 
     """
     from .alpha_fast import row_keys
 
-    dims = [d for d in range(4) if len(simplices[d])]
     sizes = [len(simplices[d]) for d in range(4)]
     start = np.concatenate([[0], np.cumsum(sizes)])
     val = np.concatenate([np.asarray(values[d], float) for d in range(4)])
@@ -137,8 +136,8 @@ def twisted_diagrams(simplices: dict, shifts: dict, values: dict, n_atoms: int, 
     keys = {d: row_keys(np.asarray(simplices[d], np.int64), n_atoms) for d in range(4)}
     sorted_keys = {d: np.argsort(keys[d], kind="stable") for d in range(4)}
     col_rows, col_coefs, col_of = [], [], []
-    for d in dims:
-        if d == 0:
+    for d in range(1, 4):
+        if not sizes[d]:
             continue
         S, T = np.asarray(simplices[d], np.int64), np.asarray(shifts[d], np.int64)
         for j in range(d + 1):
@@ -173,7 +172,6 @@ def twisted_diagrams(simplices: dict, shifts: dict, values: dict, n_atoms: int, 
     paired[births] = True
     paired[low[births]] = True
     essential = int(m - paired.sum())
-    simplex_of = order  # filtration position -> global simplex index
     diagrams = {d: [] for d in range(maxdim + 1)}
     pairs = {d: [] for d in range(maxdim + 1)}
     for j in births:
@@ -181,7 +179,7 @@ def twisted_diagrams(simplices: dict, shifts: dict, values: dict, n_atoms: int, 
         d = int(dim_sorted[b])
         if d > maxdim or not v_sorted[j] - v_sorted[b] > zero:
             continue
-        gb, gd = simplex_of[b], simplex_of[j]
+        gb, gd = order[b], order[j]  # filtration position -> index over all dimensions
         row_b = np.asarray(simplices[d][gb - start[d]]).tolist()
         row_d = np.asarray(simplices[d + 1][gd - start[d + 1]]).tolist()
         diagrams[d].append((v_sorted[b], v_sorted[j]))
