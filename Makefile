@@ -33,7 +33,7 @@ $(VENV)/.installed: pyproject.toml setup.py src/topoamorph/native/_delaunay.cpp
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,mlip]"
 	$(BIN)/python -c "from topoamorph.alpha_fast import default_delaunay as d; print('homology Delaunay:', d())"
 	touch $@
 
@@ -61,13 +61,13 @@ gpaw: venv
 # The suite requires GPAW and the CGAL extension (TOPOAMORPH_REQUIRE_GPAW=1, TOPOAMORPH_REQUIRE_CGAL=1): their
 # tests fail rather than skip when they are missing.
 test: venv homcloud gpaw
-	TOPOAMORPH_REQUIRE_GPAW=1 TOPOAMORPH_REQUIRE_CGAL=1 $(BIN)/python -m pytest
+	TOPOAMORPH_REQUIRE_GPAW=1 TOPOAMORPH_REQUIRE_CGAL=1 TOPOAMORPH_REQUIRE_MLIP=1 $(BIN)/python -m pytest
 
 bench-homology: venv homcloud
 	$(BIN)/python benchmarks/homology_speed.py
 
 # Unit and property tests only (under 90 s on 2 cores); the tiers: docs/testing.md.
-FAST_TESTS := not (mpi or workflow or slurm or gpaw or homcloud or slow)
+FAST_TESTS := not (mpi or workflow or slurm or gpaw or homcloud or mlip or slow)
 test-fast: venv
 	$(BIN)/python -m pytest -m "$(FAST_TESTS)"
 

@@ -53,7 +53,7 @@ def melt_quench_cli(structures, out: Path, launch=(), env=None, checkpoint=None)
 
 
 def test_registry_names_and_unknown_engine():
-    assert set(engines.REGISTRY) == {"lammps", "gpaw", "cp2k", "vasp", "espresso"}
+    assert set(engines.REGISTRY) == {"lammps", "gpaw", "cp2k", "vasp", "espresso", "mlip"}
     with pytest.raises(ConfigError, match="relabel.engine.name"):
         engines.get("siesta", key="relabel.engine")
     with pytest.raises(ConfigError, match="structures.engine.potential"):

