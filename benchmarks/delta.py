@@ -2,7 +2,7 @@
 misses (E_DFT − E_potential per atom), by repeated k-fold CV.
 
     python benchmarks/delta.py FILE.extxyz [FILE.extxyz ...] [--models 7net-0 chgnet] [--reps 3] [--folds 5]
-        [--cache DIR]
+        [--cache DIR] [--cnn]
 
 Every file is one data set (labels are never mixed across files). The potentials' energies of every frame are
 computed once through the ``mlip`` engine (about 3.6 s per 216-atom frame on 2 cores) and kept in ``--cache``
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from accuracy import cv_mae, ridge, scaled_ridge  # noqa: E402
+from accuracy import cnn, cv_mae, ridge, scaled_ridge  # noqa: E402
 from topoamorph import engines, homology  # noqa: E402
 from topoamorph.baselines import SOAPAverage  # noqa: E402
 from topoamorph.descriptors import make_vectorizer  # noqa: E402
@@ -77,6 +77,12 @@ def delta(fit_predict):
     return run
 
 
+def flat_cnn(Xtr, ytr, Xte):
+    """The accuracy harness's CNN on flattened default images (restored to channels x bins x bins)."""
+    shape = (-1, len(DEFAULT_IMAGE["dims"]), DEFAULT_IMAGE["bins"], DEFAULT_IMAGE["bins"])
+    return cnn(Xtr.reshape(shape), ytr, Xte.reshape(shape))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="+")
@@ -84,6 +90,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--cache", type=Path, help="where the potentials' energies are kept between runs")
+    ap.add_argument("--cnn", action="store_true", help="also Δ-learning with the CNN (one shuffle)")
     a = ap.parse_args(argv)
     logging.disable(logging.WARNING)
     from ase.io import read
@@ -92,7 +99,7 @@ def main(argv=None) -> int:
         frames = read(f, ":")
         y = np.array([x.get_potential_energy() / len(x) for x in frames])
         t0 = time.perf_counter()
-        ph = make_vectorizer(DEFAULT_IMAGE).fit().images([homology.compute(x) for x in frames])
+        ph = make_vectorizer(DEFAULT_IMAGE).fit().images([homology.compute(x) for x in frames]).reshape(len(frames), -1)
         soap = SOAPAverage().fit().transform(frames)
         cv = lambda X, fp: cv_mae(X, y, fp, a.reps, a.folds)  # noqa: E731
         rows = {"mean": cv(np.zeros((len(y), 1)), lambda p, q, r: np.full(len(r), q.mean())),
@@ -102,6 +109,10 @@ def main(argv=None) -> int:
             rows[f"{model} + offset"] = cv(e, offset)
             rows[f"{model} a + b·E"] = cv(e, linear)
             rows[f"Δ-PH on {model} (ridge)"] = cv(np.hstack([ph, e]), delta(ridge))
+            # the engine's energy as one more input: the correction may scale with it (a + b·E inside the ridge)
+            rows[f"Δ-PH + b·E on {model} (ridge)"] = cv(np.hstack([ph, e, e]), delta(ridge))
+            if a.cnn:
+                rows[f"Δ-PH on {model} (CNN, 1 shuffle)"] = cv_mae(np.hstack([ph, e]), y, delta(flat_cnn), 1, a.folds)
             rows[f"Δ-SOAP on {model} (ridge)"] = cv(np.hstack([soap, e]), delta(scaled_ridge))
         print(f"\n{f.stem}: {len(y)} frames, {a.folds}-fold CV x {a.reps} (MAE meV/atom, "
               f"{time.perf_counter() - t0:.0f} s)")

@@ -367,3 +367,33 @@ def test_evaluation_files_rerun_only_evaluation_and_report(campaign, tmp_path_fa
     gone = edited(work, cfg, "gone.yaml", lambda c: c.update(evaluate=["absent.extxyz"]))
     p = snakemake(["-n", "--configfile", gone], work, check=False)
     assert p.returncode != 0 and "absent.extxyz: file not found" in p.stdout + p.stderr
+
+
+@pytest.mark.workflow
+def test_delta_learning_reruns_only_training_and_adds_the_engine_back(campaign, tmp_path_factory):
+    """train.delta with the MD engine itself: the engine's energies of every row are one new job, every model is
+    retrained on the correction (zero here: the reference is that engine's energy) and reports the energy, so
+    every model is exact; nothing upstream reruns."""
+    src, cfg, _ = campaign
+    work = tmp_path_factory.mktemp("delta")
+    shutil.copytree(src, work, dirs_exist_ok=True, symlinks=True)
+    res = work / "results" / "tiny"
+    engine = {"name": "lammps", "potential": "tersoff"}
+    new = edited(work, cfg, "delta.yaml", lambda c: c["train"].update(delta={"engine": engine}))
+    counts = job_counts(snakemake(["-n", "--cores", "2", "--configfile", new], work).stdout)
+    assert counts == {"delta_energies": 1, "train_ridge": 1, "train_cnn": 1, "train_baselines": 1,
+                      "learning_curve": 1, "merge_metrics": 6, "report": 1, "all": 1}
+    snakemake(["--cores", "2", "--configfile", new], work)
+    for model in MODELS:
+        m = json.loads((res / "metrics" / f"{model}.json").read_text())
+        assert m["hyperparameters"]["delta"]["engine"] == engine, model
+        assert m["test"]["mae_mev_per_atom"] < 1.0, (model, m["test"])  # the correction to learn is zero
+    from topoamorph import load_model
+
+    ridge = load_model(res / "models" / "ridge.npz")
+    assert ridge.delta["engine"] == engine
+    frames = str(res / "structures" / "rho3.00" / "run1.extxyz")
+    from ase.io import read
+
+    atoms = read(frames, "-3:")
+    np.testing.assert_allclose(ridge.predict(atoms), [a.get_potential_energy() / len(a) for a in atoms], atol=1e-3)

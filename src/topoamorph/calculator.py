@@ -12,7 +12,8 @@ Models on persistence images (ridge, cnn) give energy and forces from one float6
 ``TrainedModel.predict`` (which feeds the float32 descriptors of the dataset) by float32 rounding. With
 ``descriptors.weight: none`` the energy jumps when a pair appears at the diagonal: a warning says so; for
 molecular dynamics train with ``weight: atan`` or ``linear`` (docs/models.md). The baselines (soap, rdf,
-density, mean) give energies only; stress is not provided.
+density, mean) give energies only; stress is not provided. A Δ-learning model (``train.delta``) adds its
+correction to the energy and forces of its engine (e.g. SevenNet-0), which runs once per call.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class TopoamorphCalculator(Calculator):
                 self._warned = True
             energy, forces, res = energy_and_forces(self.model, self.atoms)
             fs.set_persistence(self.model.inputs["homology"], [res])
+            if self.model.delta:  # Δ-learning: the engine's energy and forces plus the model's correction
+                e, f = self.model.engine_results(fs)  # kept in fs: apply() below does not run the engine again
+                energy, forces = energy + float(e[0]) * n, forces + f[0]
         out = self.model.apply(fs)
         if forces is None:
             energy = float(out["energy_per_atom"][0]) * n

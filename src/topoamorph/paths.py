@@ -55,6 +55,10 @@ class CampaignPaths:
         """SOAP and RDF features of every dataset row (the structure baselines)."""
         return f"{self.base}/dataset/structure_features.h5"
 
+    def delta_energies(self) -> str:
+        """The Δ-learning engine's energy of every dataset row (train.delta)."""
+        return f"{self.base}/dataset/delta_energies.h5"
+
     def split(self) -> str:
         return f"{self.base}/dataset/split.json"
 

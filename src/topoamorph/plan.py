@@ -191,6 +191,14 @@ def relabel_runtime_minutes(cfg: dict) -> int:
     return _minutes(seconds)
 
 
+def delta_runtime_minutes(cfg: dict) -> int:
+    """The Δ-learning engine's single points of every frame (train.delta); imported frames are planned at
+    structures.natoms atoms (their sizes are not read at planning)."""
+    frames = sum(n for _, n in frame_files(cfg))
+    seconds = 1.5 * frames * engines.step_seconds(cfg["train"]["delta"]["engine"], int(cfg["structures"]["natoms"]))
+    return _minutes(seconds)
+
+
 def job_minutes(estimate: int, attempt: int, structures: dict) -> int:
     """What attempt ``attempt`` of a job asks for: more each retry, never above max_job_minutes."""
     return int(min(estimate * attempt, int(structures["max_job_minutes"])))

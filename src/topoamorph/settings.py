@@ -283,6 +283,12 @@ class Campaign:
     def imported(self) -> bool:
         return self.source.kind == "import"
 
+    @property
+    def delta_engine(self) -> dict | None:
+        """The engine block of ``train.delta`` (Δ-learning), None when models learn the reference energies."""
+        delta = self.train.get("delta")
+        return dict(delta["engine"]) if delta else None
+
     def evaluations(self) -> list[EvaluationFile]:
         """The files of ``evaluate``, each with its name and energy key."""
         return [EvaluationFile.from_config(item, self.source.energy_key) for item in self.evaluate]

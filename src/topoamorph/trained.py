@@ -15,6 +15,10 @@ trained on, its calibration and domain; its arrays hold the estimator. Estimator
   polynomial, the mean), with a bootstrap ensemble of (coef, intercept) for the spread;
 - ``cnn``: the mean of an ensemble of networks trained from different seeds.
 
+With Δ-learning (``train.delta``; header ``delta``: the engine block) the estimator predicts what an engine
+misses (E_reference − E_engine per atom) and every prediction here adds the engine's energy back (forces too, in
+``energy_and_forces`` and the ASE calculator): the engine runs on every frame predicted.
+
 The workflow's training stages write their predictions through the same ``predict_inputs``, so applying
 a model to a campaign's own frames gives exactly the predictions the workflow wrote.
 """
@@ -114,6 +118,14 @@ class FrameSet:
             self._cache[key] = make_featurizer(kind, params, species).fit().transform(self.atoms)
         return self._cache[key]
 
+    def engine(self, block: dict, element: str, calc=None) -> tuple[np.ndarray, list]:
+        """(energy per atom eV/atom, forces eV/Å per frame) of every frame by the engine ``block`` (Δ-learning),
+        computed once (``calc``: an existing calculator of that block, e.g. a model's kept one)."""
+        key = ("engine", json.dumps(block, sort_keys=True))
+        if key not in self._cache:
+            self._cache[key] = engine_energies(block, element, self.atoms, self.sources, self.indices, calc=calc)
+        return self._cache[key]
+
     def reference(self, energy_key: str = "energy") -> np.ndarray:
         """Reference energies per atom (eV/atom) under ``energy_key`` (info entry or calculator result);
         NaN for frames without one."""
@@ -124,6 +136,29 @@ class FrameSet:
             except InputFileError:  # an energy that is not a finite number: not a reference
                 pass
         return out
+
+
+def engine_energies(block: dict, element: str, atoms, sources, indices, *, forces: bool = True, workdir=None,
+                    key: str = "train.delta.engine", calc=None) -> tuple[np.ndarray, list | None]:
+    """(energy per atom (n,) eV/atom, forces (n_i, 3) eV/Å per frame or None) of ``atoms`` by an engine block, one
+    calculator for all (``calc``: an existing one); a frame the engine fails on is an error naming it."""
+    from . import engines
+
+    if calc is None:
+        calc = engines.calculator(block, element, key=key, workdir=workdir, natoms=len(atoms[0]) if len(atoms) else 0)
+    energy, out = np.empty(len(atoms)), []
+    for k, (a, src, i) in enumerate(zip(atoms, sources, indices)):
+        frame = a.copy()  # without the frame's own (stored) results
+        frame.calc = calc
+        try:
+            energy[k] = frame.get_potential_energy() / len(frame)
+            if forces:
+                out.append(np.asarray(frame.get_forces(), dtype=float))
+        except Exception as exc:  # noqa: BLE001 - engines raise many kinds; the frame is what the user needs
+            raise InputFileError(src, f"{key} {block.get('name')} failed ({type(exc).__name__}: {exc})", i) from None
+        if not np.isfinite(energy[k]):
+            raise InputFileError(src, f"{key} {block.get('name')} gave a non-finite energy", i)
+    return energy, (out if forces else None)
 
 
 def as_frameset(frames) -> FrameSet:
@@ -146,6 +181,7 @@ class TrainedModel:
             raise InputFileError(self.path, f"unknown estimator {header.get('estimator')!r} or input kind "
                                  f"{header['inputs'].get('kind')!r}")
         self._nets = None
+        self._engine_calc = None
 
     def check_complete(self) -> TrainedModel:
         """Raise InputFileError naming the file when an array the model needs is missing (a damaged file)."""
@@ -158,6 +194,10 @@ class TrainedModel:
             need = ["coef", "intercept"]
         if "domain" in self.header:
             need += ["domain_mean", "domain_basis", "domain_train"]
+        delta = self.header.get("delta")
+        if delta is not None and not (isinstance(delta, dict) and isinstance(delta.get("engine"), dict)
+                                      and isinstance(delta["engine"].get("name"), str)):
+            raise InputFileError(self.path, "model header's delta is not a mapping with an engine block (corrupt file)")
         missing = [k for k in need if k not in self.arrays]
         if missing:
             raise InputFileError(self.path, f"model file lacks {missing} (damaged or incomplete): retrain it")
@@ -179,6 +219,22 @@ class TrainedModel:
     @property
     def calibration(self) -> Calibration:
         return Calibration.from_dict(self.header["calibration"]) if "calibration" in self.header else Calibration()
+
+    @property
+    def delta(self) -> dict | None:
+        """Δ-learning: ``{"engine": block, "described": ...}`` of the engine whose energy every prediction adds to
+        the estimator's correction; None for a model of the energy itself."""
+        return self.header.get("delta")
+
+    def engine_results(self, fs: FrameSet) -> tuple[np.ndarray, list]:
+        """(energy per atom, forces) of the Δ-learning engine on the frames; its calculator is built once per
+        model (loading a universal potential takes seconds) and kept."""
+        block = self.delta["engine"]
+        if self._engine_calc is None:
+            from . import engines
+
+            self._engine_calc = engines.calculator(block, self.species[0], key=f"{self.path}: delta.engine")
+        return fs.engine(block, self.species[0], calc=self._engine_calc)
 
     @property
     def domain(self) -> ApplicabilityDomain | None:
@@ -286,8 +342,10 @@ class TrainedModel:
         return point, spread
 
     def predict(self, frames) -> np.ndarray:
-        """Energy per atom (eV/atom) of each frame."""
-        return self.predict_inputs(self.features(frames))[0]
+        """Energy per atom (eV/atom) of each frame (with Δ-learning: the engine's plus the correction)."""
+        fs = self.check_frames(frames)
+        point = self.predict_inputs(self.features(fs))[0]
+        return point + self.engine_results(fs)[0] if self.delta else point
 
     def predict_with_uncertainty(self, frames) -> tuple[np.ndarray, np.ndarray]:
         """(energy per atom, calibrated standard deviation), both eV/atom; σ grows with the frame's distance from
@@ -301,6 +359,10 @@ class TrainedModel:
         X = self.features(fs)
         point, spread = self.predict_inputs(X)
         out = {"energy_per_atom": point, "n_atoms": fs.n_atoms, "density": fs.density}
+        if self.delta:  # the estimator's output is the correction to the engine
+            out["engine_energy_per_atom"] = self.engine_results(fs)[0]
+            out["correction_per_atom"] = point
+            out["energy_per_atom"] = point + out["engine_energy_per_atom"]
         ad = self.domain
         if ad is not None:
             out.update(ad.check(self.domain_features(X), out["density"], out["n_atoms"]))
@@ -317,10 +379,14 @@ class TrainedModel:
         from .potential import energy_and_forces
 
         energy, forces, _ = energy_and_forces(self, atoms)
+        if self.delta:  # the engine's energy and forces plus the model's correction
+            e, f = self.engine_results(FrameSet([atoms]))
+            energy, forces = energy + float(e[0]) * len(atoms), forces + f[0]
         return energy, forces
 
     def explain(self, atoms) -> dict:
-        """Per-atom contributions (eV) of one structure and the pairs behind them (``potential.explain``)."""
+        """Per-atom contributions (eV) of one structure and the pairs behind them (``potential.explain``); with
+        Δ-learning, of the correction to the engine's energy."""
         from .potential import explain
 
         return explain(self, atoms)

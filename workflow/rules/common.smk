@@ -54,6 +54,8 @@ try:  # an engine whose program or data files are missing here stops planning (e
         engines.check_installation(config["structures"]["engine"], config["structures"]["element"])
     if CAMPAIGN.relabel:
         engines.check_installation(CAMPAIGN.relabel.engine, config["structures"]["element"], "relabel.engine")
+    if CAMPAIGN.delta_engine:
+        engines.check_installation(CAMPAIGN.delta_engine, config["structures"]["element"], "train.delta.engine")
 except TopoamorphError as exc:
     raise WorkflowError(f"engine not installed: {exc}")
 BATCH_IDS = plan.batch_ids(config)
@@ -71,6 +73,7 @@ SPECIES = [CAMPAIGN.structures.element]
 STRUCTURE_KEYS = ("element", "natoms", "lattice", "rattle_angstrom", "engine", "protocol")
 MD_MINUTES = plan.md_runtime_minutes(config["structures"])
 RELABEL_MINUTES = plan.relabel_runtime_minutes(config) if CAMPAIGN.relabel else 0
+DELTA_MINUTES = plan.delta_runtime_minutes(config) if CAMPAIGN.delta_engine else 0
 
 
 wildcard_constraints:
@@ -151,6 +154,22 @@ def energy_key_option():
     if not IMPORT:
         return ""
     return f"--energy-key {shlex.quote(CAMPAIGN.source.energy_key)} --manifest {shlex.quote(P.manifest())}"
+
+
+def delta_engine():
+    """The Δ-learning engine block (the MD engine's when train.delta is off: the rule is then never used)."""
+    return CAMPAIGN.delta_engine or config["structures"]["engine"]
+
+
+def delta_inputs():
+    """The Δ-learning engine's energies as an input of the training jobs, none without train.delta."""
+    return {"delta": P.delta_energies()} if CAMPAIGN.delta_engine else {}
+
+
+def delta_params():
+    """The Δ-learning engine block as a parameter of the training jobs (none without train.delta, so that
+    campaigns without it plan exactly the jobs they did before it existed)."""
+    return {"delta_engine": CAMPAIGN.delta_engine} if CAMPAIGN.delta_engine else {}
 
 
 def import_manifest():

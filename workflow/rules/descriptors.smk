@@ -42,3 +42,32 @@ rule structure_features:
         "../envs/descriptors.yaml"
     script:
         "../scripts/structure_features.py"
+
+
+rule delta_energies:
+    """Δ-learning (train.delta): the engine's energy of every dataset row, which every model learns to correct."""
+    input:
+        dataset=P.dataset(),
+        frames=frames_files(),
+        **import_manifest(),
+    output:
+        energies=P.delta_energies(),
+    params:
+        engine=delta_engine(),
+        element=config["structures"]["element"],
+        workdir=P.workdir("delta_energies", density="all", run="all"),
+    log:
+        P.log("delta_energies"),
+    benchmark:
+        P.benchmark("delta_energies"),
+    threads: engine_cores(delta_engine())
+    resources:
+        tasks=engine_ranks(delta_engine()),
+        gpu=engine_gpus(delta_engine()),
+        **engine_mpi(delta_engine()),
+        runtime=lambda wildcards, attempt: plan.job_minutes(DELTA_MINUTES, attempt, config["structures"]),
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+    conda:
+        "../envs/generate.yaml"
+    script:
+        "../scripts/delta_energies.py"

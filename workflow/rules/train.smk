@@ -23,11 +23,13 @@ rule train_ridge:
     input:
         dataset=P.dataset(),
         split=P.split(),
+        **delta_inputs(),
     output:
         metrics=P.fit_metrics("ridge"),
         predictions=P.predictions("ridge"),
         model=P.model("ridge", "npz"),
     params:
+        **delta_params(),
         ridge=config["train"]["ridge"],
         uncertainty=uncertainty_params("bootstrap"),
         homology=homology_compute_options(),
@@ -52,11 +54,13 @@ rule train_cnn:
     input:
         dataset=P.dataset(),
         split=P.split(),
+        **delta_inputs(),
     output:
         metrics=P.fit_metrics("cnn"),
         predictions=P.predictions("cnn"),
         model=P.model("cnn", "pt"),
     params:
+        **delta_params(),
         cnn=config["train"]["cnn"],
         uncertainty=uncertainty_params("cnn_members"),
         homology=homology_compute_options(),
@@ -83,11 +87,13 @@ rule train_baselines:
         dataset=P.dataset(),
         split=P.split(),
         features=P.features(),
+        **delta_inputs(),
     output:
         metrics=[P.fit_metrics(b) for b in BASELINES],
         predictions=[P.predictions(b) for b in BASELINES],
         model_files=[P.model(b, "npz") for b in BASELINES],
     params:
+        **delta_params(),
         seed=config["seed"],
         names=BASELINES,
         baselines=config["train"]["baselines"],
@@ -112,9 +118,11 @@ rule learning_curve:
         dataset=P.dataset(),
         split=P.split(),
         features=P.features(),
+        **delta_inputs(),
     output:
         curve=P.metrics("learning_curve"),
     params:
+        **delta_params(),
         settings=config["train"]["learning_curve"],
         models_params=learning_curve_model_params(),
         seed=config["seed"],

@@ -13,6 +13,7 @@ from ..baselines import make_featurizer
 from ..descriptors import kind_of, make_vectorizer
 from ..errors import InputFileError
 from ..formats.dataset import Dataset, DatasetWriter
+from ..formats.delta import write_delta_energies
 from ..formats.diagrams import count_diagrams, read_diagrams
 from ..formats.features import KINDS, write_features
 from ..formats.frames import read_rows
@@ -78,3 +79,25 @@ def structure_features(*, dataset: str, frames: list[str], features: str, baseli
     shapes = {k: list(v.shape) for k, v in feats.items()}
     log.info("structure features %s written to %s", shapes, features)
     return shapes
+
+
+def delta_energies(*, dataset: str, frames: list[str], output: str, engine: dict, element: str, workdir: str,
+                   manifest: str | None = None) -> dict:
+    """The Δ-learning engine's energy per atom of every dataset row (``train.delta.engine``), in the dataset's
+    row order (``frames``: the files the rows come from; ``manifest``: the import manifest they are checked
+    against). One calculator for all rows; a row the engine cannot compute fails the job naming the frame."""
+    from .. import engines
+    from ..trained import engine_energies
+
+    with Dataset(dataset) as ds:
+        meta = {k: v.copy() for k, v in ds.meta.items()}
+    with unchanged_while_read(manifest, frames):
+        atoms = read_rows(meta["source"], meta["index"])
+    t0 = time.perf_counter()
+    energy, _ = engine_energies(engine, element, atoms, [str(s) for s in meta["source"]], meta["index"],
+                                forces=False, workdir=workdir, key="train.delta.engine")
+    described = engines.describe(engine)
+    write_delta_energies(output, energy, meta, engine, described, provenance.record(engine))
+    log.info("%s: %d rows in %.1f s, %.4f..%.4f eV/atom", described, len(atoms), time.perf_counter() - t0,
+             energy.min(), energy.max())
+    return {"rows": len(atoms), "engine": described}

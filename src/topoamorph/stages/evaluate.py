@@ -156,6 +156,10 @@ def explain(*, model: str, frames: list[str], output: str, pairs: str | None = N
         a.info.update(source=fs.sources[k], frame=fs.indices[k], model=tm.path, predicted_energy=ex["energy"],
                       baseline_energy=ex["baseline"], attribution_residual=ex["residual"],
                       attribution=("exact (linear model)" if ex["complete"] else "gradient x input (first order)"))
+        if tm.delta:  # Δ-learning: the contributions explain the correction; the engine gives the rest
+            engine_energy = float(tm.engine_results(FrameSet([atoms]))[0][0]) * len(atoms)
+            a.info.update(explained="correction to the engine", delta_engine=tm.delta["described"],
+                          engine_energy=engine_energy, predicted_total_energy=engine_energy + ex["energy"])
         out.append(a)
         rows += [dict(r, source=fs.sources[k], frame=fs.indices[k], contribution_ev=r["contribution_eV"])
                  for r in ex["pairs"]]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from .. import models, provenance
 from ..errors import InputFileError
 from ..formats.dataset import Dataset, row_source
+from ..formats.delta import read_delta_energies
 from ..formats.features import read_features
 from ..formats.predictions import write_predictions
 from ..io import read_json, write_json
@@ -68,19 +70,47 @@ def _parts(split_file: str) -> dict:
         raise InputFileError(split_file, f"malformed split ({type(exc).__name__}: {exc})") from None
 
 
-def _load(dataset: str, split_file: str):
-    """y, metadata and the train/validation/test indices of the shared split (the descriptors stay in the
-    file: the models stream them, ``Dataset.blocks``)."""
+@dataclass(frozen=True)
+class DeltaTarget:
+    """Δ-learning (``train.delta``): every model learns y - ``energy`` (eV/atom, per dataset row), the engine's
+    energy; predictions and metrics are of y (the correction plus ``energy``)."""
+
+    energy: np.ndarray
+    engine: dict
+    described: str
+
+    def header(self) -> dict:
+        """What a model file records so that ``TrainedModel`` adds the engine's energy back."""
+        return {"engine": self.engine, "described": self.described, "target": "E_reference - E_engine (eV/atom)"}
+
+
+def _load(dataset: str, split_file: str, delta: str | None = None, delta_engine: dict | None = None):
+    """(target, metadata, the train/validation/test indices of the shared split, ``DeltaTarget`` or None); the
+    descriptors stay in the file (the models stream them, ``Dataset.blocks``). The target is the energy per atom,
+    or with ``delta`` (the engine's energies of every row, ``train.delta``) what the engine misses of it."""
     parts = _parts(split_file)
     with Dataset(dataset) as ds:
         y, meta = ds.y.copy(), {k: v.copy() for k, v in ds.meta.items()}
     top = max((int(v.max()) for v in parts.values() if len(v)), default=-1)
     if top >= len(y):
         raise InputFileError(split_file, f"index {top} beyond the {len(y)} frames of {dataset}: rerun the split")
-    return y, meta, parts
+    target = None
+    if delta:
+        energy, described = read_delta_energies(delta, meta, delta_engine)
+        target = DeltaTarget(energy, dict(delta_engine or {}), described)
+        y = y - energy
+        log.info("Δ-learning on %s: the models learn E_reference - E_engine, %.4f..%.4f eV/atom", described,
+                 y.min(), y.max())
+    return y, meta, parts, target
 
 
-def _finish(name, y, pred, meta, parts, hyper, prov, metrics_out, predictions_out, extra=None, sigma=None) -> dict:
+def _finish(name, y, pred, meta, parts, hyper, prov, metrics_out, predictions_out, extra=None, sigma=None,
+            delta: DeltaTarget | None = None) -> dict:
+    """Metrics and predictions of the energy per atom (with Δ-learning, the engine's energy added back to the
+    target and the prediction: the errors are the same, the reported energies are totals)."""
+    if delta is not None:
+        y, pred = y + delta.energy, pred + delta.energy
+        hyper = dict(hyper, delta=delta.header())
     out = models.report_metrics(name, y, pred, meta["density"], parts, hyper, prov)
     out.update(extra or {})
     write_predictions(predictions_out, y, pred, meta, parts, prov, sigma=sigma)
@@ -162,10 +192,14 @@ def _distance_calibration(cal: Calibration, ad: ApplicabilityDomain, shift, meta
     return cal, {"by": what, "groups": rows}
 
 
-def _product(tm: TrainedModel, X, y, meta, parts, uncertainty: dict, model_out: str, prov: dict, shift=None):
+def _product(tm: TrainedModel, X, y, meta, parts, uncertainty: dict, model_out: str, prov: dict, shift=None,
+             delta: DeltaTarget | None = None):
     """Calibrate the model's spread on the validation part, fit its applicability domain on the train part and
-    σ's distance term on the held-out groups ``shift`` (``_distance_calibration``), record them (and its errors)
-    in the model file and save it; return (predictions, σ, calibration metrics)."""
+    σ's distance term on the held-out groups ``shift`` (``_distance_calibration``), record them (and its errors,
+    and with Δ-learning the engine to add back) in the model file and save it; return (predictions of the target,
+    σ, calibration metrics)."""
+    if delta is not None:
+        tm.header["delta"] = delta.header()
     src = row_source(X)
     va, te, tr = parts["validation"], parts["test"], parts["train"]
     ad = ApplicabilityDomain(uncertainty["domain_percentile"], uncertainty["domain_components"])
@@ -227,11 +261,12 @@ def _linear_model(name: str, inputs: dict, species, hyper: dict, coef, intercept
 
 
 def train_ridge(*, dataset: str, split: str, metrics: str, predictions: str, model: str, ridge: dict,
-                uncertainty: dict, homology: dict, species: list, seed: int) -> dict:
+                uncertainty: dict, homology: dict, species: list, seed: int, delta: str | None = None,
+                delta_engine: dict | None = None) -> dict:
     """Ridge regression, the regularisation chosen by cross-validation on the train part; a bootstrap
     ensemble at that regularisation gives the spread. Large datasets are never held: the Gram matrix of the
     training frames and the coefficients are streamed from the dataset file (``RidgeModel``, ``solver``)."""
-    y, meta, parts = _load(dataset, split)
+    y, meta, parts, target = _load(dataset, split, delta, delta_engine)
     tr = parts["train"]
     resamples = bootstrap_indices(len(tr), uncertainty["bootstrap"], seed)
     what, groups = shift_groups(meta, tr)
@@ -258,8 +293,9 @@ def train_ridge(*, dataset: str, split: str, metrics: str, predictions: str, mod
         tm.header["image_shape"] = list(ds.X.shape[1:])
         tm.arrays.update(alphas=m.alphas_, cv_rmse=m.cv_rmse_)
         prov = provenance.record(ridge, seed)
-        pred, sigma, cal = _product(tm, ds, y, meta, parts, uncertainty, model, prov, (what, groups, residuals))
-    return _finish("ridge", y, pred, meta, parts, hyper, prov, metrics, predictions, {"calibration": cal}, sigma)
+        pred, sigma, cal = _product(tm, ds, y, meta, parts, uncertainty, model, prov, (what, groups, residuals), target)
+    return _finish("ridge", y, pred, meta, parts, hyper, prov, metrics, predictions, {"calibration": cal}, sigma,
+                   target)
 
 
 def _cnn_fit(X, y, parts, params: dict, seed: int, train_index=None):
@@ -288,12 +324,13 @@ def surrogate_group_residuals(ds, y, tr, groups, seed: int) -> list[np.ndarray]:
 
 
 def train_cnn(*, dataset: str, split: str, metrics: str, predictions: str, model: str, cnn: dict, uncertainty: dict,
-              homology: dict, species: list, seed: int, threads: int = 1) -> dict:
+              homology: dict, species: list, seed: int, threads: int = 1, delta: str | None = None,
+              delta_engine: dict | None = None) -> dict:
     """An ensemble of small CNNs on the descriptor images (seeds seed, seed+1, ...), each early-stopped on the
     validation part; the prediction is the members' mean, their spread the uncertainty. The images are streamed
     from the dataset file: memory holds a shuffle buffer, not the training set."""
     _set_threads(threads)
-    y, meta, parts = _load(dataset, split)
+    y, meta, parts, target = _load(dataset, split, delta, delta_engine)
     if not len(parts["validation"]):  # one held-out subset of train for every member (early stopping, calibration)
         tr = parts["train"]
         n_va = max(1, int(round(models.CNNModel(**cnn).validation_fraction * len(tr))))
@@ -316,9 +353,9 @@ def train_cnn(*, dataset: str, split: str, metrics: str, predictions: str, model
         prov = provenance.record(cnn, seed)
         what, groups = shift_groups(meta, parts["train"])
         shift = (what, groups, surrogate_group_residuals(ds, y, parts["train"], groups, seed))
-        pred, sigma, cal = _product(tm, ds, y, meta, parts, uncertainty, model, prov, shift)
+        pred, sigma, cal = _product(tm, ds, y, meta, parts, uncertainty, model, prov, shift, target)
     return _finish("cnn", y, pred, meta, parts, hyper, prov, metrics, predictions,
-                   {"history": first.history_, "calibration": cal}, sigma)
+                   {"history": first.history_, "calibration": cal}, sigma, target)
 
 
 def _baseline_model(name, y, meta, feats, tr, seed, species, params, resamples=()) -> tuple[TrainedModel, dict]:
@@ -352,10 +389,10 @@ def _baseline_inputs(name, y, meta, feats):
 
 def train_baselines(*, dataset: str, split: str, features: str, metrics: list[str], predictions: list[str],
                     model_files: list[str], names: list[str], baselines: dict, uncertainty: dict, species: list,
-                    seed: int) -> None:
+                    seed: int, delta: str | None = None, delta_engine: dict | None = None) -> None:
     """The baselines ``names`` (mean, density, soap, rdf) on the same split; ``metrics``, ``predictions`` and
     ``model_files``: one file each per name, in the same order."""
-    y, meta, parts = _load(dataset, split)
+    y, meta, parts, target = _load(dataset, split, delta, delta_engine)
     feats = read_features(features, meta) if features else {}
     resamples = bootstrap_indices(len(parts["train"]), uncertainty["bootstrap"], seed)
     for name, metrics_out, predictions_out, model_out in zip(names, metrics, predictions, model_files):
@@ -369,8 +406,9 @@ def train_baselines(*, dataset: str, split: str, features: str, metrics: list[st
             what, groups = shift_groups(meta, tr)
             Z = (np.asarray(feats[name][tr], float) - tm.arrays["x_mean"]) / tm.arrays["x_scale"]
             shift = (what, groups, group_residuals_primal(Z, y[tr], hyper["alpha"], groups))
-        pred, sigma, cal = _product(tm, X, y, meta, parts, uncertainty, model_out, prov, shift)
-        _finish(name, y, pred, meta, parts, hyper, prov, metrics_out, predictions_out, {"calibration": cal}, sigma)
+        pred, sigma, cal = _product(tm, X, y, meta, parts, uncertainty, model_out, prov, shift, target)
+        _finish(name, y, pred, meta, parts, hyper, prov, metrics_out, predictions_out, {"calibration": cal}, sigma,
+                target)
 
 
 def _ridge_curve(ds, y, tr, subsets, ridge: dict, seed: int) -> list[np.ndarray]:
@@ -422,11 +460,11 @@ def curve_subsets(train, fractions, seed: int) -> list[np.ndarray]:
 
 
 def learning_curve(*, dataset: str, split: str, features: str, curve: str, settings: dict, models_params: dict,
-                   seed: int, threads: int = 1) -> dict:
+                   seed: int, threads: int = 1, delta: str | None = None, delta_engine: dict | None = None) -> dict:
     """Test and validation error against training-set size: nested random subsets of the train part
     (fractions ``settings["fractions"]``), each model of ``settings["models"]`` refitted on each
     (``models_params``: the ridge and cnn blocks of the PH models among them)."""
-    y, meta, parts = _load(dataset, split)
+    y, meta, parts, target = _load(dataset, split, delta, delta_engine)
     feats = read_features(features, meta) if features else {}
     tr = parts["train"]
     subsets = curve_subsets(tr, settings["fractions"], seed)
@@ -458,6 +496,8 @@ def learning_curve(*, dataset: str, split: str, features: str, curve: str, setti
                 log.info("learning curve %-7s n_train=%5d test MAE %.2f meV/atom", name, len(sub),
                          row["test"]["mae_mev_per_atom"])
             out["models"][name] = rows
+    if target is not None:  # errors are those of the energy: the same as of the correction the models learn
+        out["delta"] = target.header()
     out["provenance"] = provenance.record(settings, seed)
     write_json(curve, out)
     return out
