@@ -20,23 +20,12 @@ import numpy as np
 
 
 def _round(X, y, meta, labelled, va, te, seed):
-    """Ridge on the labelled rows, its σ on every row (validation floor + distance term), and its test MAE."""
-    from topoamorph import models
-    from topoamorph.stages.train import group_residuals_primal, shift_groups
-    from topoamorph.uncertainty import ApplicabilityDomain, Calibration
+    """Ridge on the labelled rows, its σ on every row (validation floor + distance term), and its test MAE: one
+    round of the workflow's loop (``topoamorph.active.fit_round``)."""
+    from topoamorph.active import fit_round
 
-    m = models.RidgeModel(seed=seed).fit(X[labelled], y[labelled])
-    pred = m.predict(X)
-    cal = Calibration.fit(np.zeros(len(va)), pred[va] - y[va])
-    ad = ApplicabilityDomain().fit(X[labelled], meta["density"][labelled], meta["n_atoms"][labelled])
-    what, groups = shift_groups(meta, labelled)
-    if groups:
-        res = group_residuals_primal(X[labelled], y[labelled], m.alpha_, groups)
-        dist = [ad.distances_between(g, np.setdiff1d(np.arange(len(labelled)), g)) for g in groups]
-        cal = cal.fit_distance(np.concatenate(dist), np.concatenate(res), ad.reference_distance_, what)
-    dom = ad.check(X, meta["density"], meta["n_atoms"])
-    sigma = cal.sigma(np.zeros(len(y)), dom["descriptor_distance"])
-    return float(1000 * np.mean(np.abs(pred[te] - y[te]))), sigma, dom["components"], ad.reference_distance_
+    rnd = fit_round(X, y, meta, labelled, va, seed)
+    return float(1000 * np.mean(np.abs(rnd.pred[te] - y[te]))), rnd.sigma, rnd.coords, rnd.spacing
 
 
 def run(campaign, rounds, per_round, seeds, initial, strategies=("sigma", "random")):

@@ -17,7 +17,7 @@ LAYERS = [
     {"formats"},
     {"engines", "thermostats", "generate", "homology", "alpha_fast", "crystal", "descriptors", "baselines", "models",
      "structure", "report", "importer", "plan", "distribute", "submit", "uncertainty", "trained", "calculator",
-     "inverse", "potential", "costs"},
+     "inverse", "potential", "costs", "active"},
     {"stages"},
     {"cli"},
 ]

@@ -71,6 +71,14 @@ def test_absent_keys_take_defaults_and_nested_keys_merge(tmp_path):
         ({"train": {"split": {"by": "density", "test_densities": [3.5, 3.6]}}}, "train.split.test_densities.1"),
         ({"train": {"split": {"by": "density", "test_densities": [1.5, 2.0, 2.5, 3.0, 3.5]}}},
          "train.split.test_densities"),
+        ({"active": {"initial": 10}}, "active.label"),
+        ({"active": {"label": {"engine": {"name": "mlip"}}, "per_round": 0}}, "active.per_round"),
+        ({"active": {"label": {"engine": {"name": "mlip"}}, "select": "all"}}, "active.select"),
+        ({"active": {"label": {"engine": {"name": "mlip"}}, "compare": ["worst"]}}, "active.compare.0"),
+        ({"active": {"label": {"engine": {"name": "mlip"}}}, "train": {"split": {"validation_fraction": 0}}},
+         "active"),
+        ({"train": {"delta": {"engine": {"name": "mlip", "threads": 0}}}}, "train.delta.engine.threads"),
+        ({"train": {"delta": {}}}, "train.delta.engine"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, overrides, key):

@@ -63,7 +63,7 @@ def test_fast_and_exact_paths_agree():
     pos = atoms.get_positions()
     frac = pos @ np.linalg.inv(atoms.cell[:])
     frac -= np.floor(frac)
-    out = homology._quotient(frac, atoms.cell[:], homology._cell_heights(atoms.cell[:]), 8.0, "safe")
+    out = homology._quotient(frac, atoms.cell[:], homology.cell_heights(atoms.cell[:]), 8.0, "safe")
     exact = homology._diagrams(homology._simplex_tree(*out[:2]), 2)
     assert_equal_diagrams(fast.diagrams, exact)
 

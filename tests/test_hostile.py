@@ -38,6 +38,9 @@ def load(tmp_path, text: str):
     ("report: {dpi: 100000}", "report.dpi"),
     ("seed: 1099511627776", "seed"),
     ("source: {kind: import, file: a.xyz, energy_key: 'energy$(touch /tmp/x)'}", "source.energy_key"),
+    ("source: {kind: import, file: a.xyz, energy_key: \"energy\\n\"}", "source.energy_key"),  # $ before a newline
+    ("structures: {natoms: 64.0}", "structures.natoms"),                   # an integer, not a float that equals one
+    ("homology: {batch_size: 270.0}", "homology.batch_size"),
 ])
 def test_bad_values_are_refused_naming_the_key(tmp_path, text, key):
     with pytest.raises(ConfigError, match=rf"config key '{re.escape(key)}'"):
@@ -268,3 +271,24 @@ def test_a_missing_engine_installation_stops_the_dry_run_in_one_line(tmp_path):
     assert "pseudopotential C.pbe-rrkjus.UPF not in" in p.stdout + p.stderr
     cfg.write_text(yaml.safe_dump({"relabel": {"engine": {"name": "espresso", "check_install": False}}}))
     snakemake(["-n", "--configfile", cfg], tmp_path)  # installed only where the jobs run: planned
+
+
+def test_a_key_given_twice_is_refused_with_its_lines(tmp_path):
+    f = tmp_path / "twice.yaml"
+    f.write_text("campaign: a\nstructures:\n  natoms: 64\n  natoms: 216\n")
+    with pytest.raises(InputFileError, match=r"twice\.yaml: not valid YAML: line 4, column 3: key 'natoms' appears "
+                                             r"twice in one mapping \(line 3 and here\)"):
+        config.load(f, defaults=DEFAULTS)
+
+
+def test_site_values_stay_strings_and_a_named_site_file_must_exist(tmp_path):
+    from topoamorph import submit
+
+    site = tmp_path / "site.yaml"
+    site.write_text("account: 012345\npartition: no\nqos: 0x10\nconstraint: ~\n")
+    assert submit.site_values(site, environ={}) == {"account": "012345", "partition": "no", "qos": "0x10"}
+    with pytest.raises(InputFileError, match=r"absent\.yaml: site file not found \(TOPOAMORPH_SITE\)"):
+        submit.site_values(None, environ={"TOPOAMORPH_SITE": str(tmp_path / "absent.yaml")})
+    site.write_bytes(b"\x00\xff\xfe binary")
+    with pytest.raises(InputFileError, match=r"site\.yaml: not a text file"):
+        submit.site_values(site, environ={})

@@ -121,10 +121,14 @@ def _linear_model(seed):
     rng = np.random.default_rng(seed)
     bins = DESCRIPTORS["bins"]
     size = len(DESCRIPTORS["dims"]) * bins * bins
-    header = {"name": "random", "estimator": "linear",
+    from topoamorph.uncertainty import ApplicabilityDomain, Calibration
+
+    ad = ApplicabilityDomain(components=2).fit(rng.random((8, size)), np.linspace(1.5, 3.5, 8), np.full(8, 24))
+    header = {"name": "random", "estimator": "linear", "calibration": Calibration().to_dict(),
+              "domain": ad.to_header(),
               "inputs": {"kind": "persistence", "homology": HomologySettings.from_config({}).compute_options(),
                          "descriptors": DESCRIPTORS, "units": "angstrom^2 (squared radius)", "species": ["C"]}}
-    return TrainedModel(header, {"coef": rng.normal(size=size), "intercept": np.array(-7.0)})
+    return TrainedModel(header, {"coef": rng.normal(size=size), "intercept": np.array(-7.0), **ad.to_arrays()})
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -161,6 +165,10 @@ def test_explain_from_stored_simplices_equals_the_recomputed_one(tmp_path):
         got, want = explain(model, atoms, result=res), explain(model, atoms)
         np.testing.assert_array_equal(got["contribution"], want["contribution"])
         assert got["energy"] == want["energy"] and got["pairs"] == want["pairs"]
+    # a stored result of another frame of the same size is refused, not explained onto the wrong atoms
+    other = _random_cell(24, 2.5, 99)
+    with pytest.raises(ValueError, match="not this frame's"):
+        explain(model, other, result=stored[0])
     res.pairs = None
     with pytest.raises(ValueError, match="keep_simplices"):
         explain(model, cells[1], result=res)
@@ -277,8 +285,14 @@ def test_explain_and_predict_forces_on_the_command_line(models, tmp_path):
          "--forces", forces])
     a = read(forces)
     e, f = load_model(res / "cnn.pt").energy_and_forces(read(frames, 36))
-    np.testing.assert_allclose(a.get_forces(), f, atol=1e-6)
-    assert a.get_potential_energy() == pytest.approx(e, abs=1e-6)
+    np.testing.assert_allclose(a.arrays["model_forces"], f, atol=1e-6)
+    assert a.info["model_energy"] == pytest.approx(e, abs=1e-6)
+    # the model's results never read as a reference: predicting on the forces file scores nothing
+    assert a.calc is None and "energy" not in a.info and "forces" not in a.arrays
+    run([venv_tool("topoamorph"), "predict", res / "cnn.pt", forces, "--output", tmp_path / "again.csv"])
+    from topoamorph.formats.predictions import read_applied
+
+    assert np.isnan(read_applied(tmp_path / "again.csv")["reference_energy_per_atom_ev"]).all()
     p = run([venv_tool("topoamorph"), "predict", ROOT / "tests" / "data" / "nope.npz", f"{frames}@0:1", "--output",
              tmp_path / "q.csv", "--forces", forces], check=False)
     assert p.returncode != 0

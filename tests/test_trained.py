@@ -3,6 +3,7 @@ applicability domain, on a small campaign of real DFT frames (GAP-20 low-density
 
 import csv
 import json
+import re
 import shutil
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from conftest import BIN, ROOT, run, train_ph_models, venv_tool
 from topoamorph import load_model
-from topoamorph.errors import InputFileError
+from topoamorph.errors import InputFileError, TopoamorphError
 from topoamorph.formats.frames import read_rows
 from topoamorph.formats.predictions import read_applied
 from topoamorph.provenance import skip_comments
@@ -254,3 +255,136 @@ def test_empty_input_damaged_arrays_and_strict_json_headers(trained, tmp_path):
     write_model(tmp_path / "broken.npz", header, {k: v for k, v in arrays.items() if k != "coef"})
     with pytest.raises(InputFileError, match=r"broken\.npz: model file lacks \['coef'\]"):
         load_model(tmp_path / "broken.npz")
+
+
+def test_damaged_or_edited_model_files_are_refused_at_load(trained, tmp_path):
+    """Every array finite and shaped as the header says, the header a mapping with what the model needs; a model
+    file is recognised by its content, not its suffix."""
+    from topoamorph.formats.model import read_model, write_model
+
+    res, _ = trained
+    header, arrays = read_model(model_path(res, "ridge"))
+
+    def refused(name, hdr, arr, match):
+        write_model(tmp_path / name, hdr, arr)
+        with pytest.raises(InputFileError, match=match) as err:
+            load_model(tmp_path / name)
+        assert "\n" not in str(err.value) and name in str(err.value)
+
+    coef = arrays["coef"].copy()
+    coef[3] = np.nan
+    refused("nan.npz", header, dict(arrays, coef=coef), "array coef holds NaN or infinite values.*retrain")
+    refused("calib.npz", {k: v for k, v in header.items() if k != "domain"}, arrays, "has no domain")
+    refused("homology.npz", dict(header, inputs={k: v for k, v in header["inputs"].items() if k != "homology"}),
+            arrays, "no inputs.homology")
+    refused("short.npz", header, dict(arrays, coef=arrays["coef"][:-1]), "coef has .* values, the header's image_shape")
+    refused("intercept.npz", header, dict(arrays, intercept=np.zeros(2)), "intercept is not one number")
+    cnn_header, cnn_arrays = read_model(model_path(res, "cnn"))
+    refused("three.pt", dict(cnn_header, cnn=dict(cnn_header["cnn"], members="three")), cnn_arrays,
+            r"cnn.members is 'three', not a positive integer")
+    weight = next(k for k in cnn_arrays if ".net." in k)
+    bad = cnn_arrays[weight].copy()
+    bad.flat[0] = np.inf
+    refused("inf.pt", cnn_header, dict(cnn_arrays, **{weight: bad}), f"array {re.escape(weight)} holds NaN")
+    for text in ("[1, 2]", "3", '"model"'):
+        f = tmp_path / "list.npz"
+        np.savez(f, __header__=np.array(text))
+        with pytest.raises(InputFileError, match=r"list\.npz: model header is a JSON \w+, not an object"):
+            load_model(f)
+    # a model is what its content says, whatever its suffix
+    for name in ("ridge.pt", "ridge.PT"):
+        shutil.copy(model_path(res, "ridge"), tmp_path / name)
+        assert load_model(tmp_path / name).name == "ridge"
+    shutil.copy(model_path(res, "cnn"), tmp_path / "cnn.npz")
+    assert load_model(tmp_path / "cnn.npz").name == "cnn"
+
+
+def _cli(*args):
+    return run([BIN / "topoamorph", *map(str, args)], check=False)
+
+
+def test_outputs_never_overwrite_inputs_and_bad_frames_are_one_line(trained, tmp_path):
+    """predict/explain/select refuse, before any homology, an output that is an input or another output or cannot
+    be written; frames are checked as the workflow checks evaluation files; inputs stay byte-identical."""
+    from ase import Atoms
+    from ase.io import read, write
+
+    res, frames = trained
+    model = model_path(res, "ridge")
+    local = tmp_path / "frames.extxyz"
+    write(local, read(frames, "0:3"))
+    before = {p: p.read_bytes() for p in (local, model)}
+    from topoamorph.stages import evaluate
+
+    def stage(command, model, frames, *rest):
+        """The command's stage function in this process (the CLI's exit code and one line are checked below)."""
+        kw, args = {}, list(rest)
+        while args:
+            key, value = args.pop(0).lstrip("-").replace("-", "_"), args.pop(0)
+            kw[key] = str(value) if key != "n" else int(value)
+        return getattr(evaluate, command)(model=str(model), frames=[str(frames)], **kw)
+
+    cases = [
+        (["predict", model, local, "--output", local], "--output is the input"),
+        (["predict", model, local, "--output", model], "--output is the input"),
+        (["predict", model, local, "--output", tmp_path / "p.csv", "--forces", local], "--forces is the input"),
+        (["predict", model, local, "--output", tmp_path / "p.csv", "--forces", tmp_path / "p.csv"],
+         "are the same file"),
+        (["explain", model, local, "--output", tmp_path / "e.extxyz", "--pairs", tmp_path / "e.extxyz"],
+         "are the same file"),
+        (["explain", model, local, "--output", local], "--output is the input"),
+        (["select", model, local, "--n", 1, "--output", local], "--output is the input"),
+        (["predict", model, local, "--output", tmp_path / "absent" / "p.csv"], "does not exist"),
+        (["predict", model, f"{local}@0:0", "--output", tmp_path / "p.csv"], "no frames selected"),
+        (["predict", model, local, "--output", tmp_path / "p.csv", "--energy-key", "dft_energy"],
+         "no frame has an energy under --energy-key 'dft_energy'"),
+    ]
+    for args, message in cases:
+        with pytest.raises(TopoamorphError, match=re.escape(message)):
+            stage(*args)
+    for args, message in (cases[0], cases[4]):  # the command line: exit code 2 and that one line
+        p = _cli(*args)
+        assert p.returncode == 2 and message in p.stderr and p.stderr.strip().count("\n") == 0, (args, p.stderr)
+    assert all(p.read_bytes() == b for p, b in before.items())
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        import os
+
+        if os.geteuid() != 0:  # root writes anywhere: the check cannot refuse there
+            p = _cli("predict", model, local, "--output", locked / "p.csv")
+            assert p.returncode == 2 and "is not writable" in p.stderr
+    finally:
+        locked.chmod(0o700)
+    # frames a model cannot use: coincident atoms, a non-finite or non-numeric energy, degenerate cells
+    good = read(frames, 0)
+    close = good.copy()
+    close.positions[7] = close.positions[3] + [0.01, 0, 0]
+    nan = good.copy()
+    nan.calc = None
+    nan.info["energy"] = float("nan")
+    text = good.copy()
+    text.calc = None
+    text.info["energy"] = "minus seven"
+    thin = Atoms("C2", positions=[[0, 0, 0], [1, 1, 0]], cell=[5, 5, 1e-7], pbc=True)
+    huge = Atoms("C2", positions=[[0, 0, 0], [1, 1, 1]], cell=[5, 5, 1e12], pbc=True)
+    for name, atoms, message in [("close", close, r"frame 0: atoms 3 and 7 overlap \(0.010 Å apart"),
+                                 ("nan", nan, "frame 0: energy"), ("text", text, "frame 0: energy"),
+                                 ("thin", thin, "thick across one face"), ("huge", huge, "Å across")]:
+        f = tmp_path / f"{name}.extxyz"
+        write(f, [good, atoms] if name == "close" else [atoms], format="extxyz")
+        if name == "close":
+            message = message.replace("frame 0", "frame 1")
+        with pytest.raises(TopoamorphError, match=message) as err:
+            evaluate.predict(model=str(model), frames=[str(f)], output=str(tmp_path / f"{name}.csv"))
+        assert str(f) in str(err.value) and not (tmp_path / f"{name}.csv").exists()
+    # the same checks for frames given from Python and to the calculator
+    loaded = load_model(model)
+    with pytest.raises(InputFileError, match="atoms 3 and 7 overlap"):
+        loaded.predict([close])
+    from topoamorph.calculator import TopoamorphCalculator
+
+    close.calc = TopoamorphCalculator(loaded)
+    with pytest.raises(InputFileError, match="overlap"):
+        close.get_potential_energy()

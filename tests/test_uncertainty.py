@@ -117,7 +117,7 @@ def test_distance_term_vanishes_when_held_out_errors_do_not_grow():
 
 
 def test_group_refits_agree_between_primal_and_gram_and_groups_follow_densities():
-    from topoamorph.stages.train import group_residuals_gram, group_residuals_primal, shift_groups
+    from topoamorph.models import group_residuals_gram, group_residuals_primal, shift_groups
 
     rng = np.random.default_rng(2)
     X = rng.normal(size=(60, 25))
@@ -135,7 +135,7 @@ def test_group_refits_agree_between_primal_and_gram_and_groups_follow_densities(
 
 
 def test_many_densities_are_held_out_as_a_few_contiguous_ranges():
-    from topoamorph.stages.train import SHIFT_BINS, shift_groups
+    from topoamorph.models import SHIFT_BINS, shift_groups
 
     dens = np.round(np.random.default_rng(0).uniform(0.5, 3.0, 80), 1)  # continuous, some frames share one
     what, groups = shift_groups({"density": dens, "source": np.array(["a"] * 80)}, np.arange(80))

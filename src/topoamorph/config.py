@@ -18,15 +18,61 @@ from .settings import deep_merge  # noqa: F401 (the merge of config files, defin
 
 def schema() -> dict:
     text = resources.files("topoamorph").joinpath("schemas/config.schema.yaml").read_text()
-    return yaml.safe_load(text)
+    return _anchored(yaml.safe_load(text))
 
 
-def load_yaml(path) -> dict:
+def _anchored(node):
+    """The schema with every pattern's final ``$`` made ``\\Z``: jsonschema searches with Python's ``re``, whose
+    ``$`` also matches before a final newline (``energy_key: "energy\\n"`` would pass, then match no frame)."""
+    if isinstance(node, dict):
+        return {k: (v[:-1] + r"\Z" if k == "pattern" and isinstance(v, str) and v.endswith("$") else _anchored(v))
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_anchored(v) for v in node]
+    return node
+
+
+def _refuse_repeated_keys(loader, node, deep):
+    """A mapping node's keys, each at most once (PyYAML keeps the last of a repeated key silently)."""
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if isinstance(key, (str, int, float, bool)) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice in one mapping (line {seen[key] + 1} and here)",
+                key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML 1.1 safe loading that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        _refuse_repeated_keys(self, node, deep)
+        return yaml.SafeLoader.construct_mapping(self, node, deep)
+
+
+class _StringLoader(yaml.BaseLoader):
+    """Every scalar a string, as written (no YAML 1.1 typing: ``012345`` stays ``"012345"``, ``no`` stays
+    ``"no"``), and no key given twice."""
+
+    def construct_mapping(self, node, deep=False):
+        _refuse_repeated_keys(self, node, deep)
+        return yaml.BaseLoader.construct_mapping(self, node, deep)
+
+
+def load_yaml(path, strings: bool = False) -> dict:
+    """A YAML file of key: value lines as a mapping; a syntax error, a key given twice, a binary file or a
+    non-mapping is one line naming the file (and the line and column). ``strings``: every scalar as written."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_StringLoader if strings else _UniqueKeyLoader)  # noqa: S506
     except FileNotFoundError:
         raise InputFileError(path, "config file not found") from None
+    except IsADirectoryError:
+        raise InputFileError(path, "is a directory, not a YAML file") from None
+    except UnicodeDecodeError:
+        raise InputFileError(path, "not a text file (binary content)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -73,10 +119,17 @@ def _best_error(errors):
     return max(flat, key=lambda e: (len(e.absolute_path), e.validator == "additionalProperties"))
 
 
+# "integer" means an int: jsonschema's default also takes 64.0, which then fails inside a job (range(64.0))
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft7Validator,
+    type_checker=jsonschema.Draft7Validator.TYPE_CHECKER.redefine(
+        "integer", lambda checker, x: isinstance(x, int) and not isinstance(x, bool)))
+
+
 def validate(cfg: dict) -> dict:
     """Validate a merged config; raise ConfigError naming the first offending key."""
     _check_finite(cfg)
-    validator = jsonschema.Draft7Validator(schema())
+    validator = _Validator(schema())
     errors = list(validator.iter_errors(cfg))
     if errors:
         err = _best_error(errors)
@@ -185,6 +238,11 @@ def _semantic_checks(cfg: dict) -> None:
         if split.held_out(grid).all():
             raise ConfigError("train.split.test_densities", "every density of structures.densities is held out: "
                               "nothing left to train on")
+    if cfg.get("active"):
+        settings.ActiveSettings.from_config(cfg["active"])
+        if not split.validation_fraction > 0:
+            raise ConfigError("active", "the active loop calibrates sigma on the validation part: set "
+                              "train.split.validation_fraction above 0")
     maxdim = cfg["homology"]["maxdim"]
     for i, d in enumerate(cfg["descriptors"]["dims"]):
         if d > maxdim:

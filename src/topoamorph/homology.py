@@ -29,6 +29,7 @@ import numpy as np
 
 from .alpha_fast import unique_rows
 from .errors import HomologyError
+from .formats.frames import cell_heights, cell_problem
 from .persistence import PersistenceResult, split_essential  # noqa: F401 (split_essential: public here too)
 from .settings import HomologySettings
 
@@ -92,8 +93,9 @@ def compute(atoms, backend: str | None = None, maxdim: int | None = None, precis
         raise HomologyError("the periodic alpha filtration needs a periodic cell (pbc=True on all axes)")
     if not np.all(np.isfinite(positions)):
         raise HomologyError("positions contain NaN or infinite values")
-    if abs(np.linalg.det(cell)) < 1e-9:
-        raise HomologyError("the cell has zero volume")
+    problem = cell_problem(cell)
+    if problem:
+        raise HomologyError(problem.replace("frame has no cell (zero volume)", "the cell has zero volume"))
     if backend == "rips":
         if keep_simplices:
             raise HomologyError("the birth and death simplices are kept for the alpha filtration only")
@@ -111,7 +113,7 @@ def rips_replication(cell, threshold: float) -> int:
     Three edges shorter than L/3 cannot close a loop around the torus, so below that the Rips complex
     of minimum-image distances has no wrap-around simplices; beyond it the diagram is wrong.
     """
-    hmin = _cell_heights(np.asarray(cell, dtype=float)).min()
+    hmin = cell_heights(np.asarray(cell, dtype=float)).min()
     return int(np.floor(3.0 * threshold / hmin * (1.0 + 1e-12))) + 1
 
 
@@ -141,12 +143,12 @@ def periodic_rips(positions, cell, maxdim: int, threshold: float, replicas: int 
     return PersistenceResult(out, replicas=k**3, info={"path": "ripser", "threshold": threshold})
 
 
-def _cell_heights(cell: np.ndarray) -> np.ndarray:
-    vol = abs(np.linalg.det(cell))
-    return np.array([vol / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3])) for i in range(3)])
 
 
 REPLICATIONS = (1, 2, 3)  # k: try the cell, then k x k x k supercells
+#: a cell whose periodic images within the complex's margin exceed this many points would grow memory without bound
+#: (the cell's own bounds, MIN_CELL_HEIGHT and MAX_CELL_HEIGHT, are checked with every frame: formats.frames)
+MAX_PADDED_POINTS = 5_000_000
 
 
 def periodic_alpha(positions, cell, maxdim: int, precision: str, keep_simplices: bool = False,
@@ -170,6 +172,14 @@ def periodic_alpha(positions, cell, maxdim: int, precision: str, keep_simplices:
                 log.info("cell of %d atoms too small or sparse for its periodic complex: replicated %dx%dx%d",
                          n, k, k, k)
             return result
+    from ase import Atoms
+    from ase.neighborlist import neighbor_list
+
+    i, j, d = neighbor_list("ijd", Atoms(positions=positions, cell=cell, pbc=True), 1e-3)
+    if len(d):  # the true cause, not "too sparse": two atoms at one place have no Delaunay complex
+        k = int(np.argmin(d))
+        raise HomologyError(f"atoms {min(i[k], j[k])} and {max(i[k], j[k])} coincide ({d[k]:.1e} Å apart): no "
+                            "Delaunay complex exists")
     raise HomologyError(
         f"cannot build the periodic Delaunay complex of this cell of {n} atoms even replicated "
         f"{REPLICATIONS[-1]}x{REPLICATIONS[-1]}x{REPLICATIONS[-1]}: it is too small or too sparse")
@@ -201,7 +211,7 @@ def _periodic_alpha_once(positions, cell, maxdim, precision, keep_simplices=Fals
     frac = positions @ np.linalg.inv(cell)
     frac -= np.floor(frac)
     frac[frac >= 1.0] = 0.0
-    heights = _cell_heights(cell)
+    heights = cell_heights(cell)
     spacing = (abs(np.linalg.det(cell)) / n) ** (1.0 / 3.0)
     # fast path: a Delaunay triangulation (CGAL or Qhull) + NumPy, certified; the margin grows to what the
     # certificate asks
@@ -280,6 +290,11 @@ def _padded(frac, cell, heights, margin):
     """
     mfrac = margin / heights
     reach = np.ceil(mfrac).astype(int)
+    images = int(np.prod(2 * reach + 1))
+    if images * len(frac) > MAX_PADDED_POINTS:
+        raise HomologyError(f"{len(frac)} atoms in a cell {heights.min():.3g} Å thick need {images} periodic images "
+                            f"for the complex (over {MAX_PADDED_POINTS} points): the cell is far too thin for its "
+                            "density, or the density far too low")
     shifts = np.array(list(itertools.product(*[range(-r, r + 1) for r in reach])), dtype=np.int64)
     # central cell first, so that padded indices 0..n-1 are the original atoms
     shifts = shifts[np.argsort(np.abs(shifts).sum(axis=1), kind="stable")]

@@ -81,23 +81,31 @@ def unchanged_while_read(manifest, paths):
         check_unchanged(recorded, paths)
 
 
-def check_frame(atoms, path, index: int, energy_key: str, species: set[str], require_energy: bool = True) -> float:
-    """Raise InputFileError naming the file and frame for anything a campaign cannot use; return E (eV)
-    (NaN for a frame without one when ``require_energy`` is false)."""
+def check_frame(atoms, path, index: int, energy_key: str, species: set[str] | None,
+                require_energy: bool = True) -> float:
+    """Raise InputFileError naming the file and frame for anything a campaign (or a model applied to the frame)
+    cannot use; return E (eV) (NaN for a frame without one when ``require_energy`` is false). ``species``: the
+    supported elements, None to leave them to the caller (a model checks its own)."""
     check_atoms(atoms, path, index, require_energy=False)
-    unknown = sorted(set(atoms.get_chemical_symbols()) - species)
+    unknown = sorted(set(atoms.get_chemical_symbols()) - species) if species is not None else []
     if unknown:
         raise InputFileError(path, f"species {unknown} not supported by this campaign (supported: {sorted(species)})",
                              index)
+    check_geometry(atoms, path, index)
+    return frame_energy(atoms, energy_key, path, index, required=require_energy)
+
+
+def check_geometry(atoms, path, index: int) -> None:
+    """No two atoms closer than ``MIN_DISTANCE_ANGSTROM`` (periodic images included): one line naming the pair."""
     if len(atoms) > 1:  # a neighbour list: linear in the atoms (all distances would be quadratic in memory)
         from ase.neighborlist import neighbor_list
 
         i, j, d = neighbor_list("ijd", atoms, MIN_DISTANCE_ANGSTROM)
         if len(d):
             k = int(np.argmin(d))
-            raise InputFileError(path, f"atoms {min(i[k], j[k])} and {max(i[k], j[k])} overlap ({d[k]:.3f} Å apart, "
+            apart = f"{d[k]:.3f}" if d[k] >= 1e-3 else f"{d[k]:.1e}"  # coincident atoms are not "0.000 Å" apart
+            raise InputFileError(path, f"atoms {min(i[k], j[k])} and {max(i[k], j[k])} overlap ({apart} Å apart, "
                                  f"below {MIN_DISTANCE_ANGSTROM} Å)", index)
-    return frame_energy(atoms, energy_key, path, index, required=require_energy)
 
 
 def validate_file(path: str, energy_key: str, species, require_energy: bool = True, start: int = 0,

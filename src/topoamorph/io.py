@@ -31,6 +31,31 @@ def atomic_path(path, suffix: str | None = None):
         raise
 
 
+def check_outputs(outputs: dict, inputs) -> None:
+    """Refuse, before any work, outputs (``{option: path}``, None for an absent one) that would overwrite an input
+    or each other, or that cannot be written (their directory missing, not a directory, or read-only); one
+    ``InputFileError`` naming the output and the reason."""
+    from .errors import InputFileError
+
+    given = {k: str(v) for k, v in outputs.items() if v}
+    seen: dict[str, str] = {}
+    for option, path in given.items():
+        real = os.path.realpath(path)
+        clash = next((str(i) for i in inputs if os.path.realpath(str(i)) == real), None)
+        if clash is not None:
+            raise InputFileError(path, f"{option} is the input {clash}: it would be overwritten; choose another path")
+        if real in seen:
+            raise InputFileError(path, f"{option} and {seen[real]} are the same file; choose two paths")
+        seen[real] = option
+        if os.path.isdir(path):
+            raise InputFileError(path, f"{option} is a directory, not a file")
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise InputFileError(path, f"{option}: the directory {folder} does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise InputFileError(path, f"{option}: the directory {folder} is not writable")
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

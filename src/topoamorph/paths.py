@@ -62,6 +62,40 @@ class CampaignPaths:
     def split(self) -> str:
         return f"{self.base}/dataset/split.json"
 
+    # the active-labelling loop (active:)
+    def active_set(self, name="{name}", what="{what}") -> str:
+        """Frames every strategy shares, to label (``what``: frames) and labelled (labels): ``heldout`` (the
+        validation and test parts) and ``initial`` (round 0's random pool frames)."""
+        return f"{self.base}/active/{name}.{what}.extxyz"
+
+    def active_frames(self, strategy="{strategy}", round="{round}") -> str:
+        """The frames labelled for round ``round`` (>= 1) of a strategy: the previous round's picks, or for
+        ``all`` the whole pool but the initial frames."""
+        return f"{self.base}/active/{strategy}/round{round}.frames.extxyz"
+
+    def active_labels(self, strategy="{strategy}", round="{round}") -> str:
+        return f"{self.base}/active/{strategy}/round{round}.labels.extxyz"
+
+    def active_picks(self, strategy="{strategy}", round="{round}") -> str:
+        """What round ``round``'s model picks to label next."""
+        return f"{self.base}/active/{strategy}/round{round}.picks.extxyz"
+
+    def active_round(self, strategy="{strategy}", round="{round}") -> str:
+        return f"{self.base}/active/{strategy}/round{round}.json"
+
+    def active_model(self, strategy="{strategy}", round="{round}") -> str:
+        return f"{self.base}/active/{strategy}/round{round}.model.npz"
+
+    def active_curve(self) -> str:
+        return f"{self.base}/active/curve.json"
+
+    def active_checkpoint(self, name: str) -> str:
+        """Resumable state of one active-labelling job (``name``: heldout, initial, or strategy_round{r})."""
+        return f"{self.base}/checkpoints/active/{name}.ckpt.npz"
+
+    def active_workdir(self, name: str) -> str:
+        return f"{self.base}/work/active/{name}"
+
     def metrics(self, model="{model}") -> str:
         """A model's metrics: training, calibration and a section per evaluation file."""
         return f"{self.base}/metrics/{model}.json"

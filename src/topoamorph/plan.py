@@ -199,6 +199,14 @@ def delta_runtime_minutes(cfg: dict) -> int:
     return _minutes(seconds)
 
 
+def active_label_minutes(cfg: dict) -> int:
+    """The longest labelling job of the active loop: the held-out parts, or the `all` arm's whole pool (all the
+    frames of the campaign at most), at structures.natoms atoms."""
+    frames = sum(n for _, n in frame_files(cfg))
+    seconds = 1.5 * frames * engines.step_seconds(cfg["active"]["label"]["engine"], int(cfg["structures"]["natoms"]))
+    return _minutes(seconds)
+
+
 def job_minutes(estimate: int, attempt: int, structures: dict) -> int:
     """What attempt ``attempt`` of a job asks for: more each retry, never above max_job_minutes."""
     return int(min(estimate * attempt, int(structures["max_job_minutes"])))

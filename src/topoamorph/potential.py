@@ -106,9 +106,24 @@ def _frame(model, vec, atoms, result=None):
     elif result.pairs is None or result.n_atoms != len(atoms):
         raise ValueError("a stored result must hold this frame's pairs' simplices (homology.keep_simplices: true)")
     else:
+        _check_result_of(result, atoms)
         res = result
     X = vec.images([res])[0]
     return res, X, float(vec._scale([res])[0])
+
+
+def _check_result_of(result, atoms, tol: float = 1e-6) -> None:
+    """A stored result belongs to ``atoms``: every finite pair's birth and death are the squared circumradii of
+    its critical simplices at these positions (a result of another frame of the same size would put the
+    contributions on the wrong atoms)."""
+    pos = atoms.get_positions()
+    for dim, ps in result.pairs.items():
+        pairs = _finite(result.diagrams[dim])
+        for atoms_k, shift_k, col in ((ps.birth_critical, ps.birth_shift, 0), (ps.death_critical, ps.death_shift, 1)):
+            values, _ = value_gradients(pos, atoms_k, shift_k)
+            if len(values) and np.max(np.abs(values - pairs[:, col])) > tol * max(1.0, float(np.abs(pairs).max())):
+                raise ValueError("the stored result is not this frame's: its pairs' values differ from the circumradii "
+                                 "at these positions (another frame, or moved atoms)")
 
 
 def _finite(diagram):

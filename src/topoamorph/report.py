@@ -333,6 +333,40 @@ def learning_curve(curve_file, out, dpi=110) -> None:
     _save(fig, out, dpi)
 
 
+def active_curve(curve_file, out_png, out_md, dpi=110) -> None:
+    """The active-labelling loop: test MAE against the number of labelled frames for every strategy (σ-selected,
+    random, the whole pool), and a table with how many labels σ-selection needed to reach the others' error."""
+    curve = read_json(curve_file)
+    names = {"sigma": "σ-selected", "random": "random", "all": "whole pool"}
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    lines = [f"# Active labelling ({curve.get('label_engine', '')} labels)", "",
+             "| strategy | labels | test MAE (meV/atom) | test RMSE | within 1σ |", "|---|---|---|---|---|"]
+    order = sorted(curve["strategies"], key=lambda k: (list(names).index(k) if k in names else len(names), k))
+    for k, strategy in enumerate(order):
+        rows = curve["strategies"][strategy]
+        n = [r["n_labels"] for r in rows]
+        mae = [r["test"]["mae_mev_per_atom"] for r in rows]
+        style = "*" if strategy == "all" else "o-"
+        ax.plot(n, mae, style, color=f"C{k}", ms=9 if strategy == "all" else 5, label=names.get(strategy, strategy))
+        for r in rows:
+            lines.append(f"| {names.get(strategy, strategy)} | {r['n_labels']} | {r['test']['mae_mev_per_atom']:.1f} | "
+                         f"{r['test']['rmse_mev_per_atom']:.1f} | {r['calibration']['test']['within_1sigma']:.2f} |")
+    for arm in ("all", "random"):
+        reach = curve.get(f"sigma_labels_to_reach_{arm}")
+        if reach:
+            got = reach["labels"]
+            lines += ["", f"σ-selection reaches the {names[arm]}'s test MAE ({reach['target_mae_mev_per_atom']:.1f} "
+                      f"meV/atom with {reach['target_labels']} labels) "
+                      + (f"with {got} labels ({got / reach['target_labels']:.0%})." if got else "within no round.")]
+    ax.set_xlabel("labelled frames")
+    ax.set_ylabel("test MAE (meV/atom)")
+    ax.set_title("active labelling: test error against labels", fontsize=9)
+    ax.legend(fontsize=7)
+    _save(fig, out_png, dpi)
+    with atomic_path(out_md) as tmp, open(tmp, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
 def per_density_errors(metrics_files: dict, out, dpi=110, part="test") -> None:
     """MAE of every model per density bin (0.1 g/cm³) on ``part``."""
     fig, ax = plt.subplots(figsize=(5.6, 3.8))

@@ -236,6 +236,33 @@ class RelabelSettings:
 
 
 @dataclass(frozen=True)
+class ActiveSettings:
+    """``active``: the active-labelling loop (``topoamorph.active``); absent by default, so its defaults are
+    written here, once."""
+
+    label: dict
+    initial: int = 20
+    per_round: int = 20
+    rounds: int = 4
+    select: str = "sigma"
+    compare: tuple = ("random",)
+
+    @classmethod
+    def from_config(cls, block: dict) -> ActiveSettings:
+        out = _build(cls, block, "active", base={})
+        return dataclasses.replace(out, compare=tuple(out.compare))
+
+    @property
+    def strategies(self) -> tuple:
+        """The loop's strategy first, then the comparison arms (no duplicate)."""
+        return tuple(dict.fromkeys((self.select, *self.compare)))
+
+    def rounds_of(self, strategy: str) -> list[int]:
+        """Round indices of a strategy: 0..rounds, or round 0 alone for ``all`` (the whole pool at once)."""
+        return [0] if strategy == "all" else list(range(int(self.rounds) + 1))
+
+
+@dataclass(frozen=True)
 class EvaluationFile:
     """One file of ``evaluate``: every trained model predicts its frames (energies optional)."""
 
@@ -269,6 +296,7 @@ class Campaign:
     train: dict
     report: ReportSettings
     evaluate: tuple = ()
+    active: ActiveSettings | None = None
 
     @classmethod
     def from_config(cls, cfg: dict) -> Campaign:
@@ -277,7 +305,8 @@ class Campaign:
                    relabel=RelabelSettings.from_config(cfg["relabel"]) if cfg.get("relabel") else None,
                    homology=HomologySettings.from_config(cfg["homology"]), descriptors=dict(cfg["descriptors"]),
                    train=dict(cfg["train"]), report=ReportSettings.from_config(cfg["report"]),
-                   evaluate=tuple(cfg.get("evaluate") or ()))
+                   evaluate=tuple(cfg.get("evaluate") or ()),
+                   active=ActiveSettings.from_config(cfg["active"]) if cfg.get("active") else None)
 
     @property
     def imported(self) -> bool:

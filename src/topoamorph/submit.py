@@ -35,22 +35,24 @@ GPU_RULES = ("train_cnn",)
 
 def site_values(site_file=None, environ=None) -> dict:
     environ = os.environ if environ is None else environ
-    path = site_file or environ.get("TOPOAMORPH_SITE") or Path.home() / ".config" / "topoamorph" / "site.yaml"
+    named = site_file or environ.get("TOPOAMORPH_SITE")
+    path = Path(named or Path.home() / ".config" / "topoamorph" / "site.yaml")
     values = {}
-    path = Path(path)
-    if site_file and not path.is_file():
-        raise InputFileError(path, "site file not found")
+    if named and not path.is_file():  # a file the user named must exist; only the default may be absent
+        raise InputFileError(path, "site file not found" + ("" if site_file else " (TOPOAMORPH_SITE)"))
     if path.is_file():
         from .config import load_yaml
 
-        data = load_yaml(path)  # a YAML error names the line and column; a non-mapping is refused
+        # strings as written (an account 012345 stays 012345, a partition "no" stays "no"); a YAML error names the
+        # line and column; a key given twice, a binary file or a non-mapping is refused
+        data = load_yaml(path, strings=True)
         unknown = sorted(set(map(str, data)) - set(SITE_KEYS))
         if unknown:
             raise InputFileError(path, f"unknown site key {unknown[0]!r} (known: {', '.join(SITE_KEYS)})")
         bad = [k for k, v in data.items() if isinstance(v, (dict, list))]
         if bad:
             raise InputFileError(path, f"site key {bad[0]!r} must be a single value, not {type(data[bad[0]]).__name__}")
-        values.update({k: str(v) for k, v in data.items() if v not in (None, "")})
+        values.update({k: str(v) for k, v in data.items() if v not in (None, "", "~", "null", "Null", "NULL")})
     for key in SITE_KEYS:
         v = environ.get(f"TOPOAMORPH_SLURM_{key.upper()}")
         if v:

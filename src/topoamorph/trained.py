@@ -31,7 +31,7 @@ import logging
 import numpy as np
 
 from .errors import InputFileError
-from .formats.frames import check_atoms, frame_energy, parse_spec, read_atoms
+from .formats.frames import frame_energy, parse_spec, read_atoms
 from .formats.model import read_model, write_model
 from .uncertainty import ApplicabilityDomain, Calibration
 from .units import density_of
@@ -52,16 +52,23 @@ class FrameSet:
         self.sources = [str(s) for s in sources] if sources is not None else ["<atoms>"] * n
         self.indices = [int(i) for i in indices] if indices is not None else list(range(n))
         self._cache: dict = {}
+        self._checked: set[int] = set()  # frames whose geometry was checked
 
     @classmethod
-    def read(cls, specs) -> FrameSet:
-        """Frames of extxyz files, ``path`` or ``path@start:stop`` (energies not required)."""
+    def read(cls, specs, energy_key: str = "energy") -> FrameSet:
+        """Frames of extxyz files, ``path`` or ``path@start:stop``, each checked as the workflow checks evaluation
+        files (``importer.check_frame``: cell, periodicity, finite positions, no overlapping atoms, an energy under
+        ``energy_key`` finite where there is one; energies not required). A selection without frames is an error."""
+        from .importer import check_frame
+
         atoms, sources, indices = [], [], []
         for spec in [specs] if isinstance(specs, str) else specs:
             path, start, stop = parse_spec(spec)
             images = read_atoms(path, start, stop)
+            if not images:
+                raise InputFileError(spec, "no frames selected")
             for i, a in enumerate(images, start=start):
-                check_atoms(a, path, i, require_energy=False)
+                check_frame(a, path, i, energy_key, None, require_energy=False)
             atoms += images
             sources += [path] * len(images)
             indices += range(start, start + len(images))
@@ -79,9 +86,13 @@ class FrameSet:
         return np.array([density_of(a) for a in self.atoms])
 
     def check(self, species, model_path) -> None:
-        """Every frame periodic in 3D and made of ``species`` only; else an error naming frame and model."""
+        """Every frame periodic in 3D, made of ``species`` only, with a cell, finite positions and no overlapping
+        atoms (``importer.check_geometry``); else an error naming frame and model. Done once per frame set."""
+        from .formats.frames import check_atoms
+        from .importer import check_geometry
+
         allowed = set(species)
-        for a, src, i in zip(self.atoms, self.sources, self.indices):
+        for k, (a, src, i) in enumerate(zip(self.atoms, self.sources, self.indices)):
             if not all(a.pbc):
                 raise InputFileError(src, f"frame is not periodic in all three directions; model {model_path} was "
                                      "trained on periodic cells", i)
@@ -89,6 +100,10 @@ class FrameSet:
             if unknown:
                 raise InputFileError(src, f"species {unknown} not in model {model_path}, trained on "
                                      f"{sorted(allowed)}", i)
+            if k not in self._checked:
+                check_atoms(a, src, i, require_energy=False)
+                check_geometry(a, src, i)
+                self._checked.add(k)
 
     def set_persistence(self, homology: dict, results: list) -> None:
         """Diagrams computed elsewhere (e.g. under MPI) for the homology settings ``homology``."""
@@ -184,16 +199,24 @@ class TrainedModel:
         self._engine_calc = None
 
     def check_complete(self) -> TrainedModel:
-        """Raise InputFileError naming the file when an array the model needs is missing (a damaged file)."""
-        if self.header["estimator"] == "cnn":
-            members = int(self.header.get("cnn", {}).get("members", 0))
+        """Raise InputFileError naming the file when the header lacks what the model needs (homology settings,
+        calibration, domain, member count), when an array is missing, not finite, or not shaped as the header and
+        the other arrays say (a damaged or hand-edited file)."""
+        bad = lambda why: InputFileError(self.path, f"{why} (damaged or edited model file): retrain it")  # noqa: E731
+        h = self.header
+        if h["inputs"]["kind"] == "persistence" and not isinstance(h["inputs"].get("homology"), dict):
+            raise bad("model header has no inputs.homology settings")
+        for key in ("calibration", "domain"):
+            if not isinstance(h.get(key), dict):
+                raise bad(f"model header has no {key}")
+        if h["estimator"] == "cnn":
+            members = h.get("cnn", {}).get("members") if isinstance(h.get("cnn"), dict) else None
+            if not isinstance(members, int) or isinstance(members, bool) or members < 1:
+                raise bad(f"model header's cnn.members is {members!r}, not a positive integer")
             need = [f"m{j}.{k}" for j in range(members) for k in ("x_scale", "y_mean", "y_std")]
-            if not members:
-                need.append("cnn members")
         else:
             need = ["coef", "intercept"]
-        if "domain" in self.header:
-            need += ["domain_mean", "domain_basis", "domain_train"]
+        need += ["domain_mean", "domain_basis", "domain_train"]
         delta = self.header.get("delta")
         if delta is not None and not (isinstance(delta, dict) and isinstance(delta.get("engine"), dict)
                                       and isinstance(delta["engine"].get("name"), str)):
@@ -201,7 +224,33 @@ class TrainedModel:
         missing = [k for k in need if k not in self.arrays]
         if missing:
             raise InputFileError(self.path, f"model file lacks {missing} (damaged or incomplete): retrain it")
+        for name, value in self.arrays.items():
+            a = np.asarray(value)
+            if a.dtype.kind in "fiu" and not np.all(np.isfinite(a)):
+                raise bad(f"array {name} holds NaN or infinite values")
+        self._check_shapes(bad)
         return self
+
+    def _check_shapes(self, bad) -> None:
+        """The linear arrays agree with each other and with the image shape; the domain's with its components."""
+        a = self.arrays
+        if self.header["estimator"] == "linear":
+            n = np.asarray(a["coef"]).reshape(-1).size
+            if np.asarray(a["intercept"]).size != 1:
+                raise bad("intercept is not one number")
+            shape = self.header.get("image_shape")
+            if self.inputs["kind"] == "persistence" and shape is not None and int(np.prod(shape)) != n:
+                raise bad(f"coef has {n} values, the header's image_shape {shape} has {int(np.prod(shape))}")
+            for k in ("x_mean", "x_scale", "members_coef"):
+                if k in a and np.asarray(a[k]).shape[-1:] != (n,):
+                    raise bad(f"{k} has shape {np.asarray(a[k]).shape}, coef has {n} values")
+            if "members_coef" in a and len(np.asarray(a["members_coef"])) != np.asarray(a["members_intercept"]).size:
+                raise bad("members_coef and members_intercept have different member counts")
+        basis, mean = np.asarray(a["domain_basis"]), np.asarray(a["domain_mean"])
+        train = np.asarray(a["domain_train"])
+        if basis.ndim != 2 or mean.shape != basis.shape[1:] or train.ndim != 2 or train.shape[1] != basis.shape[0]:
+            raise bad(f"domain arrays do not fit together (basis {basis.shape}, mean {mean.shape}, "
+                      f"train {train.shape})")
 
     # ---- what the model is
     @property

@@ -31,8 +31,12 @@ except ImportError as exc:
         f"the topoamorph package is not importable ({exc}): run 'make venv' and use .venv/bin/snakemake"
     )
 
-# The campaign defaults (config/config.yaml links to the package's file), then the campaign's config.
+# The campaign defaults (config/config.yaml links to the package's file), then the campaign's config. Snakemake
+# has read the --configfile files already; they are read again here for what its loader lets pass silently
+# (a key given twice: the last would win).
 try:
+    for _configfile in workflow.overwrite_configfiles or []:
+        tconfig.load_yaml(_configfile)
     _merged = tconfig.validate(tconfig.deep_merge(defaults(), config))
 except TopoamorphError as exc:
     raise WorkflowError(f"invalid configuration: {exc}")
@@ -56,6 +60,9 @@ try:  # an engine whose program or data files are missing here stops planning (e
         engines.check_installation(CAMPAIGN.relabel.engine, config["structures"]["element"], "relabel.engine")
     if CAMPAIGN.delta_engine:
         engines.check_installation(CAMPAIGN.delta_engine, config["structures"]["element"], "train.delta.engine")
+    if CAMPAIGN.active:
+        engines.check_installation(CAMPAIGN.active.label["engine"], config["structures"]["element"],
+                                   "active.label.engine")
 except TopoamorphError as exc:
     raise WorkflowError(f"engine not installed: {exc}")
 BATCH_IDS = plan.batch_ids(config)
@@ -74,6 +81,8 @@ STRUCTURE_KEYS = ("element", "natoms", "lattice", "rattle_angstrom", "engine", "
 MD_MINUTES = plan.md_runtime_minutes(config["structures"])
 RELABEL_MINUTES = plan.relabel_runtime_minutes(config) if CAMPAIGN.relabel else 0
 DELTA_MINUTES = plan.delta_runtime_minutes(config) if CAMPAIGN.delta_engine else 0
+ACTIVE = CAMPAIGN.active
+ACTIVE_LABEL_MINUTES = plan.active_label_minutes(config) if ACTIVE else 0
 
 
 wildcard_constraints:
@@ -106,6 +115,53 @@ def relabel_engine():
 
 def relabel_json():
     return compact_json(relabel_engine())
+
+
+# --- the active-labelling loop (rules/active.smk) ---
+def active_label_engine():
+    """The label engine block of the active loop (the MD engine's when active is off: its rules never run)."""
+    return ACTIVE.label["engine"] if ACTIVE else config["structures"]["engine"]
+
+
+def active_label_json():
+    return compact_json(active_label_engine())
+
+
+def active_label_described():
+    return engines.describe(active_label_engine())
+
+
+def active_forces():
+    return "" if ACTIVE is None or ACTIVE.label.get("forces", True) else "--no-forces"
+
+
+def active_launch(wildcards, resources):
+    return engines.launch_prefix(active_label_engine(), getattr(resources, "mpi", ""))
+
+
+ACTIVE_RELABEL = ("{params.launch} topoamorph relabel {input.frames:q} --engine {params.engine:q} --element "
+                  "{params.element} --output {output.labels:q} {params.forces} --checkpoint {params.checkpoint:q} "
+                  "--workdir {params.workdir:q} >> {log:q} 2>&1")
+
+
+def active_round_frames(wildcards):
+    """The frames round r (>= 1) of a strategy labels: round r-1's picks, or for `all` the rest of the pool."""
+    if wildcards.strategy == "all":
+        return P.active_frames("all", 1)
+    return P.active_picks(wildcards.strategy, int(wildcards.round) - 1)
+
+
+def active_round_labels(wildcards):
+    """Every label file a round's model learns from: the initial frames and rounds 1..r of its strategy (for
+    `all`, round 0 is the whole pool: the initial frames and the rest)."""
+    r = int(wildcards.round)
+    if wildcards.strategy == "all":
+        return [P.active_set("initial", "labels"), P.active_labels("all", 1)]
+    return [P.active_set("initial", "labels")] + [P.active_labels(wildcards.strategy, k) for k in range(1, r + 1)]
+
+
+def active_round_records():
+    return [P.active_round(s, r) for s in ACTIVE.strategies for r in ACTIVE.rounds_of(s)] if ACTIVE else []
 
 
 def engine_ranks(engine_cfg):
@@ -249,7 +305,8 @@ def report_files():
 
 
 def all_outputs():
-    return [P.metrics(m) for m in ALL_MODELS] + [P.metrics("learning_curve")] + report_files()
+    active = [P.active_curve(), P.report("active.png"), P.report("active.md")] if ACTIVE else []
+    return [P.metrics(m) for m in ALL_MODELS] + [P.metrics("learning_curve")] + report_files() + active
 
 
 def frames_files():

@@ -177,13 +177,41 @@ def read_rows(sources, indices) -> list:
     return out
 
 
+#: a cell thinner than this across a face holds no structure of atoms; a wider one is no periodic structure at any
+#: sane density (a cell vector in the wrong unit): both are refused before any homology, whose memory they would blow
+MIN_CELL_HEIGHT = 0.5  # Å
+MAX_CELL_HEIGHT = 1.0e4  # Å
+
+
+def cell_heights(cell) -> np.ndarray:
+    """The cell's three heights (Å): its thickness across each pair of faces."""
+    cell = np.asarray(cell, dtype=float)
+    vol = abs(np.linalg.det(cell))
+    return np.array([vol / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3])) for i in range(3)])
+
+
+def cell_problem(cell) -> str | None:
+    """Why a cell cannot be analysed (zero volume, too thin, too wide), None when it can."""
+    if not np.all(np.isfinite(np.asarray(cell, dtype=float))) or abs(np.linalg.det(np.asarray(cell, float))) < 1e-9:
+        return "frame has no cell (zero volume)"
+    h = cell_heights(cell)
+    if h.min() < MIN_CELL_HEIGHT:
+        return (f"the cell is {h.min():.3g} Å thick across one face (below {MIN_CELL_HEIGHT} Å: a cell vector near "
+                "zero or three nearly coplanar vectors)")
+    if h.max() > MAX_CELL_HEIGHT:
+        return (f"the cell is {h.max():.3g} Å across (above {MAX_CELL_HEIGHT:g} Å: no periodic structure of atoms at "
+                "any sane density; a cell vector in the wrong unit?)")
+    return None
+
+
 def check_atoms(atoms, path, index: int, require_energy: bool = True) -> None:
     if len(atoms) == 0:
         raise InputFileError(path, "frame has no atoms", index)
     if not all(atoms.pbc):
         raise InputFileError(path, "frame is not periodic in all three directions (pbc)", index)
-    if abs(atoms.cell.volume) < 1e-9:
-        raise InputFileError(path, "frame has no cell (zero volume)", index)
+    problem = cell_problem(atoms.cell[:])
+    if problem:
+        raise InputFileError(path, problem, index)
     if not np.all(np.isfinite(atoms.get_positions())):
         raise InputFileError(path, "positions contain NaN or infinite values", index)
     if require_energy:

@@ -43,11 +43,23 @@ def write_model(path, header: dict, arrays: dict) -> None:
         np.savez(tmp, **{_HEADER: np.array(head)}, **arrays)
 
 
+def _is_torch(path: str) -> bool:
+    """Whether a model file is PyTorch's container (a zip holding ``data.pkl``) rather than NumPy's ``.npz``, by
+    its content, whatever its suffix (a ``.npz`` renamed ``.pt`` or ``.PT`` is still read)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("/data.pkl") or n == "data.pkl" for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return str(path).lower().endswith(".pt")  # not a zip: the reader of its suffix names the damage
+
+
 def read_model(path) -> tuple[dict, dict]:
     """(header, {name: numpy array}) of a model file."""
     path = str(path)
     try:
-        if path.endswith(".pt"):
+        if _is_torch(path):
             import torch
 
             blob = torch.load(path, map_location="cpu", weights_only=True)
@@ -72,6 +84,8 @@ def read_model(path) -> tuple[dict, dict]:
         header = json.loads(head)
     except json.JSONDecodeError:
         raise InputFileError(path, "model header is not valid JSON (corrupt file)") from None
+    if not isinstance(header, dict):
+        raise InputFileError(path, f"model header is a JSON {type(header).__name__}, not an object (corrupt file)")
     if header.get("format") != FORMAT:
         raise InputFileError(path, f"not a topoamorph model file (format {header.get('format')!r})")
     if header.get("format_version") == 1:

@@ -81,7 +81,7 @@ def structure_features(*, dataset: str, frames: list[str], features: str, baseli
     return shapes
 
 
-def delta_energies(*, dataset: str, frames: list[str], output: str, engine: dict, element: str, workdir: str,
+def delta_energies(*, dataset: str, frames: list[str], energies: str, engine: dict, element: str, workdir: str,
                    manifest: str | None = None) -> dict:
     """The Δ-learning engine's energy per atom of every dataset row (``train.delta.engine``), in the dataset's
     row order (``frames``: the files the rows come from; ``manifest``: the import manifest they are checked
@@ -97,7 +97,7 @@ def delta_energies(*, dataset: str, frames: list[str], output: str, engine: dict
     energy, _ = engine_energies(engine, element, atoms, [str(s) for s in meta["source"]], meta["index"],
                                 forces=False, workdir=workdir, key="train.delta.engine")
     described = engines.describe(engine)
-    write_delta_energies(output, energy, meta, engine, described, provenance.record(engine))
+    write_delta_energies(energies, energy, meta, engine, described, provenance.record(engine))
     log.info("%s: %d rows in %.1f s, %.4f..%.4f eV/atom", described, len(atoms), time.perf_counter() - t0,
              energy.min(), energy.max())
     return {"rows": len(atoms), "engine": described}

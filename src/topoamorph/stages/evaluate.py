@@ -14,11 +14,11 @@ import os
 import numpy as np
 
 from .. import distribute, importer, models, provenance
-from ..errors import InputFileError
+from ..errors import InputFileError, TopoamorphError
 from ..formats.diagrams import read_diagrams
 from ..formats.frames import parse_spec
 from ..formats.predictions import write_applied
-from ..io import read_json, write_json
+from ..io import check_outputs, read_json, write_json
 from ..mpi import comm_world, launcher_size
 from ..settings import HomologySettings
 from ..trained import FrameSet, TrainedModel, load_model
@@ -36,13 +36,35 @@ def _homology_settings(trained: list[TrainedModel]) -> list[dict]:
     return out
 
 
-def frames_for(trained: list[TrainedModel], specs: list[str], scratch_dir: str) -> FrameSet | None:
-    """The frames of ``specs`` with the diagrams every model needs; under MPI the diagrams are computed on
-    all ranks (``distribute.run``) and the frames returned on rank 0 only (None elsewhere)."""
+def _checked_frames(trained: list[TrainedModel], specs: list[str], energy_key: str | None) -> FrameSet:
+    """The frames, checked (``FrameSet.read``) and made of every model's species, before any homology; with an
+    ``energy_key`` the user named, at least one frame must have an energy under it."""
+    fs = FrameSet.read(specs, energy_key or "energy")
+    for m in trained:
+        fs.check(m.species, m.path)
+    if energy_key and not np.isfinite(fs.reference(energy_key)).any():
+        raise InputFileError(specs[0], f"no frame has an energy under --energy-key {energy_key!r}")
+    return fs
+
+
+def frames_for(trained: list[TrainedModel], specs: list[str], scratch_dir: str,
+               energy_key: str | None = None) -> FrameSet | None:
+    """The frames of ``specs``, checked before any homology (``_checked_frames``), with the diagrams every model
+    needs; under MPI the diagrams are computed on all ranks (``distribute.run``) and the frames returned on rank 0
+    only (None elsewhere)."""
     settings = _homology_settings(trained)
     if launcher_size() < 2:
-        return FrameSet.read(specs)
+        return _checked_frames(trained, specs, energy_key)
     _, comm = comm_world()
+    fs, problem = None, None
+    if comm.rank == 0:
+        try:
+            fs = _checked_frames(trained, specs, energy_key)
+        except TopoamorphError as exc:
+            problem = str(exc)
+    problem = comm.bcast(problem, root=0)
+    if problem:
+        raise TopoamorphError(problem)
     results = {}
     for k, h in enumerate(settings):
         hs = HomologySettings.from_compute_options(h)
@@ -57,7 +79,6 @@ def frames_for(trained: list[TrainedModel], specs: list[str], scratch_dir: str) 
             os.unlink(out)
     if comm.rank != 0:
         return None
-    fs = FrameSet.read(specs)
     for k, h in enumerate(settings):
         fs.set_persistence(h, results[k])
     return fs
@@ -88,12 +109,13 @@ def predict(*, model: str, frames: list[str], output: str, energy_key: str | Non
     """``topoamorph predict``: one model on the frames of ``frames`` (``path`` or ``path@start:stop``);
     ``forces``: also an extxyz file of the frames with the model's energy and analytic forces (models on
     persistence images; computed by rank 0)."""
+    check_outputs({"--output": output, "--forces": forces}, [model] + [parse_spec(s)[0] for s in frames])
     tm = load_model(model)
     if forces:
         from ..potential import vectorizer
 
         vectorizer(tm)  # refuse before any homology: a baseline or histogram model has no forces
-    fs = frames_for([tm], frames, os.path.dirname(os.path.abspath(output)))
+    fs = frames_for([tm], frames, os.path.dirname(os.path.abspath(output)), energy_key)
     if fs is None:
         return 0
     energy_key = energy_key or "energy"
@@ -117,18 +139,20 @@ def predict(*, model: str, frames: list[str], output: str, energy_key: str | Non
 
 
 def _write_forces(tm: TrainedModel, fs: FrameSet, out: dict, path: str) -> None:
-    from ase.calculators.singlepoint import SinglePointCalculator
-
     from ..formats.frames import write_frames
 
     frames = []
     for k, atoms in enumerate(fs.atoms):
         energy, f = tm.energy_and_forces(atoms)
         a = atoms.copy()
-        a.info = {"source": fs.sources[k], "frame": fs.indices[k], "model": tm.path,
-                  "energy_sigma": float(out["sigma"][k]) * len(a), "in_domain": bool(out["in_domain"][k])}
-        a.arrays.pop("forces", None)
-        a.calc = SinglePointCalculator(a, energy=energy, forces=f)
+        a.calc = None
+        # the model's results under keys that never read as a reference (energy, forces): predicting on this file
+        # must not score the model against itself
+        a.info = {"source": fs.sources[k], "frame": fs.indices[k], "model": tm.path, "model_energy": energy,
+                  "model_energy_sigma": float(out["sigma"][k]) * len(a), "in_domain": bool(out["in_domain"][k])}
+        for key in [name for name in a.arrays if name not in ("numbers", "positions")]:
+            a.arrays.pop(key)
+        a.arrays["model_forces"] = np.asarray(f, dtype=float)
         frames.append(a)
     write_frames(path, frames)
     log.info("%s: energies and analytic forces of %d frames", path, len(frames))
@@ -142,12 +166,16 @@ def explain(*, model: str, frames: list[str], output: str, pairs: str | None = N
     from ..formats.predictions import write_pairs
     from ..potential import vectorizer
 
+    check_outputs({"--output": output, "--pairs": pairs}, [model] + [parse_spec(s)[0] for s in frames])
     tm = load_model(model)
     vectorizer(tm)  # refuse a model without explanations before reading any frame
-    fs = FrameSet.read(frames)
+    fs = _checked_frames([tm], frames, None)
     out, rows = [], []
     for k, atoms in enumerate(fs.atoms):
-        ex = tm.explain(atoms)
+        try:
+            ex = tm.explain(atoms)
+        except TopoamorphError as exc:  # named by its file and frame, not as a bare structure
+            raise InputFileError(fs.sources[k], str(exc).removeprefix("<atoms>, frame 0: "), fs.indices[k]) from None
         a = atoms.copy()
         a.calc = None
         a.arrays["contribution"] = ex["contribution"]
@@ -165,9 +193,18 @@ def explain(*, model: str, frames: list[str], output: str, pairs: str | None = N
                  for r in ex["pairs"]]
         log.info("%s frame %d: E %.6f eV = baseline %.6f + contributions %.6f + residual %.2e", fs.sources[k],
                  fs.indices[k], ex["energy"], ex["baseline"], float(ex["contribution"].sum()), ex["residual"])
-    write_frames(output, out)
-    if pairs:
-        write_pairs(pairs, rows, dict(provenance.record(), model=tm.path))
+    # both files are complete before either is renamed into place: a killed run never leaves a new explained
+    # file beside an older run's pairs
+    from contextlib import ExitStack
+
+    from ..io import atomic_path
+
+    with ExitStack() as stack:
+        tmp_pairs = stack.enter_context(atomic_path(pairs)) if pairs else None
+        tmp_out = stack.enter_context(atomic_path(output))
+        write_frames(tmp_out, out)
+        if pairs:
+            write_pairs(tmp_pairs, rows, dict(provenance.record(), model=tm.path))
     log.info("wrote %s (%d frames)%s", output, len(out), f" and {pairs}" if pairs else "")
     return 0
 
@@ -231,13 +268,7 @@ def select(*, model: str, frames: list[str], n: int, output: str, table: str | N
 
     if n < 1:
         raise InputFileError(output, f"--n must be at least 1, not {n}")
-    inputs = [model] + [parse_spec(s)[0] for s in frames]
-    for out_path in [output] + ([table] if table else []):
-        clash = [p for p in inputs if os.path.realpath(p) == os.path.realpath(out_path)]
-        if clash:
-            raise InputFileError(out_path, f"output is the input {clash[0]}: it would be overwritten; choose another path")
-    if table and os.path.realpath(table) == os.path.realpath(output):
-        raise InputFileError(table, "--table and --output are the same file")
+    check_outputs({"--output": output, "--table": table}, [model] + [parse_spec(s)[0] for s in frames])
     tm = load_model(model)
     fs = frames_for([tm], frames, os.path.dirname(os.path.abspath(output)))
     if fs is None:

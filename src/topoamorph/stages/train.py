@@ -18,6 +18,7 @@ from ..formats.predictions import write_predictions
 from ..io import read_json, write_json
 from ..settings import HomologySettings, SplitSettings
 from ..trained import TrainedModel
+from ..models import group_residuals_gram, group_residuals_primal, shift_groups
 from ..uncertainty import ApplicabilityDomain, Calibration, bootstrap_indices, coverage
 
 log = logging.getLogger(__name__)
@@ -125,51 +126,6 @@ def _set_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(max(1, int(threads)))
-
-
-#: at most this many groups are held out (each costs a refit; at paper scale an eigendecomposition of the
-#: training Gram matrix): more training densities than this are held out as this many contiguous ranges
-SHIFT_BINS = 5
-
-
-def shift_groups(meta, tr) -> tuple[str, list[np.ndarray]]:
-    """The groups of the train part that are held out in turn to calibrate σ off the training data: whole
-    densities when there are 3 or more (up to ``SHIFT_BINS`` contiguous ranges of them), else whole runs (source
-    files) when there are 3 or more; positions into ``tr``, with what they are."""
-    dens = np.round(np.asarray(meta["density"], float)[tr], 3)
-    levels = np.unique(dens)
-    if len(levels) >= 3:
-        return "density", [np.nonzero(np.isin(dens, chunk))[0]
-                           for chunk in np.array_split(levels, min(len(levels), SHIFT_BINS))]
-    src = np.array([str(s) for s in np.asarray(meta["source"])[tr]])
-    if len(np.unique(src)) >= 3:
-        return "run", [np.nonzero(src == s)[0] for s in np.unique(src)]
-    return "none", []
-
-
-def group_residuals_primal(Z, y, alpha: float, groups) -> list[np.ndarray]:
-    """Ridge at ``alpha`` refitted without each group of rows of ``Z`` (the training rows, flattened), the
-    group's residuals (prediction - y)."""
-    Z, y = np.asarray(Z, float).reshape(len(y), -1), np.asarray(y, float)
-    out = []
-    for g in groups:
-        keep = np.setdiff1d(np.arange(len(y)), g)
-        coef, b = models._ridge_coef(models._ridge_svd(Z[keep], y[keep]), alpha)
-        out.append(Z[g] @ coef + b - y[g])
-    return out
-
-
-def group_residuals_gram(G, y, alpha: float, groups) -> list[np.ndarray]:
-    """``group_residuals_primal`` from the training rows' Gram matrix (dual form: no pass over the dataset)."""
-    y = np.asarray(y, float)
-    out = []
-    for g in groups:
-        keep = np.setdiff1d(np.arange(len(y)), g)
-        lam, Q, yc_q, ym = models._gram_eigh(G[np.ix_(keep, keep)], y[keep])
-        w = Q @ (yc_q / (lam + alpha))
-        offset = ym - float(np.mean(G[np.ix_(keep, keep)] @ w))
-        out.append(G[np.ix_(g, keep)] @ w + offset - y[g])
-    return out
 
 
 def _distance_calibration(cal: Calibration, ad: ApplicabilityDomain, shift, meta, tr) -> tuple[Calibration, dict]:
