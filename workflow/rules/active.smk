@@ -138,7 +138,7 @@ rule active_round:
         picks=P.active_picks(),
         model=P.active_model(),
     params:
-        per_round=ACTIVE.per_round if ACTIVE else 0,
+        per_round=active_per_round,
         seed=config["seed"],
         ridge=config["train"]["ridge"],
         uncertainty=config["train"]["uncertainty"],

@@ -160,6 +160,11 @@ def active_round_labels(wildcards):
     return [P.active_set("initial", "labels")] + [P.active_labels(wildcards.strategy, k) for k in range(1, r + 1)]
 
 
+def active_per_round(wildcards):
+    """Frames a round picks: active.per_round, none for `all` (so that a changed per_round leaves its round be)."""
+    return 0 if wildcards.strategy == "all" or not ACTIVE else ACTIVE.per_round
+
+
 def active_round_records():
     return [P.active_round(s, r) for s in ACTIVE.strategies for r in ACTIVE.rounds_of(s)] if ACTIVE else []
 
