@@ -2,13 +2,11 @@
 loop as Snakemake jobs (marker workflow; with GPAW labels on 8-atom cells, marker gpaw)."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
-import yaml
 
-from conftest import ROOT, snakemake
+from conftest import snakemake
 from topoamorph import active, load_model
 from topoamorph.settings import ActiveSettings
 from test_engines import needs_gpaw

@@ -9,7 +9,7 @@ import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
-from conftest import ROOT, train_ph_models
+from conftest import ROOT
 from test_potential import DESCRIPTORS, _fd_check
 from topoamorph import engines, load_model
 from topoamorph.calculator import TopoamorphCalculator
