@@ -1,7 +1,7 @@
 """Size consistency of trained models and the cost of the crystal's diagrams.
 
     .venv/bin/python benchmarks/size_consistency.py --models results/demo/models/ridge.npz results/demo/models/cnn.pt \
-        --frames results/demo/structures/rho2.50/run1.extxyz@-3: tests/data/gap20/gap20_LD_iter1.extxyz@0:3
+        --frames results/demo/structures/rho2.50/run1.extxyz@105:108 tests/data/gap20/gap20_LD_iter1.extxyz@0:3
 
 1. Energy per atom of each frame as 1x1x1, 2x1x1, 2x2x2 and 3x3x3 supercells, per model: the spread (max - min,
    meV/atom) over the four, which size consistency makes rounding noise (the target: under 2 meV/atom).

@@ -336,6 +336,9 @@ def test_outputs_never_overwrite_inputs_and_bad_frames_are_one_line(trained, tmp
         (["select", model, local, "--n", 1, "--output", local], "--output is the input"),
         (["predict", model, local, "--output", tmp_path / "absent" / "p.csv"], "does not exist"),
         (["predict", model, f"{local}@0:0", "--output", tmp_path / "p.csv"], "no frames selected"),
+        (["predict", model, f"{local}@5:2", "--output", tmp_path / "p.csv"], "selection stops (2) before it starts (5)"),
+        (["predict", model, f"{local}@-1:", "--output", tmp_path / "p.csv"], "no negative indices"),
+        (["predict", model, tmp_path, "--output", tmp_path / "p.csv"], "is a directory, not a file of frames"),
         (["predict", model, local, "--output", tmp_path / "p.csv", "--energy-key", "dft_energy"],
          "no frame has an energy under --energy-key 'dft_energy'"),
     ]

@@ -53,15 +53,22 @@ def parse_spec(spec: str) -> tuple[str, int, int | None]:
         path, sel = spec.rsplit("@", 1)
         try:
             a, b = sel.split(":")
-            return path, int(a or 0), (int(b) if b else None)
+            start, stop = int(a or 0), (int(b) if b else None)
         except ValueError:
             raise InputFileError(spec, "selection must be path@start:stop") from None
+        if start < 0 or (stop is not None and stop < 0):
+            raise InputFileError(spec, "selection start and stop count frames from 0 (no negative indices)")
+        if stop is not None and stop < start:
+            raise InputFileError(spec, f"selection stops ({stop}) before it starts ({start})")
+        return path, start, stop
     return spec, 0, None
 
 
 def index_frames(path) -> FrameIndex:
     """Scan the atom-count lines of an extxyz file (no parsing of coordinates); cached per file version."""
     p = Path(path)
+    if p.is_dir():
+        raise InputFileError(path, "is a directory, not a file of frames")
     if not p.is_file():
         raise InputFileError(path, "file not found")
     st = p.stat()
