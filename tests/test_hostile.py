@@ -39,7 +39,11 @@ def load(tmp_path, text: str):
     ("seed: 1099511627776", "seed"),
     ("source: {kind: import, file: a.xyz, energy_key: 'energy$(touch /tmp/x)'}", "source.energy_key"),
     ("source: {kind: import, file: a.xyz, energy_key: \"energy\\n\"}", "source.energy_key"),  # $ before a newline
-    ("structures: {natoms: 64.0}", "structures.natoms"),                   # an integer, not a float that equals one
+    ("structures: {natoms: 64.0}", "structures.natoms"),
+    ("evaluate: [{file: x.extxyz, name: " + "a" * 64 + "}]", "evaluate.0.name"),    # Snakemake: periodic wildcard
+    ("evaluate: [{file: x.extxyz, name: " + "b" * 60 + "}]", "evaluate.0.name"),
+    ("source: {kind: import, file: 'data{1}.extxyz'}", "source.file"),             # Snakemake: a wildcard
+    ("evaluate: ['big{x}.extxyz']", "evaluate.0"),                   # an integer, not a float that equals one
     ("homology: {batch_size: 270.0}", "homology.batch_size"),
 ])
 def test_bad_values_are_refused_naming_the_key(tmp_path, text, key):

@@ -151,6 +151,15 @@ def _check_import_source(source: dict) -> None:
                                   "or one source.file")
     if source.get("file") is None and source.get("test_fraction") is not None:
         raise ConfigError("source.test_fraction", "only used with one source.file (train/test files are the split)")
+    for role in ("file", "train", "test"):
+        _check_path_text(source.get(role), f"source.{role}")
+
+
+def _check_path_text(path, key: str) -> None:
+    """A data path must not hold '{' or '}': Snakemake reads them as wildcards in the jobs' file names."""
+    if path and any(c in str(path) for c in "{}"):
+        raise ConfigError(key, f"{path!r}: '{{' and '}}' cannot be in a data file's path (Snakemake would read a "
+                          "wildcard); rename the file or link it under another name")
 
 
 def _check_evaluate(cfg: dict) -> None:
@@ -160,9 +169,13 @@ def _check_evaluate(cfg: dict) -> None:
     seen = {}
     for i, item in enumerate(cfg.get("evaluate") or ()):
         ev = EvaluationFile.from_config(item, cfg["source"]["energy_key"])
-        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", ev.name):
+        _check_path_text(ev.file, f"evaluate.{i}" if isinstance(item, str) else f"evaluate.{i}.file")
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,47}", ev.name):
             raise ConfigError(f"evaluate.{i}.name", f"{ev.name!r} (from the file name) cannot name a directory of "
-                              "results: give a name of letters, digits, '_', '.', '-'")
+                              "results: give a name of at most 48 letters, digits, '_', '.', '-'")
+        if re.search(r"(.+?)\1{19,}", ev.name):  # Snakemake's PeriodicWildcardError: a part repeated 20 times
+            raise ConfigError(f"evaluate.{i}.name", f"{ev.name!r} repeats one part 20 times or more, which Snakemake "
+                              "takes for an infinite recursion of file names: give a shorter or varied name")
         if ev.name in seen:
             raise ConfigError(f"evaluate.{i}", f"name {ev.name!r} is also evaluate.{seen[ev.name]}'s: give each "
                               "file a distinct name")
