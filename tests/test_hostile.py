@@ -296,3 +296,14 @@ def test_site_values_stay_strings_and_a_named_site_file_must_exist(tmp_path):
     site.write_bytes(b"\x00\xff\xfe binary")
     with pytest.raises(InputFileError, match=r"site\.yaml: not a text file"):
         submit.site_values(site, environ={})
+
+
+def test_a_malformed_profile_is_one_line(tmp_path):
+    from topoamorph import submit
+
+    (tmp_path / "config.yaml").write_text("executor: slurm\njobs: [1\n")
+    with pytest.raises(InputFileError, match=r"config\.yaml: not valid YAML: line 3, column 1"):
+        submit.merged_profile(tmp_path, {})
+    (tmp_path / "config.yaml").write_bytes(b"\x00\xff\xfe")
+    with pytest.raises(InputFileError, match=r"config\.yaml: not a text file"):
+        submit.merged_profile(tmp_path, {})

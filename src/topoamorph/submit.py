@@ -70,7 +70,9 @@ def merged_profile(profile_dir, site: dict) -> dict:
     cfg_file = profile_dir / "config.yaml"
     if not cfg_file.is_file():
         raise InputFileError(cfg_file, "not a Snakemake profile (config.yaml missing)")
-    cfg = copy.deepcopy(yaml.safe_load(cfg_file.read_text()) or {})
+    from .config import load_yaml
+
+    cfg = copy.deepcopy(load_yaml(cfg_file))  # a malformed profile is one line naming it (line and column)
     defaults = cfg.setdefault("default-resources", {})
     if "account" in site:
         defaults["slurm_account"] = _quoted(site["account"])
