@@ -148,7 +148,9 @@ def test_submit_merges_site_values_into_a_generated_profile(tmp_path):
 @pytest.mark.parametrize("profile", ["slurm", "slurm-gpu", "puhti", "lumi", "slurm-local"])
 def test_profiles_dry_run(profile, tmp_path):
     """Each profile plans the default campaign (no submission) with per-rule resources that grow on retry."""
-    env = {"TOPOAMORPH_SLURM_ACCOUNT": "project_0", "TOPOAMORPH_SITE": str(tmp_path / "none.yaml")}
+    empty = tmp_path / "site.yaml"  # a site file without values: this machine's own one is not read
+    empty.write_text("")
+    env = {"TOPOAMORPH_SLURM_ACCOUNT": "project_0", "TOPOAMORPH_SITE": str(empty)}
     p = run([venv_tool("topoamorph"), "submit", ROOT / "profiles" / profile, "--directory", tmp_path, "-n",
              "--", "--snakefile", ROOT / "workflow" / "Snakefile"], cwd=tmp_path, env=env, timeout=300)
     out = p.stdout + p.stderr
