@@ -72,7 +72,9 @@ class FrameSet:
             atoms += images
             sources += [path] * len(images)
             indices += range(start, start + len(images))
-        return cls(atoms, sources, indices)
+        fs = cls(atoms, sources, indices)
+        fs._checked.update(range(len(fs)))  # check_frame did check's geometry part: not again per model
+        return fs
 
     def __len__(self) -> int:
         return len(self.atoms)

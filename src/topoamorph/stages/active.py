@@ -26,12 +26,13 @@ def _meta(dataset: str) -> tuple[np.ndarray, dict]:
         return ds.y.copy(), {k: v.copy() for k, v in ds.meta.items()}
 
 
-def _write_rows(dataset: str, rows, frames: list[str], output: str, manifest: str | None) -> int:
+def _write_rows(dataset: str, rows, frames: list[str], output: str, manifest: str | None, y_meta=None) -> int:
     """The frames of dataset ``rows`` with the energy the dataset holds (the cheap engine's, kept by relabel as
-    md_energy) and their row, source file and frame index in the info."""
+    md_energy) and their row, source file and frame index in the info (``y_meta``: the dataset's energies and
+    metadata when the caller has read them)."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
-    y, meta = _meta(dataset)
+    y, meta = y_meta or _meta(dataset)
     rows = np.asarray(rows, dtype=np.int64)
     with unchanged_while_read(manifest, frames):
         atoms = read_rows(meta["source"][rows], meta["index"][rows])
@@ -121,17 +122,17 @@ def active_round(*, dataset: str, split: str, heldout: str, labels: list[str], f
     domain = {"percentile": uncertainty["domain_percentile"], "components": uncertainty["domain_components"]}
     rnd = active.fit_round(X, y, meta, labelled, va, seed, ridge, domain)
     picked = active.pick(strategy, rnd, parts["train"], labelled, per_round, seed, round_index)
-    _write_rows(dataset, picked, frames, picks, manifest)
+    _write_rows(dataset, picked, frames, picks, manifest, (y_cheap, meta))
     err = {p: models.errors(y[parts[p]], rnd.pred[parts[p]]) for p in ("validation", "test")}
     out = {"strategy": strategy, "round": round_index, "n_labels": int(len(labelled)),
-              "label_engine": label_engine, "labelled_rows": labelled.tolist(), "picked_rows": picked.tolist(),
-              "alpha": float(rnd.model.alpha_), **err,
-              "calibration": dict(rnd.calibration.to_dict(), test=coverage(rnd.pred[te] - y[te], rnd.sigma[te])),
-              "pool_sigma_median_ev_per_atom": float(np.median(rnd.sigma[parts["train"]])),
+           "label_engine": label_engine, "labelled_rows": labelled.tolist(), "picked_rows": picked.tolist(),
+           "alpha": float(rnd.model.alpha_), **err,
+           "calibration": dict(rnd.calibration.to_dict(), test=coverage(rnd.pred[te] - y[te], rnd.sigma[te])),
+           "pool_sigma_median_ev_per_atom": float(np.median(rnd.sigma[parts["train"]])),
            "error_units": "meV/atom", "provenance": provenance.record({"strategy": strategy, "ridge": ridge}, seed)}
     write_json(record, out)
     tm = _linear_model("ridge", _persistence_inputs(dataset, homology), species,
-                       {"alpha": float(rnd.model.alpha_), "active": {"strategy": strategy, "round": int(round_index),
+                       {"alpha": float(rnd.model.alpha_), "active": {"strategy": strategy, "round": round_index,
                                                                     "label_engine": label_engine}},
                        rnd.model.coef_, rnd.model.intercept_)
     tm.header.update(image_shape=image_shape, calibration=rnd.calibration.to_dict(), domain=rnd.domain.to_header(),
@@ -150,6 +151,7 @@ def active_curve(*, rounds: list[str], curve: str, figure: str, table: str, dpi:
     needs to reach the error of labelling the whole pool (the ``all`` arm) and random selection's last error:
     ``curve`` (JSON), ``figure`` and ``table`` (the report's active.png and active.md)."""
     from ..report import active_curve as draw
+
     out: dict = {"strategies": {}, "error_units": "meV/atom"}
     for path in rounds:
         r = read_json(path)
