@@ -88,7 +88,7 @@ rule active_label_set:
     conda:
         "../envs/generate.yaml"
     shell:
-        ACTIVE_RELABEL
+        RELABEL_SHELL
 
 
 rule active_label:
@@ -120,7 +120,7 @@ rule active_label:
     conda:
         "../envs/generate.yaml"
     shell:
-        ACTIVE_RELABEL
+        RELABEL_SHELL
 
 
 rule active_round:

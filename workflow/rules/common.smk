@@ -139,9 +139,10 @@ def active_launch(wildcards, resources):
     return engines.launch_prefix(active_label_engine(), getattr(resources, "mpi", ""))
 
 
-ACTIVE_RELABEL = ("{params.launch} topoamorph relabel {input.frames:q} --engine {params.engine:q} --element "
-                  "{params.element} --output {output.labels:q} {params.forces} --checkpoint {params.checkpoint:q} "
-                  "--workdir {params.workdir:q} >> {log:q} 2>&1")
+# the one command of every labelling job (relabel, active_label_set, active_label): topoamorph relabel, checkpointed
+RELABEL_SHELL = ("{params.launch} topoamorph relabel {input.frames:q} --engine {params.engine:q} --element "
+                 "{params.element} --output {output.labels:q} {params.forces} --checkpoint {params.checkpoint:q} "
+                 "--workdir {params.workdir:q} >> {log:q} 2>&1")
 
 
 def active_round_frames(wildcards):

@@ -58,9 +58,7 @@ rule relabel:
     conda:
         "../envs/generate.yaml"
     shell:
-        "{params.launch} topoamorph relabel {input.frames:q} --engine {params.engine:q} --element {params.element}"
-        " --output {output.labels:q} {params.forces} --checkpoint {params.checkpoint:q} --workdir {params.workdir:q}"
-        " >> {log:q} 2>&1"
+        RELABEL_SHELL
 
 
 rule validate_import:
