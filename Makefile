@@ -12,6 +12,9 @@ export OMP_NUM_THREADS ?= 1
 # Inside an allocation (SLURM_JOB_ID) engines launch with srun and keep the real config; `topoamorph submit`
 # is not affected. docs/workflow.md#slow-start-where-a-slurm-client-has-no-controller
 SNAKEMAKE_LOCAL := $(if $(SLURM_JOB_ID),,SLURM_CONF=/dev/null )$(BIN)/snakemake
+# The config is checked before Snakemake reads it: Snakemake's own loader reports a YAML syntax error as
+# "Config file is not valid JSON or YAML" without the line; this names the file, line and column (or the key).
+CHECK_CONFIG := $(BIN)/topoamorph validate-config $(CONFIG)
 
 .PHONY: venv homcloud gpaw campaign test test-fast bench-homology dag rulegraph report dry-run clean
 
@@ -38,6 +41,7 @@ $(VENV)/.installed: pyproject.toml setup.py src/topoamorph/native/_delaunay.cpp
 	touch $@
 
 campaign: venv
+	$(CHECK_CONFIG)
 	$(SNAKEMAKE_LOCAL) --profile profiles/local --cores $(CORES) --configfile $(CONFIG)
 
 # Optional: HomCloud for the live cross-check and the benchmark. A failed install only skips those tests.
@@ -72,21 +76,25 @@ test-fast: venv
 	$(BIN)/python -m pytest -m "$(FAST_TESTS)"
 
 dry-run: venv
+	$(CHECK_CONFIG)
 	$(SNAKEMAKE_LOCAL) -n --configfile $(CONFIG)
 
 dag: venv
+	$(CHECK_CONFIG)
 	command -v dot >/dev/null || (apt-get update -qq && apt-get install -y -qq graphviz)
 	mkdir -p results
 	$(SNAKEMAKE_LOCAL) --dag --configfile $(CONFIG) | dot -Tsvg > results/dag.svg
 	@echo "wrote results/dag.svg"
 
 rulegraph: venv
+	$(CHECK_CONFIG)
 	command -v dot >/dev/null || (apt-get update -qq && apt-get install -y -qq graphviz)
 	mkdir -p results
 	$(SNAKEMAKE_LOCAL) --rulegraph --configfile $(CONFIG) | dot -Tsvg > results/rulegraph.svg
 	@echo "wrote results/rulegraph.svg"
 
 report: venv
+	$(CHECK_CONFIG)
 	$(SNAKEMAKE_LOCAL) --report results/report.html --configfile $(CONFIG)
 
 clean:

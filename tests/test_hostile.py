@@ -45,6 +45,7 @@ def load(tmp_path, text: str):
     ("source: {kind: import, file: 'data{1}.extxyz'}", "source.file"),             # Snakemake: a wildcard
     ("evaluate: ['big{x}.extxyz']", "evaluate.0"),                   # an integer, not a float that equals one
     ("homology: {batch_size: 270.0}", "homology.batch_size"),
+    ("structures: {runs: 1000000}", "structures.runs"),              # Snakemake would plan for hours
 ])
 def test_bad_values_are_refused_naming_the_key(tmp_path, text, key):
     with pytest.raises(ConfigError, match=rf"config key '{re.escape(key)}'"):
@@ -56,6 +57,39 @@ def test_honest_energy_keys_pass_and_yaml_errors_give_line_and_column(tmp_path):
     assert cfg["source"]["energy_key"] == "DFT energy(eV)"
     with pytest.raises(InputFileError, match=r"c\.yaml: not valid YAML: line 2, column 12: mapping values are not"):
         load(tmp_path, "seed: 1\ncampaign: x: y\n")
+
+
+def test_a_yaml_error_in_a_configfile_is_named_before_snakemake_reads_it(tmp_path):
+    """Snakemake's loader says only "Config file is not valid JSON or YAML": `topoamorph submit` and the make
+    targets with CONFIG= check the file first and name its line and column (or the config key)."""
+    import subprocess
+
+    from conftest import venv_tool
+    from topoamorph import submit
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("campaign: demo\nstructures: {natoms: 64\n")
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("structures: {natom: 64}\n")
+    good = tmp_path / "good.yaml"
+    good.write_text("campaign: ok\n")
+    assert submit.configfiles(["--configfile", "a.yaml", "b.yaml", "--cores", "2", "--configfiles=c.yaml"],
+                              {"configfile": "p.yaml"}) == ["p.yaml", "a.yaml", "b.yaml", "c.yaml"]
+    assert submit.check_configs(["--configfile", str(good)]) == [str(good)]
+    with pytest.raises(InputFileError, match=r"bad\.yaml: not valid YAML: line 3, column 1"):
+        submit.check_configs(["--configfile", str(good), str(bad)])
+    with pytest.raises(ConfigError, match=r"structures\.natom"):
+        submit.check_configs(["--configfile=typo.yaml"], workdir=tmp_path)
+    before = {p: p.read_bytes() for p in (bad, typo, good)}
+    p = subprocess.run([venv_tool("topoamorph"), "submit", ROOT / "profiles" / "local", "-n", "--directory",
+                        tmp_path, "--", "--configfile", bad], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "bad.yaml: not valid YAML: line 3, column 1" in p.stderr, p.stderr
+    assert p.stderr.strip().count("\n") == 0 and "snakemake" not in p.stderr
+    p = subprocess.run(["make", "-s", "-C", ROOT, "dry-run", f"CONFIG={bad}"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode != 0 and "bad.yaml: not valid YAML: line 3, column 1" in p.stderr, p.stderr
+    assert "Config file is not valid JSON or YAML" not in p.stdout + p.stderr
+    assert all(p.read_bytes() == b for p, b in before.items())
 
 
 def test_compressed_files_are_named_not_misread(tmp_path):

@@ -12,7 +12,7 @@ from ase.io import read, write
 from conftest import ROOT, snakemake
 from topoamorph import config, importer, plan
 from topoamorph.errors import ConfigError, InputFileError
-from topoamorph.formats.frames import count_frames, read_atoms
+from topoamorph.formats.frames import count_frames, read_atoms, read_spec
 from topoamorph.stages.generate import validate_import
 
 GAP = ROOT / "tests" / "data" / "gap20" / "gap20_LD_iter1.extxyz"
@@ -141,6 +141,27 @@ def test_missing_file_and_missing_energy_key(tmp_path):
         importer.validate({"kind": "import", "file": str(tmp_path / "nope.extxyz")}, ["C"])
     with pytest.raises(InputFileError, match="no energy under key 'dft_energy'"):
         importer.validate({"kind": "import", "file": str(GAP), "energy_key": "dft_energy"}, ["C"])
+
+
+def test_a_path_holding_an_at_sign_is_a_path_and_its_selection_still_parses(tmp_path):
+    from topoamorph.formats.frames import parse_spec
+
+    (tmp_path / "run@node1").mkdir()
+    a = write_file(tmp_path / "run@node1" / "a.extxyz", good_frames(3))
+    b = write_file(tmp_path / "b@2.extxyz", good_frames(3))
+    assert parse_spec(str(a)) == (str(a), 0, None)
+    assert parse_spec(f"{a}@1:") == (str(a), 1, None)
+    assert parse_spec(str(b)) == (str(b), 0, None)
+    assert parse_spec(f"{b}@0:2") == (str(b), 0, 2)
+    assert len(read_spec(str(a))) == 3 and len(read_spec(f"{b}@1:3")) == 2
+    with pytest.raises(InputFileError, match="selection must be path@start:stop"):
+        parse_spec(f"{b}@first")  # the file exists: what follows its @ is a (bad) selection
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"source": {"kind": "import", "train": str(a), "test": str(b)},
+                                   "homology": {"batch_size": 4}}))
+    loaded = config.load(cfg, defaults=ROOT / "config" / "config.yaml")
+    batch_frames = [read_spec(c.spec()) for batch in plan.batches(loaded) for c in batch]
+    assert sum(len(f) for f in batch_frames) == 6
 
 
 @pytest.mark.parametrize("source, key", [

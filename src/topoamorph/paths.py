@@ -13,6 +13,20 @@ def fmt_density(density) -> str:
     return f"{float(density):.2f}" if not isinstance(density, str) else density
 
 
+def split_selection(spec: str) -> tuple[str, str]:
+    """``path@start:stop`` -> (``path``, ``start:stop``); ``path`` -> (``path``, ''). A path may itself hold
+    ``@`` (``runs@node1/frames.extxyz``): the text after the last ``@`` is a selection where it has the
+    selection's ``:`` and no path separator, or where the whole text is not an existing file but the part
+    before the ``@`` is (then a malformed selection, for the reader to refuse)."""
+    from pathlib import Path
+
+    path, _, sel = str(spec).rpartition("@")
+    looks_like_selection = ":" in sel and "/" not in sel
+    if path and (looks_like_selection or (Path(path).exists() and not Path(spec).exists())):
+        return path, sel
+    return str(spec), ""
+
+
 @dataclass(frozen=True)
 class CampaignPaths:
     campaign: str

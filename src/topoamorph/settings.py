@@ -275,8 +275,10 @@ class EvaluationFile:
         """``item``: a path, or {file, name, energy_key} (name: the file's stem; energy_key: the source's)."""
         from pathlib import PurePath
 
+        from .paths import split_selection
+
         item = {"file": item} if isinstance(item, str) else dict(item)
-        path = str(item["file"]).rsplit("@", 1)[0]
+        path = split_selection(str(item["file"]))[0]
         return cls(name=str(item.get("name") or PurePath(path).name.split(".")[0]), file=str(item["file"]),
                    energy_key=str(item.get("energy_key") or energy_key))
 

@@ -99,8 +99,46 @@ def write_profile(profile_dir, site: dict, workdir=".") -> Path:
     return out
 
 
+def configfiles(snakemake_args, profile: dict | None = None) -> list[str]:
+    """The config files a Snakemake command line (and its profile's ``configfile``) names, in order:
+    ``--configfile A B``, ``--configfiles A``, ``--configfile=A``."""
+    files = []
+    named = (profile or {}).get("configfile") or (profile or {}).get("configfiles") or []
+    files += [named] if isinstance(named, str) else list(named)
+    args = list(snakemake_args)
+    for i, arg in enumerate(args):
+        flag, eq, value = arg.partition("=")
+        if flag not in ("--configfile", "--configfiles"):
+            continue
+        if eq:
+            files.append(value)
+            continue
+        for nxt in args[i + 1:]:
+            if nxt.startswith("-"):
+                break
+            files.append(nxt)
+    return [str(f) for f in files]
+
+
+def check_configs(snakemake_args, profile: dict | None = None, workdir=".") -> list[str]:
+    """Each config file read and the merge validated before Snakemake starts: Snakemake's own loader reports
+    a YAML error as "Config file is not valid JSON or YAML" without the line; this names the file, line and
+    column (or the config key), as ``topoamorph validate-config`` does."""
+    from .config import deep_merge, load_yaml, validate
+    from .settings import defaults
+
+    files = configfiles(snakemake_args, profile)
+    merged = defaults()
+    for f in files:
+        path = Path(f) if Path(f).is_absolute() else Path(workdir) / f
+        merged = deep_merge(merged, load_yaml(path))
+    validate(merged)
+    return files
+
+
 def submit(profile_dir, snakemake_args=(), site_file=None, workdir=".", dry_run=False) -> int:
     site = site_values(site_file)
+    check_configs(snakemake_args, merged_profile(profile_dir, {}), workdir)
     profile = write_profile(profile_dir, site, workdir)
     snakemake = Path(sys.executable).parent / "snakemake"
     cmd = [str(snakemake) if snakemake.exists() else "snakemake", "--profile", str(profile)]

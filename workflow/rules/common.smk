@@ -24,7 +24,7 @@ try:
     from topoamorph import config as tconfig
     from topoamorph import engines, importer, plan, provenance
     from topoamorph.errors import TopoamorphError
-    from topoamorph.paths import CampaignPaths
+    from topoamorph.paths import CampaignPaths, split_selection
     from topoamorph.settings import Campaign, defaults
 except ImportError as exc:
     raise WorkflowError(
@@ -270,14 +270,13 @@ def homology_compute_options():
 
 def evaluation_file(wildcards):
     """The path of an evaluation file (without its @start:stop selection): a changed file reruns it."""
-    return EVALUATIONS[wildcards.name].file.rsplit("@", 1)[0] if "@" in EVALUATIONS[wildcards.name].file \
-        else EVALUATIONS[wildcards.name].file
+    return split_selection(EVALUATIONS[wildcards.name].file)[0]
 
 
 def evaluation_selection(wildcards):
     """The @start:stop selection of an evaluation file ('' for all its frames)."""
-    f = EVALUATIONS[wildcards.name].file
-    return "@" + f.rsplit("@", 1)[1] if "@" in f else ""
+    path, sel = split_selection(EVALUATIONS[wildcards.name].file)
+    return "" if path == EVALUATIONS[wildcards.name].file else "@" + sel
 
 
 def split_seed():

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError
+from ..paths import split_selection
 from ..units import density_of
 
 
@@ -48,9 +49,10 @@ class FrameIndex:
 
 
 def parse_spec(spec: str) -> tuple[str, int, int | None]:
-    """``path`` or ``path@start:stop`` (ASE's selection syntax) -> (path, start, stop)."""
-    if "@" in spec:
-        path, sel = spec.rsplit("@", 1)
+    """``path`` or ``path@start:stop`` (ASE's selection syntax) -> (path, start, stop); a path may hold ``@``
+    (``paths.split_selection``)."""
+    path, sel = split_selection(spec)
+    if path != spec:
         try:
             a, b = sel.split(":")
             start, stop = int(a or 0), (int(b) if b else None)
