@@ -1,7 +1,4 @@
 # Configuration (validated before anything is planned), paths and input functions.
-envvars:
-    "PATH",
-
 import dataclasses
 import json
 import re
@@ -13,7 +10,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 # Jobs use the tools of the environment running snakemake (topoamorph, mpiexec), activated or not.
-os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 if hasattr(os, "geteuid") and os.geteuid() == 0:  # OpenMPI (GPAW, CP2K, QE) refuses root without these
@@ -257,7 +254,7 @@ def model_file(name):
 
 
 def uncertainty_params(ensemble):
-    """The uncertainty settings a training rule uses: its ensemble size (``bootstrap`` or ``cnn_members``) and
+    """The uncertainty settings of a training rule: its ensemble size (``bootstrap`` or ``cnn_members``) and
     the domain's, so that the CNN's ensemble size never reruns ridge, nor the bootstrap size the CNN."""
     u = config["train"]["uncertainty"]
     return {k: u[k] for k in (ensemble, "domain_percentile", "domain_components")}
@@ -276,7 +273,7 @@ def evaluation_file(wildcards):
 def evaluation_selection(wildcards):
     """The @start:stop selection of an evaluation file ('' for all its frames)."""
     path, sel = split_selection(EVALUATIONS[wildcards.name].file)
-    return "" if path == EVALUATIONS[wildcards.name].file else "@" + sel
+    return "" if path == EVALUATIONS[wildcards.name].file else f"@{sel}"
 
 
 def split_seed():
@@ -286,7 +283,7 @@ def split_seed():
 def batch_specs(wildcards):
     """The batch's frames as ``path@start:stop``; a relative path starting with '-' gets './' so that the
     command line never reads it as an option."""
-    return [("./" + s if s.startswith("-") else s) for s in (c.spec() for c in BATCHES[int(wildcards.batch)])]
+    return [(f"./{s}" if s.startswith("-") else s) for s in (c.spec() for c in BATCHES[int(wildcards.batch)])]
 
 
 def homology_options():
