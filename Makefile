@@ -16,7 +16,7 @@ SNAKEMAKE_LOCAL := $(if $(SLURM_JOB_ID),,SLURM_CONF=/dev/null )$(BIN)/snakemake
 # "Config file is not valid JSON or YAML" without the line; this names the file, line and column (or the key).
 CHECK_CONFIG := $(BIN)/topoamorph validate-config $(CONFIG)
 
-.PHONY: venv homcloud gpaw campaign test test-fast bench-homology dag rulegraph report dry-run clean
+.PHONY: venv homcloud gpaw campaign lint test test-fast bench-homology dag rulegraph report dry-run clean
 
 # HomCloud's declared dependencies pull pyvista/vtk (~570 MB) that its PD interface never imports.
 HOMCLOUD_PKGS := homcloud==5.4.0 msgpack cached-property imageio plotly
@@ -62,9 +62,17 @@ gpaw: venv
 			$(BIN)/python -m pip install --quiet --no-cache-dir --force-reinstall --no-deps $(GPAW_PKGS) && \
 		$(BIN)/python -c "from gpaw.mpi import world; print('GPAW ready:', world.size, 'rank')"; }
 
+# Lint first (seconds): ruff's rules and formatter (chosen in pyproject.toml) and Snakemake's own workflow linter.
+LINT_CONFIGS := config/config.yaml config/active.yaml
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	@for c in $(LINT_CONFIGS); do echo "snakemake --lint --configfile $$c"; \
+		SLURM_CONF=/dev/null $(BIN)/snakemake --lint --configfile $$c || exit 1; done
+
 # The suite requires GPAW and the CGAL extension (TOPOAMORPH_REQUIRE_GPAW=1, TOPOAMORPH_REQUIRE_CGAL=1): their
 # tests fail rather than skip when they are missing.
-test: venv homcloud gpaw
+test: venv lint homcloud gpaw
 	TOPOAMORPH_REQUIRE_GPAW=1 TOPOAMORPH_REQUIRE_CGAL=1 TOPOAMORPH_REQUIRE_MLIP=1 $(BIN)/python -m pytest
 
 bench-homology: venv homcloud
@@ -72,7 +80,7 @@ bench-homology: venv homcloud
 
 # Unit and property tests only (under 90 s on 2 cores); the tiers: docs/testing.md.
 FAST_TESTS := not (mpi or workflow or slurm or gpaw or homcloud or mlip or slow)
-test-fast: venv
+test-fast: venv lint
 	$(BIN)/python -m pytest -m "$(FAST_TESTS)"
 
 dry-run: venv

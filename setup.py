@@ -28,9 +28,11 @@ class OptionalBuildExt(build_ext):
             except Exception as exc:  # a missing compiler or missing CGAL headers: the package still works
                 if os.environ.get("TOPOAMORPH_REQUIRE_CGAL") == "1":
                     raise
-                print(f"topoamorph: not building {ext.name} ({exc}); the homology will use Qhull "
-                      "(install CGAL, e.g. apt-get install libcgal-dev, and reinstall for the faster path)",
-                      file=sys.stderr)
+                print(
+                    f"topoamorph: not building {ext.name} ({exc}); the homology will use Qhull "
+                    "(install CGAL, e.g. apt-get install libcgal-dev, and reinstall for the faster path)",
+                    file=sys.stderr,
+                )
         self.extensions = built
 
 

@@ -32,8 +32,13 @@ DESCRIPTORS = {
     "image 40, 0-4 Å², σ 0.08, none": {"kind": "image", "bins": 40, "range": [0, 4], "sigma": 0.08},
     "image 40, 0-4 Å², σ 0.1, atan": {"kind": "image", "bins": 40, "range": [0, 4], "sigma": 0.1, "weight": "atan"},
     "image 40, 0-6 Å², σ 0.15, atan": {"kind": "image", "bins": 40, "range": [0, 6], "sigma": 0.15, "weight": "atan"},
-    "image 32, birth-persistence, σ 0.1": {"kind": "image", "bins": 32, "range": [0, 4], "sigma": 0.1,
-                                           "axes": "birth_persistence"},
+    "image 32, birth-persistence, σ 0.1": {
+        "kind": "image",
+        "bins": 32,
+        "range": [0, 4],
+        "sigma": 0.1,
+        "axes": "birth_persistence",
+    },
 }
 
 
@@ -43,8 +48,15 @@ def load(path, diagram=None):
     rows = []
     for atoms in read(path, ":"):
         r = homology.compute(atoms, diagram=diagram)
-        rows.append({"atoms": atoms, "res": r, "dg": r.diagrams, "n": r.n_complex,
-                     "e": atoms.get_potential_energy() / len(atoms)})
+        rows.append(
+            {
+                "atoms": atoms,
+                "res": r,
+                "dg": r.diagrams,
+                "n": r.n_complex,
+                "e": atoms.get_potential_energy() / len(atoms),
+            }
+        )
     return rows
 
 
@@ -83,8 +95,11 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     logging.disable(logging.WARNING)
     shared = ROOT.parent / "shared" / "data"
-    files = a.files or ([str(shared / f"gap20_{n}.extxyz") for n in ("LD_iter1", "diamond")]
-                        if shared.exists() else [str(ROOT / "tests" / "data" / "gap20" / "gap20_LD_iter1.extxyz")])
+    files = a.files or (
+        [str(shared / f"gap20_{n}.extxyz") for n in ("LD_iter1", "diamond")]
+        if shared.exists()
+        else [str(ROOT / "tests" / "data" / "gap20" / "gap20_LD_iter1.extxyz")]
+    )
     sets = {Path(f).stem: load(f, a.diagram) for f in files}
     if len(sets) > 1:
         sets["combined"] = [r for rows in list(sets.values()) for r in rows]
@@ -92,16 +107,21 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         y = np.array([r["e"] for r in rows])
         atoms = [r["atoms"] for r in rows]
-        res = {"mean": cv_mae(np.zeros((len(y), 1)), y, lambda a, b, c: np.full(len(c), b.mean()), a.reps, a.folds),
-               "SOAP + ridge (baseline)": cv_mae(SOAPAverage().fit().transform(atoms), y, scaled_ridge, a.reps, a.folds),
-               "RDF histogram + ridge (baseline)": cv_mae(RDFHistogram().fit().transform(atoms), y, scaled_ridge,
-                                                          a.reps, a.folds)}
+        res = {
+            "mean": cv_mae(np.zeros((len(y), 1)), y, lambda a, b, c: np.full(len(c), b.mean()), a.reps, a.folds),
+            "SOAP + ridge (baseline)": cv_mae(SOAPAverage().fit().transform(atoms), y, scaled_ridge, a.reps, a.folds),
+            "RDF histogram + ridge (baseline)": cv_mae(
+                RDFHistogram().fit().transform(atoms), y, scaled_ridge, a.reps, a.folds
+            ),
+        }
         for label, spec in DESCRIPTORS.items():
             X = make_vectorizer(dict(spec, dims=[0, 1, 2])).fit().images([r["res"] for r in rows])
             res[f"PH {label} + ridge"] = cv_mae(X, y, ridge, a.reps, a.folds)
             if a.cnn and "(default)" in label:
                 res[f"PH {label} + CNN"] = cv_mae(X, y, cnn, 1, a.folds)
-        print(f"\n{name}: {len(y)} frames, {a.folds}-fold CV x {a.reps} (MAE meV/atom, {time.perf_counter() - t0:.0f} s)")
+        print(
+            f"\n{name}: {len(y)} frames, {a.folds}-fold CV x {a.reps} (MAE meV/atom, {time.perf_counter() - t0:.0f} s)"
+        )
         for k, v in res.items():
             print(f"  {v:9.1f}  {k}")
     return 0

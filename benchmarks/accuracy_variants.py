@@ -19,6 +19,7 @@ from scipy.special import erf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import accuracy  # noqa: E402
+
 from topoamorph.descriptors import make_vectorizer  # noqa: E402
 from topoamorph.units import density_of  # noqa: E402
 
@@ -83,18 +84,32 @@ def main(argv=None) -> int:
         return accuracy.cv_mae(X, np.array([r["e"] for r in rows]), accuracy.ridge, a.reps, 5)
 
     def line(label, per_set):
-        print(f"{label:58s}" + "".join(f"{per_set[n]:10.1f}" if n in per_set else f"{'-':>10s}" for n in sets), flush=True)
+        print(
+            f"{label:58s}" + "".join(f"{per_set[n]:10.1f}" if n in per_set else f"{'-':>10s}" for n in sets), flush=True
+        )
 
     print(f"{'ridge, 5-fold CV x ' + str(a.reps) + ', MAE meV/atom':58s}" + "".join(f"{n:>10s}" for n in sets))
-    for bins, sigma in ((40, 0.1), (30, 0.15), (24, 0.15), (32, 0.125), (40, 0.15), (30, 0.2), (24, 0.2),
-                        (20, 0.15), (60, 0.06), (80, 0.05)):
-        line(f"image {bins} bins, sigma {sigma}", {n: cv(image(rows, bins=bins, sigma=sigma), rows)
-                                                   for n, rows in sets.items()})
+    for bins, sigma in (
+        (40, 0.1),
+        (30, 0.15),
+        (24, 0.15),
+        (32, 0.125),
+        (40, 0.15),
+        (30, 0.2),
+        (24, 0.2),
+        (20, 0.15),
+        (60, 0.06),
+        (80, 0.05),
+    ):
+        line(
+            f"image {bins} bins, sigma {sigma}",
+            {n: cv(image(rows, bins=bins, sigma=sigma), rows) for n, rows in sets.items()},
+        )
     for scale in (0.3, 1.0, 3.0):
         res = {}
         for n in ("LD_iter1", "diamond"):
             rho = density(sets[n]) - 3.0
-            extra = scale * np.stack([rho, rho ** 2, rho ** 3], axis=1)
+            extra = scale * np.stack([rho, rho**2, rho**3], axis=1)
             res[n] = cv(np.hstack([image(sets[n]), extra]), sets[n])
         line(f"default + density, density^2, density^3 (x{scale})", res)
     for dims in ([0], [1], [2], [0, 1], [1, 2]):

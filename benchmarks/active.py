@@ -73,11 +73,15 @@ def run(campaign, rounds, per_round, seeds, initial, strategies=("sigma", "rando
     target = mean["random"][-1]
     reached = [n for n, m in zip(sizes, mean["sigma"]) if m <= target]
     if reached:
-        print(f"sigma-selection reaches random's final test MAE ({target:.1f} meV/atom at {sizes[-1]} labels) with "
-              f"{reached[0]} labels: {reached[0] / sizes[-1]:.0%} of random's")
+        print(
+            f"sigma-selection reaches random's final test MAE ({target:.1f} meV/atom at {sizes[-1]} labels) with "
+            f"{reached[0]} labels: {reached[0] / sizes[-1]:.0%} of random's"
+        )
     else:
-        print(f"sigma-selection does not reach random's final test MAE ({target:.1f} meV/atom) within "
-              f"{sizes[-1]} labels (its final: {mean['sigma'][-1]:.1f})")
+        print(
+            f"sigma-selection does not reach random's final test MAE ({target:.1f} meV/atom) within "
+            f"{sizes[-1]} labels (its final: {mean['sigma'][-1]:.1f})"
+        )
     return mean
 
 
@@ -88,9 +92,14 @@ def main(argv=None):
     p.add_argument("--per-round", type=int, default=40)
     p.add_argument("--initial", type=int, default=40)
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--strategies", nargs="+", default=["sigma", "random"], choices=["sigma", "random", "diversity", "sigma-density"],
-                   help="diversity: farthest-point picks in the domain's components, σ left out; sigma-density: σ "
-                   "divided by (1 + mean distance to the 10 nearest pool frames / spacing), uncertain and representative")
+    p.add_argument(
+        "--strategies",
+        nargs="+",
+        default=["sigma", "random"],
+        choices=["sigma", "random", "diversity", "sigma-density"],
+        help="diversity: farthest-point picks in the domain's components, σ left out; sigma-density: σ "
+        "divided by (1 + mean distance to the 10 nearest pool frames / spacing), uncertain and representative",
+    )
     a = p.parse_args(argv)
     run(a.campaign, a.rounds, a.per_round, a.seeds, a.initial, tuple(a.strategies))
 

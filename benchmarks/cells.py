@@ -9,21 +9,32 @@ from ase.io import read, write
 from topoamorph import generate, plan
 
 
-def amorphous_carbon(natoms: int, densities=(2.0, 3.0), frames_per_density: int = 2, steps: int = 600,
-                     cache_dir="results/benchmarks") -> list:
+def amorphous_carbon(
+    natoms: int, densities=(2.0, 3.0), frames_per_density: int = 2, steps: int = 600, cache_dir="results/benchmarks"
+) -> list:
     path = Path(cache_dir) / f"aC_{natoms}_{'-'.join(map(str, densities))}_{frames_per_density}_{steps}.extxyz"
     if path.exists():
         return read(path, ":")
     frames = []
     for rho in densities:
         structures = {
-            "element": "C", "natoms": natoms, "engine": {"name": "lammps", "potential": "tersoff"},
-            "protocol": {"timestep_fs": 1.0, "thermostat": {"name": "langevin", "friction_per_ps": 20.0},
-                         "segments": [
-                             {"name": "hot", "t_start_K": 6000, "t_end_K": 6000, "duration_ps": steps / 2000,
-                              "frames": 0},
-                             {"name": "cool", "t_start_K": 6000, "t_end_K": 300, "duration_ps": steps / 2000,
-                              "frames": frames_per_density}]},
+            "element": "C",
+            "natoms": natoms,
+            "engine": {"name": "lammps", "potential": "tersoff"},
+            "protocol": {
+                "timestep_fs": 1.0,
+                "thermostat": {"name": "langevin", "friction_per_ps": 20.0},
+                "segments": [
+                    {"name": "hot", "t_start_K": 6000, "t_end_K": 6000, "duration_ps": steps / 2000, "frames": 0},
+                    {
+                        "name": "cool",
+                        "t_start_K": 6000,
+                        "t_end_K": 300,
+                        "duration_ps": steps / 2000,
+                        "frames": frames_per_density,
+                    },
+                ],
+            },
         }
         frames += generate.melt_quench(structures, plan.schedule(structures["protocol"]), rho, 1, natoms).frames
     path.parent.mkdir(parents=True, exist_ok=True)

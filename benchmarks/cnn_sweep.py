@@ -12,7 +12,8 @@ Usage (the paper-shaped campaign; on 2 CPU cores 12 epochs at 128 bins take 15-2
       --variant 'pool=avg' --variant 'batch_size=32' --variant '+seed1' --threads 1 --out results/cnn_sweep.json
 A variant is `key=value[,key=value...]` over train.cnn keys (values parsed as YAML: `channels=[32,64]`), or
 `+seedN`. `--fraction 0.05` trains on the learning curve's 5 % subset instead, with the step budget of
-`train.learning_curve.cnn_budget` (`--budget`). No GPU is needed; with one (`device=cuda`) the same command records GPU epochs.
+`train.learning_curve.cnn_budget` (`--budget`). No GPU is needed; with one (`device=cuda`) the same command records
+GPU epochs.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from topoamorph.stages import train
 def parse_variant(text: str) -> tuple[str, dict, int]:
     """(name, changed train.cnn keys, seed offset) of one --variant."""
     if text.startswith("+seed"):
-        return text, {}, int(text[len("+seed"):])
+        return text, {}, int(text[len("+seed") :])
     changes = {}
     for item in _split_top(text):
         key, _, value = item.partition("=")
@@ -65,10 +66,18 @@ def main():
     ap.add_argument("--config", type=Path, required=True, help="the campaign's config (its train.cnn is the reference)")
     ap.add_argument("--variant", action="append", default=[], help="key=value[,...] or +seedN (repeatable)")
     ap.add_argument("--reference", action="store_true", help="also train the reference settings from the seed")
-    ap.add_argument("--fraction", type=float, default=1.0,
-                    help="train on this fraction of the train part: the learning curve's nested subset (same seed)")
-    ap.add_argument("--budget", choices=["steps", "epochs"], default="steps",
-                    help="with --fraction below 1: train.learning_curve.cnn_budget (stages.train.cnn_budget)")
+    ap.add_argument(
+        "--fraction",
+        type=float,
+        default=1.0,
+        help="train on this fraction of the train part: the learning curve's nested subset (same seed)",
+    )
+    ap.add_argument(
+        "--budget",
+        choices=["steps", "epochs"],
+        default="steps",
+        help="with --fraction below 1: train.learning_curve.cnn_budget (stages.train.cnn_budget)",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
@@ -96,30 +105,45 @@ def main():
             seconds = time.perf_counter() - t
             pred = m.predict(ds)
             done["runs"][name] = {
-                "changes": changes, "seed": seed + offset, "n_train": int(len(subset)), "params": params,
+                "changes": changes,
+                "seed": seed + offset,
+                "n_train": int(len(subset)),
+                "params": params,
                 "seconds": round(seconds, 1),
-                "seconds_per_epoch": round(seconds / len(m.history_), 1), "timing": m.timing_,
-                "best_epoch": int(m.best_epoch_), "epochs_run": len(m.history_),
-                "test": models.errors(y[test], pred[test]), "history": m.history_,
-                "test_pred": pred[test].tolist()}
+                "seconds_per_epoch": round(seconds / len(m.history_), 1),
+                "timing": m.timing_,
+                "best_epoch": int(m.best_epoch_),
+                "epochs_run": len(m.history_),
+                "test": models.errors(y[test], pred[test]),
+                "history": m.history_,
+                "test_pred": pred[test].tolist(),
+            }
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(done, indent=1))
-            print(f"{name}: test MAE {done['runs'][name]['test']['mae_mev_per_atom']:.2f} meV/atom, "
-                  f"{seconds / len(m.history_):.0f} s/epoch", file=sys.stderr, flush=True)
+            print(
+                f"{name}: test MAE {done['runs'][name]['test']['mae_mev_per_atom']:.2f} meV/atom, "
+                f"{seconds / len(m.history_):.0f} s/epoch",
+                file=sys.stderr,
+                flush=True,
+            )
     table(done, y[test])
 
 
 def table(done: dict, y_test):
     print("| variant | test MAE meV/atom | RMSE | best epoch / run | s per epoch |\n|---|---|---|---|---|")
     for name, r in done["runs"].items():
-        print(f"| {name} | {r['test']['mae_mev_per_atom']:.1f} | {r['test']['rmse_mev_per_atom']:.1f} | "
-              f"{r['best_epoch']} / {r['epochs_run']} | {r['seconds_per_epoch']:.0f} |")
+        print(
+            f"| {name} | {r['test']['mae_mev_per_atom']:.1f} | {r['test']['rmse_mev_per_atom']:.1f} | "
+            f"{r['best_epoch']} / {r['epochs_run']} | {r['seconds_per_epoch']:.0f} |"
+        )
     seeds = [n for n in done["runs"] if n == "reference" or n.startswith("+seed")]
     for k in range(2, len(seeds) + 1):
         mean = np.mean([done["runs"][n]["test_pred"] for n in seeds[:k]], axis=0)
         e = models.errors(y_test, mean)
-        print(f"| ensemble of {k} ({', '.join(seeds[:k])}) | {e['mae_mev_per_atom']:.1f} | "
-              f"{e['rmse_mev_per_atom']:.1f} | – | – |")
+        print(
+            f"| ensemble of {k} ({', '.join(seeds[:k])}) | {e['mae_mev_per_atom']:.1f} | "
+            f"{e['rmse_mev_per_atom']:.1f} | – | – |"
+        )
 
 
 if __name__ == "__main__":

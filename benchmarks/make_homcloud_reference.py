@@ -21,8 +21,9 @@ def homcloud_diagrams(atoms, maxdim=2):
     import homcloud.interface as hc
 
     L = atoms.cell.lengths()
-    pdl = hc.PDList.from_alpha_filtration(atoms.get_positions(wrap=True),
-                                          periodicity=[(0, L[0]), (0, L[1]), (0, L[2])], save_boundary_map=False)
+    pdl = hc.PDList.from_alpha_filtration(
+        atoms.get_positions(wrap=True), periodicity=[(0, L[0]), (0, L[1]), (0, L[2])], save_boundary_map=False
+    )
     out = {}
     for d in range(maxdim + 1):
         pd = pdl.dth_diagram(d)
@@ -44,8 +45,11 @@ def main():
         atoms.calc = None
         write(OUT / f"{name}.extxyz", atoms, format="extxyz")
         dg = homcloud_diagrams(read(OUT / f"{name}.extxyz"))  # the positions as stored (8 decimals)
-        np.savez_compressed(OUT / f"{name}.npz", **{f"pd{d}": v for d, v in dg.items()},
-                            homcloud_version=homcloud.__version__ if hasattr(homcloud, "__version__") else "5.4")
+        np.savez_compressed(
+            OUT / f"{name}.npz",
+            **{f"pd{d}": v for d, v in dg.items()},
+            homcloud_version=homcloud.__version__ if hasattr(homcloud, "__version__") else "5.4",
+        )
         print(name, {d: len(v) for d, v in dg.items()})
 
 

@@ -101,17 +101,23 @@ def main(argv=None) -> int:
         s0 = float(np.mean(S - s1 * B))
     else:
         s0, s1 = float(S.mean()), 0.0
-    print(f"homology jobs measured: {len(jobs)} ({int(B.min())}-{int(B.max())} frames, {jobs[0][3]} ranks); "
-          f"job wall {np.mean([j[1] for j in jobs]):.1f} s mean; serial part {S.mean():.1f} s mean "
-          f"(fit: {s0:.2f} s + {1e3 * s1:.2f} ms/frame)")
+    print(
+        f"homology jobs measured: {len(jobs)} ({int(B.min())}-{int(B.max())} frames, {jobs[0][3]} ranks); "
+        f"job wall {np.mean([j[1] for j in jobs]):.1f} s mean; serial part {S.mean():.1f} s mean "
+        f"(fit: {s0:.2f} s + {1e3 * s1:.2f} ms/frame)"
+    )
 
     costs = frame_costs(a.campaign, a.sample, rng)
-    print(f"single frames read and computed on one core: {len(costs)}, mean {1e3 * costs.mean():.1f} ms, "
-          f"p50 {1e3 * np.median(costs):.1f} ms, p95 {1e3 * np.percentile(costs, 95):.1f} ms, "
-          f"max {1e3 * costs.max():.1f} ms (coefficient of variation {costs.std() / costs.mean():.2f})")
+    print(
+        f"single frames read and computed on one core: {len(costs)}, mean {1e3 * costs.mean():.1f} ms, "
+        f"p50 {1e3 * np.median(costs):.1f} ms, p95 {1e3 * np.percentile(costs, 95):.1f} ms, "
+        f"max {1e3 * costs.max():.1f} ms (coefficient of variation {costs.std() / costs.mean():.2f})"
+    )
 
-    print("\nprojected homology jobs (wall per job; efficiency T1/(N*TN); whole campaign of "
-          f"{a.frames} frames: jobs and core-hours)")
+    print(
+        "\nprojected homology jobs (wall per job; efficiency T1/(N*TN); whole campaign of "
+        f"{a.frames} frames: jobs and core-hours)"
+    )
     print(f"{'batch':>6} {'ranks':>5} {'wall/job s':>10} {'efficiency':>10} {'jobs':>5} {'core-h':>7}")
     for batch in (255, 1020, 2040, 4080):
         draw = rng.choice(costs, size=(5, batch))
@@ -120,10 +126,12 @@ def main(argv=None) -> int:
         for ranks in (1, 2, 4, 8, 16, 64, 128):
             tn = s0 + s1 * batch + np.mean([makespan(d, ranks) for d in draw])
             eff = t1 / (ranks * tn)
-            print(f"{batch:>6} {ranks:>5} {tn:>10.1f} {eff:>10.2f} {n_jobs:>5} "
-                  f"{n_jobs * ranks * tn / 3600:>7.2f}")
-    print("\nThe campaign's homology takes one job's wall time when every job runs at once; core-hours count "
-          "every rank for the whole job, idle or not. Assumed: rank start-up does not grow with N; no communication in the loop.")
+            print(f"{batch:>6} {ranks:>5} {tn:>10.1f} {eff:>10.2f} {n_jobs:>5} {n_jobs * ranks * tn / 3600:>7.2f}")
+    print(
+        "\nThe campaign's homology takes one job's wall time when every job runs at once; core-hours count "
+        "every rank for the whole job, idle or not. Assumed: rank start-up does not grow with N; no communication "
+        "in the loop."
+    )
     return 0
 
 

@@ -25,9 +25,11 @@ def _row(name, part, err, sigma, flagged):
 
     c = coverage(err, sigma)
     rho = c["spearman_sigma_abs_error"]
-    print(f"{name:8s} {part:14s} {len(err):5d} {1000 * np.mean(np.abs(err)):8.1f} {1000 * np.median(sigma):9.1f} "
-          f"{c['within_1sigma']:6.2f} {c['within_2sigma']:6.2f} {'-' if rho is None else f'{rho:.2f}':>6s} "
-          f"{np.mean(flagged):8.2f}")
+    print(
+        f"{name:8s} {part:14s} {len(err):5d} {1000 * np.mean(np.abs(err)):8.1f} {1000 * np.median(sigma):9.1f} "
+        f"{c['within_1sigma']:6.2f} {c['within_2sigma']:6.2f} {'-' if rho is None else f'{rho:.2f}':>6s} "
+        f"{np.mean(flagged):8.2f}"
+    )
     return float(np.median(sigma))
 
 
@@ -67,8 +69,10 @@ def main(argv=None):
     p.add_argument("campaign", help="results/<campaign>")
     p.add_argument("--evaluate", help="an evaluation file's name: its frames are the shifted set")
     args = p.parse_args(argv)
-    print(f"{'model':8s} {'frames':14s} {'n':>5s} {'MAE':>8s} {'median σ':>9s} {'in 1σ':>6s} {'in 2σ':>6s} "
-          f"{'ρ':>6s} {'flagged':>8s}   (meV/atom)")
+    print(
+        f"{'model':8s} {'frames':14s} {'n':>5s} {'MAE':>8s} {'median σ':>9s} {'in 1σ':>6s} {'in 2σ':>6s} "
+        f"{'ρ':>6s} {'flagged':>8s}   (meV/atom)"
+    )
     for name in MODELS:
         path = os.path.join(args.campaign, "models", f"{name}.{'pt' if name == 'cnn' else 'npz'}")
         if not os.path.exists(path):
@@ -78,8 +82,11 @@ def main(argv=None):
         if args.evaluate:
             a = read_applied(os.path.join(args.campaign, "evaluation", args.evaluate, f"{name}.csv"))
             has = np.isfinite(a["reference_energy_per_atom_ev"])
-            shifted = (a["energy_per_atom_ev"][has] - a["reference_energy_per_atom_ev"][has],
-                       a["sigma_ev_per_atom"][has], ~a["in_domain"][has])
+            shifted = (
+                a["energy_per_atom_ev"][has] - a["reference_energy_per_atom_ev"][has],
+                a["sigma_ev_per_atom"][has],
+                ~a["in_domain"][has],
+            )
             label = f"eval {args.evaluate}"
         m_in = _row(name, "validation", *inside)
         m_out = _row(name, label[:14], *shifted)

@@ -33,8 +33,11 @@ def spread_table(model_path, atoms, names):
 
     model = load_model(model_path)
     print(f"\n{model_path}: energy per atom (eV) by supercell; spread = max - min (meV/atom)")
-    print(f"{'frame':48s} {'atoms':>5s} " + " ".join(f"{'x'.join(map(str, r)):>10s}" for r in REPLICATIONS)
-          + f" {'spread':>8s}")
+    print(
+        f"{'frame':48s} {'atoms':>5s} "
+        + " ".join(f"{'x'.join(map(str, r)):>10s}" for r in REPLICATIONS)
+        + f" {'spread':>8s}"
+    )
     spreads = []
     for a, name in zip(atoms, names):
         e = np.array([model.predict([a.repeat(r)])[0] for r in REPLICATIONS])
@@ -48,7 +51,9 @@ def cost_table(atoms, repeats: int):
     from topoamorph.homology import compute
 
     print("\nhomology per frame, interleaved (median of repeats); ratio to the torus of the cell")
-    print(f"{'atoms':>5s} {'torus':>9s} {'crystal':>9s} {'torus 3x3x3':>12s} {'crystal/torus':>14s} {'3x3x3/torus':>12s}")
+    print(
+        f"{'atoms':>5s} {'torus':>9s} {'crystal':>9s} {'torus 3x3x3':>12s} {'crystal/torus':>14s} {'3x3x3/torus':>12s}"
+    )
     for a in atoms:
         compute(a)  # compile and warm up
         t = {"torus": [], "crystal": [], "torus27": []}
@@ -59,8 +64,10 @@ def cost_table(atoms, repeats: int):
                 compute(atoms_, diagram=diagram)
                 t[key].append(time.perf_counter() - t0)
         m = {k: float(np.median(v)) for k, v in t.items()}
-        print(f"{len(a):5d} {1000 * m['torus']:7.1f}ms {1000 * m['crystal']:7.1f}ms {1000 * m['torus27']:10.1f}ms "
-              f"{m['crystal'] / m['torus']:14.2f} {m['torus27'] / m['torus']:12.1f}")
+        print(
+            f"{len(a):5d} {1000 * m['torus']:7.1f}ms {1000 * m['crystal']:7.1f}ms {1000 * m['torus27']:10.1f}ms "
+            f"{m['crystal'] / m['torus']:14.2f} {m['torus27'] / m['torus']:12.1f}"
+        )
 
 
 def main(argv=None):

@@ -36,14 +36,20 @@ from topoamorph import generate, plan, structure  # noqa: E402
 def protocol(scale: float, friction: float = 20.0) -> dict:
     """ml-peg's melt-quench (8000 K for 3 ps, then 1000 K/ps to 300 K), durations times ``scale``, after a 0.3 ps
     heating from 300 K."""
-    return {"timestep_fs": 1.0, "initial_temperature_K": 300.0,
-            "thermostat": {"name": "langevin", "friction_per_ps": friction},
-            "segments": [{"name": "heat", "t_start_K": 300, "t_end_K": 8000, "duration_ps": 0.3, "frames": 1},
-                         {"name": "melt", "t_start_K": 8000, "t_end_K": 8000, "duration_ps": 3.0 * scale, "frames": 2},
-                         {"name": "quench", "t_start_K": 8000, "t_end_K": 300, "duration_ps": 7.7 * scale,
-                          "frames": 10}],
-            "log_every_steps": 10**9, "trace_every_steps": 100, "checkpoint_every_steps": 10**9,
-            "checkpoint_every_s": 10**9}
+    return {
+        "timestep_fs": 1.0,
+        "initial_temperature_K": 300.0,
+        "thermostat": {"name": "langevin", "friction_per_ps": friction},
+        "segments": [
+            {"name": "heat", "t_start_K": 300, "t_end_K": 8000, "duration_ps": 0.3, "frames": 1},
+            {"name": "melt", "t_start_K": 8000, "t_end_K": 8000, "duration_ps": 3.0 * scale, "frames": 2},
+            {"name": "quench", "t_start_K": 8000, "t_end_K": 300, "duration_ps": 7.7 * scale, "frames": 10},
+        ],
+        "log_every_steps": 10**9,
+        "trace_every_steps": 100,
+        "checkpoint_every_steps": 10**9,
+        "checkpoint_every_s": 10**9,
+    }
 
 
 def engine_block(spec: str) -> dict:
@@ -53,11 +59,18 @@ def engine_block(spec: str) -> dict:
     return {"name": name, **({key: option} if key and option else {})}
 
 
-def sp3_after_quench(block: dict, density: float, natoms: int, scale: float, seed: int,
-                     friction: float) -> tuple[float, float]:
+def sp3_after_quench(
+    block: dict, density: float, natoms: int, scale: float, seed: int, friction: float
+) -> tuple[float, float]:
     """(sp³ of the last ten frames of the quench, seconds)."""
-    structures = {"element": "C", "natoms": natoms, "lattice": "simple_cubic", "rattle_angstrom": 0.05,
-                  "engine": block, "protocol": protocol(scale, friction)}
+    structures = {
+        "element": "C",
+        "natoms": natoms,
+        "lattice": "simple_cubic",
+        "rattle_angstrom": 0.05,
+        "engine": block,
+        "protocol": protocol(scale, friction),
+    }
     t0 = time.perf_counter()
     result = generate.melt_quench(structures, plan.schedule(structures["protocol"]), density, 1, seed)
     last = [f for f in result.frames if f.info["stage"] == "quench"][-10:]
@@ -72,15 +85,21 @@ def main(argv=None) -> int:
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--runs", type=int, default=1, help="runs per density (seeds 1..runs); the table shows the mean")
     ap.add_argument("--reference", type=Path, help="CSV of published DFT sp3 (columns density, sp3)")
-    ap.add_argument("--friction", type=float, default=20.0,
-                    help="Langevin friction, 1/ps (ml-peg: 1; REBO-II at 3.5 g/cm³ and 8000 K explodes with it at 1 fs)")
+    ap.add_argument(
+        "--friction",
+        type=float,
+        default=20.0,
+        help="Langevin friction, 1/ps (ml-peg: 1; REBO-II at 3.5 g/cm³ and 8000 K explodes with it at 1 fs)",
+    )
     a = ap.parse_args(argv)
     ref = {}
     if a.reference:
         with open(a.reference, newline="") as fh:
             ref = {round(float(r["density"]), 2): float(r["sp3"]) for r in csv.DictReader(fh)}
-    print(f"sp3 after melt-quench (ml-peg protocol x {a.scale}, friction {a.friction}/ps), {a.natoms} atoms, "
-          f"{a.runs} run(s) per density")
+    print(
+        f"sp3 after melt-quench (ml-peg protocol x {a.scale}, friction {a.friction}/ps), {a.natoms} atoms, "
+        f"{a.runs} run(s) per density"
+    )
     print("engine".ljust(22) + "".join(f"{d:>9.2f}" for d in a.densities) + "   s/step")
     for spec in a.engines:
         block, row, seconds, steps = engine_block(spec), [], 0.0, 0

@@ -34,8 +34,12 @@ def local_snakemake_env() -> dict:
 
 
 def snakemake(args, workdir, env=None, **kw):
-    return run([venv_tool("snakemake"), "--snakefile", ROOT / "workflow" / "Snakefile", "--directory", workdir,
-                *args], cwd=workdir, env={**local_snakemake_env(), **(env or {})}, **kw)
+    return run(
+        [venv_tool("snakemake"), "--snakefile", ROOT / "workflow" / "Snakefile", "--directory", workdir, *args],
+        cwd=workdir,
+        env={**local_snakemake_env(), **(env or {})},
+        **kw,
+    )
 
 
 def train_ph_models(res, frames, descriptors: dict, uncertainty: dict, cnn: dict) -> dict:
@@ -50,14 +54,35 @@ def train_ph_models(res, frames, descriptors: dict, uncertainty: dict, cnn: dict
     hom = HomologySettings.from_config({})
     assert distribute.run([str(frames)], str(res / "batch0000.h5"), hom, energy_key="energy") == 0
     sd.descriptors(diagrams=[str(res / "batch0000.h5")], dataset=str(res / "descriptors.h5"), descriptors=descriptors)
-    train.split(dataset=str(res / "descriptors.h5"), split=str(res / "split.json"),
-                settings={"by": "frame", "test_fraction": 0.25, "validation_fraction": 0.2}, seed=3)
-    common = dict(dataset=str(res / "descriptors.h5"), split=str(res / "split.json"), seed=3, species=["C"],
-                  uncertainty=uncertainty)
-    train.train_ridge(**common, metrics=str(res / "ridge.json"), predictions=str(res / "ridge.csv"),
-                      model=str(res / "ridge.npz"), ridge=defaults()["train"]["ridge"], homology=hom.compute_options())
-    train.train_cnn(**common, metrics=str(res / "cnn.json"), predictions=str(res / "cnn.csv"), model=str(res / "cnn.pt"),
-                    cnn=cnn, homology=hom.compute_options())
+    train.split(
+        dataset=str(res / "descriptors.h5"),
+        split=str(res / "split.json"),
+        settings={"by": "frame", "test_fraction": 0.25, "validation_fraction": 0.2},
+        seed=3,
+    )
+    common = dict(
+        dataset=str(res / "descriptors.h5"),
+        split=str(res / "split.json"),
+        seed=3,
+        species=["C"],
+        uncertainty=uncertainty,
+    )
+    train.train_ridge(
+        **common,
+        metrics=str(res / "ridge.json"),
+        predictions=str(res / "ridge.csv"),
+        model=str(res / "ridge.npz"),
+        ridge=defaults()["train"]["ridge"],
+        homology=hom.compute_options(),
+    )
+    train.train_cnn(
+        **common,
+        metrics=str(res / "cnn.json"),
+        predictions=str(res / "cnn.csv"),
+        model=str(res / "cnn.pt"),
+        cnn=cnn,
+        homology=hom.compute_options(),
+    )
     return common
 
 

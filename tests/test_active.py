@@ -5,12 +5,13 @@ import json
 
 import numpy as np
 import pytest
-
-from conftest import snakemake
-from topoamorph import active, load_model
-from topoamorph.settings import ActiveSettings
 from test_engines import needs_gpaw
 from test_workflow import TINY, edited, job_counts
+
+from topoamorph import active, load_model
+from topoamorph.settings import ActiveSettings
+
+from conftest import snakemake
 
 
 def test_initial_rows_are_a_seeded_subset_of_the_pool():
@@ -63,8 +64,13 @@ def test_labels_needed_and_settings():
     assert s.rounds_of("sigma") == list(range(s.rounds + 1)) and (s.initial, s.per_round) == (20, 20)
 
 
-ACTIVE = {"label": {"engine": {"name": "lammps", "potential": "rebo"}}, "initial": 6, "per_round": 3, "rounds": 2,
-          "compare": ["random", "all"]}
+ACTIVE = {
+    "label": {"engine": {"name": "lammps", "potential": "rebo"}},
+    "initial": 6,
+    "per_round": 3,
+    "rounds": 2,
+    "compare": ["random", "all"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +127,13 @@ def test_the_loop_with_gpaw_labels_on_eight_atom_cells(tmp_path):
         for seg in c["structures"]["protocol"]["segments"]:
             seg["frames"] = min(seg["frames"], 3)
         c["homology"]["batch_size"] = 30
-        c["active"] = {"label": {"engine": gpaw, "forces": False}, "initial": 3, "per_round": 2, "rounds": 1,
-                       "compare": ["random"]}
+        c["active"] = {
+            "label": {"engine": gpaw, "forces": False},
+            "initial": 3,
+            "per_round": 2,
+            "rounds": 1,
+            "compare": ["random"],
+        }
 
     cfg = edited(tmp_path, TINY, "gpaw.yaml", change)
     env = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OPENBLAS_NUM_THREADS": "1"}

@@ -15,9 +15,30 @@ SRC = ROOT / "src" / "topoamorph"
 LAYERS = [
     {"errors", "units", "io", "settings", "config", "paths", "provenance", "mpi", "persistence", "logs"},
     {"formats"},
-    {"engines", "thermostats", "generate", "homology", "alpha_fast", "crystal", "descriptors", "baselines", "models",
-     "structure", "report", "importer", "plan", "distribute", "submit", "uncertainty", "trained", "calculator",
-     "inverse", "potential", "costs", "active"},
+    {
+        "engines",
+        "thermostats",
+        "generate",
+        "homology",
+        "alpha_fast",
+        "crystal",
+        "descriptors",
+        "baselines",
+        "models",
+        "structure",
+        "report",
+        "importer",
+        "plan",
+        "distribute",
+        "submit",
+        "uncertainty",
+        "trained",
+        "calculator",
+        "inverse",
+        "potential",
+        "costs",
+        "active",
+    },
     {"stages"},
     {"cli"},
 ]
@@ -62,7 +83,7 @@ def test_no_import_cycle_and_no_upward_import():
         state[u] = "open"
         for v in graph[u]:
             if state.get(v) == "open":
-                cycles.append(path[path.index(v):] + [v])
+                cycles.append(path[path.index(v) :] + [v])
             elif v not in state:
                 visit(v, path + [v])
         state[u] = "done"
@@ -100,8 +121,9 @@ def test_stage_functions_take_their_rule_keys_by_keyword(rule):
     script = (ROOT / "workflow" / "scripts" / f"{rule}.py").read_text()
     assert f"from topoamorph.stages.{smk.stem} import {rule}" in script
     for key in rule_keys()[rule]:  # passed by name, from the rule's item of the same name
-        assert re.search(rf"\b{key}=[^,]*?sm\.(input|output|params)\.(get\(\"{key}\"\)|{key}\b)", script), \
+        assert re.search(rf"\b{key}=[^,]*?sm\.(input|output|params)\.(get\(\"{key}\"\)|{key}\b)", script), (
             f"{rule}: the script does not pass {key} by name"
+        )
 
 
 def test_defaults_are_one_file():

@@ -8,14 +8,14 @@ import pytest
 from ase.build import bulk
 from ase.neighborlist import neighbor_list
 
-from topoamorph.settings import defaults
 from topoamorph import baselines
+from topoamorph.errors import InputFileError
 from topoamorph.formats.features import read_features
 from topoamorph.formats.frames import read_rows
+from topoamorph.io import read_json
+from topoamorph.settings import defaults
 from topoamorph.stages import train
 from topoamorph.stages.descriptors import structure_features
-from topoamorph.errors import InputFileError
-from topoamorph.io import read_json
 from topoamorph.structure import neighbour_histogram
 
 DATA = Path(__file__).parent / "data" / "gap20" / "gap20_LD_iter1.extxyz"
@@ -112,23 +112,44 @@ def test_baselines_and_learning_curve_stages(tmp_path):
     params = {"soap": {"r_cut": 4.0, "n_max": 3, "l_max": 2, "sigma": 0.5}, "rdf": {"r_max": 5.0, "bins": 25}}
     structure_features(dataset=str(ds), frames=[str(DATA)], features=str(feat), baselines=params, species=["C"])
     split = tmp_path / "split.json"
-    train.split(dataset=str(ds), split=str(split),
-                settings={"test_fraction": 0.25, "by": "frame", "validation_fraction": 0.2}, seed=1)
+    train.split(
+        dataset=str(ds),
+        split=str(split),
+        settings={"test_fraction": 0.25, "by": "frame", "validation_fraction": 0.2},
+        seed=1,
+    )
     outs = {n: (str(tmp_path / f"{n}.json"), str(tmp_path / f"{n}.csv")) for n in ("mean", "density", "soap", "rdf")}
-    train.train_baselines(dataset=str(ds), split=str(split), features=str(feat),
-                          metrics=[m for m, _ in outs.values()], predictions=[p for _, p in outs.values()],
-                          model_files=[str(tmp_path / f"{n}.npz") for n in outs], names=list(outs), baselines=params,
-                          uncertainty=defaults()["train"]["uncertainty"], species=["C"], seed=1)
-    for name, (m, p) in outs.items():
+    train.train_baselines(
+        dataset=str(ds),
+        split=str(split),
+        features=str(feat),
+        metrics=[m for m, _ in outs.values()],
+        predictions=[p for _, p in outs.values()],
+        model_files=[str(tmp_path / f"{n}.npz") for n in outs],
+        names=list(outs),
+        baselines=params,
+        uncertainty=defaults()["train"]["uncertainty"],
+        species=["C"],
+        seed=1,
+    )
+    for name, (m, _p) in outs.items():
         got = read_json(m)
         assert got["model"] == name and got["validation"]["n"] == 6 and got["test"]["n"] == 10
         assert got["provenance"]["seed"] == 1
     assert read_json(outs["soap"][0])["hyperparameters"]["descriptor"] == params["soap"]
-    assert read_json(outs["soap"][0])["test"]["mae_mev_per_atom"] < read_json(outs["mean"][0])["test"]["mae_mev_per_atom"]
+    assert (
+        read_json(outs["soap"][0])["test"]["mae_mev_per_atom"] < read_json(outs["mean"][0])["test"]["mae_mev_per_atom"]
+    )
     lc = tmp_path / "lc.json"
-    curve = train.learning_curve(dataset=str(ds), split=str(split), features=str(feat), curve=str(lc),
-                                 settings={"fractions": [0.5, 1.0], "models": ["ridge", "soap"]},
-                                 models_params={"ridge": {"n_alphas": 5}}, seed=1)
+    curve = train.learning_curve(
+        dataset=str(ds),
+        split=str(split),
+        features=str(feat),
+        curve=str(lc),
+        settings={"fractions": [0.5, 1.0], "models": ["ridge", "soap"]},
+        models_params={"ridge": {"n_alphas": 5}},
+        seed=1,
+    )
     assert [r["n_train"] for r in curve["models"]["soap"]] == [12, 24]
     assert read_json(lc)["models"]["ridge"][1]["test"]["n"] == 10
 
@@ -149,12 +170,22 @@ def test_learning_curve_cnn_budget_in_optimizer_steps():
 def test_learning_curve_cnn_points_take_the_full_sizes_steps(tmp_path):
     ds = _dataset(tmp_path, n=40)
     split = tmp_path / "split.json"
-    train.split(dataset=str(ds), split=str(split),
-                settings={"test_fraction": 0.25, "by": "frame", "validation_fraction": 0.2}, seed=1)
+    train.split(
+        dataset=str(ds),
+        split=str(split),
+        settings={"test_fraction": 0.25, "by": "frame", "validation_fraction": 0.2},
+        seed=1,
+    )
     cnn = dict(defaults()["train"]["cnn"], epochs=2, patience=2, batch_size=4, channels=[2], hidden=4)
-    curve = train.learning_curve(dataset=str(ds), split=str(split), features="", curve=str(tmp_path / "lc.json"),
-                                 settings={"fractions": [0.25, 1.0], "models": ["cnn"], "cnn_budget": "steps"},
-                                 models_params={"cnn": cnn}, seed=1)
+    curve = train.learning_curve(
+        dataset=str(ds),
+        split=str(split),
+        features="",
+        curve=str(tmp_path / "lc.json"),
+        settings={"fractions": [0.25, 1.0], "models": ["cnn"], "cnn_budget": "steps"},
+        models_params={"cnn": cnn},
+        seed=1,
+    )
     small, full = curve["models"]["cnn"]
     assert (small["n_train"], full["n_train"]) == (6, 24)
     assert (small["epochs"], full["epochs"]) == (6, 2)  # 6 batches per epoch at full size, 2 at 6 frames

@@ -3,8 +3,9 @@
 import pytest
 from ase.io import write
 
-from conftest import random_cell, run, venv_tool
 from topoamorph.formats.diagrams import read_diagrams
+
+from conftest import random_cell, run, venv_tool
 
 pytestmark = pytest.mark.mpi
 
@@ -30,8 +31,9 @@ def frames(tmp_path_factory):
 
 
 def homology(n, args, cwd):
-    return run([venv_tool("mpiexec"), "-n", n, venv_tool("topoamorph"), "homology", *args], cwd=cwd, check=False,
-               timeout=300)
+    return run(
+        [venv_tool("mpiexec"), "-n", n, venv_tool("topoamorph"), "homology", *args], cwd=cwd, check=False, timeout=300
+    )
 
 
 def test_output_identical_for_any_number_of_ranks(frames):
@@ -69,8 +71,9 @@ def test_a_failing_frame_fails_the_job_and_writes_nothing(frames, tmp_path):
 
 
 def test_missing_input_is_named(tmp_path):
-    p = run([venv_tool("topoamorph"), "homology", str(tmp_path / "none.extxyz"), "--output", tmp_path / "o.h5"],
-            check=False)
+    p = run(
+        [venv_tool("topoamorph"), "homology", str(tmp_path / "none.extxyz"), "--output", tmp_path / "o.h5"], check=False
+    )
     assert p.returncode != 0 and "none.extxyz" in p.stderr and "not found" in p.stderr
 
 

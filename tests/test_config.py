@@ -1,9 +1,10 @@
 import pytest
 import yaml
 
-from conftest import ROOT
 from topoamorph import config
 from topoamorph.errors import ConfigError, InputFileError
+
+from conftest import ROOT
 
 DEFAULTS = ROOT / "config" / "config.yaml"
 
@@ -25,8 +26,15 @@ def test_default_campaign_is_valid_and_meets_the_foundation_contract(default_con
 
 
 def test_a_block_naming_another_engine_or_thermostat_replaces_the_default(tmp_path):
-    c = load_with(tmp_path, {"structures": {"engine": {"name": "gpaw", "ecut_eV": 350},
-                                            "protocol": {"thermostat": {"name": "nose_hoover_chain"}}}})
+    c = load_with(
+        tmp_path,
+        {
+            "structures": {
+                "engine": {"name": "gpaw", "ecut_eV": 350},
+                "protocol": {"thermostat": {"name": "nose_hoover_chain"}},
+            }
+        },
+    )
     assert c["structures"]["engine"] == {"name": "gpaw", "ecut_eV": 350}  # no 'potential' from the lammps default
     assert c["structures"]["protocol"]["thermostat"] == {"name": "nose_hoover_chain"}
     same = load_with(tmp_path, {"structures": {"engine": {"name": "lammps"}}})
@@ -64,19 +72,22 @@ def test_absent_keys_take_defaults_and_nested_keys_merge(tmp_path):
         ({"structures": {"engine": {"name": "cp2k", "mpi_ranks": 0}}}, "structures.engine.mpi_ranks"),
         ({"relabel": {"engine": {"name": "vasp", "encut_eV": -1}}}, "relabel.engine.encut_eV"),
         ({"relabel": {"forces": True}}, "relabel.engine"),
-        ({"structures": {"protocol": {"thermostat": {"name": "nose_hoover_chain", "chain_length": 0}}}},
-         "structures.protocol.thermostat.chain_length"),
+        (
+            {"structures": {"protocol": {"thermostat": {"name": "nose_hoover_chain", "chain_length": 0}}}},
+            "structures.protocol.thermostat.chain_length",
+        ),
         ({"structures": {"protocol": {"checkpoint_every_steps": 0}}}, "structures.protocol.checkpoint_every_steps"),
         ({"train": {"split": {"by": "density"}}}, "train.split.test_densities"),
         ({"train": {"split": {"by": "density", "test_densities": [3.5, 3.6]}}}, "train.split.test_densities.1"),
-        ({"train": {"split": {"by": "density", "test_densities": [1.5, 2.0, 2.5, 3.0, 3.5]}}},
-         "train.split.test_densities"),
+        (
+            {"train": {"split": {"by": "density", "test_densities": [1.5, 2.0, 2.5, 3.0, 3.5]}}},
+            "train.split.test_densities",
+        ),
         ({"active": {"initial": 10}}, "active.label"),
         ({"active": {"label": {"engine": {"name": "mlip"}}, "per_round": 0}}, "active.per_round"),
         ({"active": {"label": {"engine": {"name": "mlip"}}, "select": "all"}}, "active.select"),
         ({"active": {"label": {"engine": {"name": "mlip"}}, "compare": ["worst"]}}, "active.compare.0"),
-        ({"active": {"label": {"engine": {"name": "mlip"}}}, "train": {"split": {"validation_fraction": 0}}},
-         "active"),
+        ({"active": {"label": {"engine": {"name": "mlip"}}}, "train": {"split": {"validation_fraction": 0}}}, "active"),
         ({"train": {"delta": {"engine": {"name": "mlip", "threads": 0}}}}, "train.delta.engine.threads"),
         ({"train": {"delta": {}}}, "train.delta.engine"),
     ],

@@ -44,30 +44,58 @@ def test_reads_the_tables_where_paths_puts_them(tmp_path):
         table.parent.mkdir(parents=True, exist_ok=True)
         table.write_text(HEADER + "2.0\t0:00:02\t10\t20\t9\t9\t0\t1\t80\t1.5\n")
     jobs = costs.read_benchmarks(paths.base)
-    assert [(j["rule"], j["name"], j["wall_s"]) for j in jobs] == [("homology", "batch0003", 2.0), ("report", "job", 2.0)]
+    assert [(j["rule"], j["name"], j["wall_s"]) for j in jobs] == [
+        ("homology", "batch0003", 2.0),
+        ("report", "job", 2.0),
+    ]
 
 
 def test_read_benchmarks(campaign):
     jobs = costs.read_benchmarks(campaign)
     assert [(j["rule"], j["name"]) for j in jobs] == [
-        ("homology", "batch0000"), ("homology", "batch0001"), ("melt_quench", "rho2.50_run1"),
-        ("melt_quench", "rho2.50_run2"), ("merge", "job"), ("report", "job")]
+        ("homology", "batch0000"),
+        ("homology", "batch0001"),
+        ("melt_quench", "rho2.50_run1"),
+        ("melt_quench", "rho2.50_run2"),
+        ("merge", "job"),
+        ("report", "job"),
+    ]
     first = jobs[2]
-    assert first == {"rule": "melt_quench", "name": "rho2.50_run1", "repeats": 1, "wall_s": 100.5, "cpu_s": 98.0,
-                     "io_in_mb": 1.5, "io_out_mb": 20.0, "max_rss_mb": 512.0, "max_uss_mb": 500.25,
-                     "mean_load": 95.0}
+    assert first == {
+        "rule": "melt_quench",
+        "name": "rho2.50_run1",
+        "repeats": 1,
+        "wall_s": 100.5,
+        "cpu_s": 98.0,
+        "io_in_mb": 1.5,
+        "io_out_mb": 20.0,
+        "max_rss_mb": 512.0,
+        "max_uss_mb": 500.25,
+        "mean_load": 95.0,
+    }
     for short in jobs[4:]:
         assert short["wall_s"] in (0.25, 0.75)
-        assert all(short[k] is None for k in ("cpu_s", "max_rss_mb", "max_uss_mb", "io_in_mb", "io_out_mb",
-                                               "mean_load"))
+        assert all(
+            short[k] is None for k in ("cpu_s", "max_rss_mb", "max_uss_mb", "io_in_mb", "io_out_mb", "mean_load")
+        )
 
 
 def test_repeats_sum_times_and_take_the_peak_memory(tmp_path):
-    path = bench(tmp_path, "train", "ridge", (10.0, "0:00:10", 100.0, 0, 90.0, 0, 1.0, 2.0, 50.0, 9.0),
-                 (12.0, "0:00:12", 150.0, 0, 80.0, 0, 1.0, 2.0, "NA", "NA"))
+    path = bench(
+        tmp_path,
+        "train",
+        "ridge",
+        (10.0, "0:00:10", 100.0, 0, 90.0, 0, 1.0, 2.0, 50.0, 9.0),
+        (12.0, "0:00:12", 150.0, 0, 80.0, 0, 1.0, 2.0, "NA", "NA"),
+    )
     job = costs.read_benchmark(path)
-    assert (job["repeats"], job["wall_s"], job["cpu_s"], job["max_rss_mb"], job["max_uss_mb"]) == (2, 22.0, 9.0,
-                                                                                                   150.0, 90.0)
+    assert (job["repeats"], job["wall_s"], job["cpu_s"], job["max_rss_mb"], job["max_uss_mb"]) == (
+        2,
+        22.0,
+        9.0,
+        150.0,
+        90.0,
+    )
     assert (job["io_in_mb"], job["io_out_mb"], job["mean_load"]) == (2.0, 4.0, 50.0)
 
 
@@ -75,15 +103,47 @@ def test_summarise(campaign):
     rows = costs.summarise(costs.read_benchmarks(campaign))
     assert [r["rule"] for r in rows] == ["melt_quench", "homology", "report", "merge", "all"]
     mq, hom, rep, merge, everything = rows
-    assert mq == {"rule": "melt_quench", "jobs": 2, "wall_total_s": 151.0, "wall_mean_s": 75.5, "wall_max_s": 100.5,
-                  "cpu_total_s": 143.5, "peak_rss_mb": 600.0, "unsampled": 0}
-    assert hom == {"rule": "homology", "jobs": 2, "wall_total_s": 55.0, "wall_mean_s": 27.5, "wall_max_s": 30.0,
-                   "cpu_total_s": 200.0, "peak_rss_mb": 2048.0, "unsampled": 0}
-    assert rep == {"rule": "report", "jobs": 1, "wall_total_s": 0.75, "wall_mean_s": 0.75, "wall_max_s": 0.75,
-                   "cpu_total_s": None, "peak_rss_mb": None, "unsampled": 1}
+    assert mq == {
+        "rule": "melt_quench",
+        "jobs": 2,
+        "wall_total_s": 151.0,
+        "wall_mean_s": 75.5,
+        "wall_max_s": 100.5,
+        "cpu_total_s": 143.5,
+        "peak_rss_mb": 600.0,
+        "unsampled": 0,
+    }
+    assert hom == {
+        "rule": "homology",
+        "jobs": 2,
+        "wall_total_s": 55.0,
+        "wall_mean_s": 27.5,
+        "wall_max_s": 30.0,
+        "cpu_total_s": 200.0,
+        "peak_rss_mb": 2048.0,
+        "unsampled": 0,
+    }
+    assert rep == {
+        "rule": "report",
+        "jobs": 1,
+        "wall_total_s": 0.75,
+        "wall_mean_s": 0.75,
+        "wall_max_s": 0.75,
+        "cpu_total_s": None,
+        "peak_rss_mb": None,
+        "unsampled": 1,
+    }
     assert merge["unsampled"] == 1 and merge["wall_total_s"] == 0.25
-    assert everything == {"rule": "all", "jobs": 6, "wall_total_s": 207.0, "wall_mean_s": 34.5, "wall_max_s": 100.5,
-                          "cpu_total_s": 343.5, "peak_rss_mb": 2048.0, "unsampled": 2}
+    assert everything == {
+        "rule": "all",
+        "jobs": 6,
+        "wall_total_s": 207.0,
+        "wall_mean_s": 34.5,
+        "wall_max_s": 100.5,
+        "cpu_total_s": 343.5,
+        "peak_rss_mb": 2048.0,
+        "unsampled": 2,
+    }
 
 
 def test_output_sizes(campaign):
@@ -97,17 +157,23 @@ def test_output_sizes(campaign):
     assert by["."] == (1, 7)
     assert by["benchmarks"][0] == 6
     assert rows[-1]["directory"] == "all"
-    assert by["all"] == (sum(f for d, (f, _) in by.items() if d != "all"), sum(b for d, (_, b) in by.items() if d != "all"))
+    assert by["all"] == (
+        sum(f for d, (f, _) in by.items() if d != "all"),
+        sum(b for d, (_, b) in by.items() if d != "all"),
+    )
     assert rows[0]["mib"] == 1100 / 2**20
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("", "empty"),
-    ("time\tmemory\n1\t2\n", "not a Snakemake benchmark header"),
-    (HEADER, "no data row"),
-    (HEADER + "1.0\t0:00:01\t5\n", "line 2: 3 tab-separated fields, the header has 10"),
-    (HEADER + "1.0\t0:00:01\tlots\t0\t0\t0\t0\t0\t0\t0\n", "line 2, column max_rss: 'lots' is not a number"),
-])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("", "empty"),
+        ("time\tmemory\n1\t2\n", "not a Snakemake benchmark header"),
+        (HEADER, "no data row"),
+        (HEADER + "1.0\t0:00:01\t5\n", "line 2: 3 tab-separated fields, the header has 10"),
+        (HEADER + "1.0\t0:00:01\tlots\t0\t0\t0\t0\t0\t0\t0\n", "line 2, column max_rss: 'lots' is not a number"),
+    ],
+)
 def test_a_malformed_table_names_the_file_and_why(campaign, text, reason):
     bad = campaign / "benchmarks" / "homology" / "batch0002.tsv"
     bad.write_text(text)
@@ -136,12 +202,14 @@ def test_format_table_plain_and_markdown():
         "kind      jobs  wall s",
         "--------  ----  ------",
         "homology     2   55.00",
-        "report       1      NA"]
+        "report       1      NA",
+    ]
     assert costs.format_table(rows, cols, markdown=True).splitlines() == [
         "| kind     | jobs | wall s |",
         "|----------|-----:|-------:|",
         "| homology |    2 |  55.00 |",
-        "| report   |    1 |     NA |"]
+        "| report   |    1 |     NA |",
+    ]
 
 
 def test_cli_costs(campaign, capsys):

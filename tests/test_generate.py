@@ -32,12 +32,19 @@ def test_engine_registry_and_errors():
 
 def test_short_melt_quench_writes_frames_with_metadata(tmp_path):
     structures = {
-        "element": "C", "natoms": 64, "rattle_angstrom": 0.05,
+        "element": "C",
+        "natoms": 64,
+        "rattle_angstrom": 0.05,
         "engine": {"name": "lammps", "potential": "tersoff"},
-        "protocol": {"timestep_fs": 1.0, "thermostat": {"name": "langevin", "friction_per_ps": 20.0},
-                     "segments": [{"name": "heat", "t_start_K": 300, "t_end_K": 3000, "duration_ps": 0.05, "frames": 2},
-                                  {"name": "cool", "t_start_K": 3000, "t_end_K": 300, "duration_ps": 0.05, "frames": 3}],
-                     "log_every_steps": 10},
+        "protocol": {
+            "timestep_fs": 1.0,
+            "thermostat": {"name": "langevin", "friction_per_ps": 20.0},
+            "segments": [
+                {"name": "heat", "t_start_K": 300, "t_end_K": 3000, "duration_ps": 0.05, "frames": 2},
+                {"name": "cool", "t_start_K": 3000, "t_end_K": 300, "duration_ps": 0.05, "frames": 3},
+            ],
+            "log_every_steps": 10,
+        },
     }
     sched = plan.schedule(structures["protocol"])
     res = generate.melt_quench(structures, sched, 3.0, 1, 42)
@@ -64,21 +71,33 @@ def test_a_runaway_trajectory_stops_with_one_line_and_no_frames():
     """Tersoff at 3.5 g/cm³ with 6 fs steps loses energy conservation and heats without bound: the run stops
     naming the density, run, step and the key to change, instead of writing frames of a 1e12 K 'liquid'."""
     structures = {
-        "element": "C", "natoms": 64, "rattle_angstrom": 0.05,
+        "element": "C",
+        "natoms": 64,
+        "rattle_angstrom": 0.05,
         "engine": {"name": "lammps", "potential": "tersoff"},
-        "protocol": {"timestep_fs": 6.0, "thermostat": {"name": "langevin", "friction_per_ps": 1.0},
-                     "segments": [{"name": "hold", "t_start_K": 3000, "t_end_K": 3000, "duration_ps": 3.0,
-                                   "frames": 2}]},
+        "protocol": {
+            "timestep_fs": 6.0,
+            "thermostat": {"name": "langevin", "friction_per_ps": 1.0},
+            "segments": [{"name": "hold", "t_start_K": 3000, "t_end_K": 3000, "duration_ps": 3.0, "frames": 2}],
+        },
     }
-    with pytest.raises(MDError, match=r"rho=3.50 run 1, step \d+: .*K against a target of 3000 K.*"
-                                      r"structures.protocol.timestep_fs \(now 6.0 fs\)") as err:
+    with pytest.raises(
+        MDError,
+        match=r"rho=3.50 run 1, step \d+: .*K against a target of 3000 K.*"
+        r"structures.protocol.timestep_fs \(now 6.0 fs\)",
+    ) as err:
         generate.melt_quench(structures, plan.schedule(structures["protocol"]), 3.5, 1, 7)
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("thermostat", [{"name": "bussi", "taut_fs": 20.0},
-                                        {"name": "langevin", "friction_per_ps": 20.0},
-                                        {"name": "nose_hoover_chain", "tdamp_fs": 20.0}])
+@pytest.mark.parametrize(
+    "thermostat",
+    [
+        {"name": "bussi", "taut_fs": 20.0},
+        {"name": "langevin", "friction_per_ps": 20.0},
+        {"name": "nose_hoover_chain", "tdamp_fs": 20.0},
+    ],
+)
 def test_thermostats_hold_and_follow_the_target(thermostat):
     from ase.build import bulk
     from ase.md.velocitydistribution import thermalize_momenta
@@ -106,7 +125,9 @@ def test_thermostats_and_engines_declare_their_defaults_once():
     atoms = bulk("C", "diamond", a=3.567, cubic=True)
     rng = np.random.default_rng(0)
     nhc = thermostats.thermostat(atoms, {"name": "nose_hoover_chain"}, 0.5, 1000, rng)
-    assert nhc.parameters == {"tdamp_fs": None, "chain_length": 3} and nhc.tdamp == pytest.approx(50 * 0.0982269, rel=1e-4)
+    assert nhc.parameters == {"tdamp_fs": None, "chain_length": 3} and nhc.tdamp == pytest.approx(
+        50 * 0.0982269, rel=1e-4
+    )
     with pytest.raises(ConfigError, match="thermostat.friction_per_ps"):
         thermostats.thermostat(atoms, {"name": "langevin"}, 1.0, 1000, rng)
     with pytest.raises(ConfigError, match="thermostat.name"):

@@ -8,9 +8,10 @@ from ase.build import bulk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import random_cell
 from topoamorph import alpha_fast, homology
 from topoamorph.errors import HomologyError
+
+from conftest import random_cell
 
 ESSENTIAL = {0: 1, 1: 3, 2: 3}  # Betti numbers of the 3-torus
 
@@ -34,7 +35,7 @@ def assert_same(a, b, tol=1e-9):
 def simple_cubic(n, a):
     g = np.arange(n) * a
     pos = np.array(np.meshgrid(g, g, g, indexing="ij")).reshape(3, -1).T
-    return Atoms(f"C{n ** 3}", positions=pos, cell=[n * a] * 3, pbc=True)
+    return Atoms(f"C{n**3}", positions=pos, cell=[n * a] * 3, pbc=True)
 
 
 @pytest.mark.parametrize("n, a", [(4, 1.5), (5, 1.3)])
@@ -144,8 +145,10 @@ def test_euler_characteristic_of_the_torus_in_the_diagrams(cell):
 # ---------------------------------------------------------------- Delaunay backends (CGAL extension, Qhull)
 HAVE_CGAL = alpha_fast.default_delaunay() == "cgal"
 # `make test` sets TOPOAMORPH_REQUIRE_CGAL=1: there a missing extension fails the suite instead of skipping
-needs_cgal = pytest.mark.skipif(not HAVE_CGAL and os.environ.get("TOPOAMORPH_REQUIRE_CGAL") != "1",
-                                reason="topoamorph._delaunay not built (needs CGAL's headers: apt-get install libcgal-dev)")
+needs_cgal = pytest.mark.skipif(
+    not HAVE_CGAL and os.environ.get("TOPOAMORPH_REQUIRE_CGAL") != "1",
+    reason="topoamorph._delaunay not built (needs CGAL's headers: apt-get install libcgal-dev)",
+)
 
 
 @needs_cgal
@@ -183,8 +186,7 @@ def test_cospherical_atoms_send_cgal_to_the_exact_path():
     """A simple cubic crystal: eight atoms on each cube's circumsphere. CGAL's triangulation is valid but not
     unique there (no flat tetrahedra to betray it, unlike Qhull's): the fast path refuses it."""
     atoms = simple_cubic(4, 1.5)
-    res = homology.periodic_alpha(atoms.get_positions(), atoms.cell[:], maxdim=2, precision="safe",
-                                  delaunay="cgal")
+    res = homology.periodic_alpha(atoms.get_positions(), atoms.cell[:], maxdim=2, precision="safe", delaunay="cgal")
     assert res.info["path"] == "cgal"
     g = np.arange(4.0)
     pts = np.array(np.meshgrid(g, g, g, indexing="ij")).reshape(3, -1).T
@@ -229,8 +231,6 @@ def test_crystal_diagram_has_no_essential_class_and_every_component_dies(n, dens
     assert len(res.diagrams[0]) == n * res.replicas and np.all(res.diagrams[0][:, 0] == 0)
 
 
-
-
 @SETTINGS
 @given(cells, st.sampled_from([(2, 1, 1), (1, 2, 1), (1, 1, 2), (2, 2, 2), (3, 1, 2)]))
 def test_crystal_diagram_of_a_supercell_is_its_copies(cell, rep):
@@ -243,8 +243,12 @@ def test_crystal_diagram_of_a_supercell_is_its_copies(cell, rep):
     for d in one.diagrams:
         assert k_sup * len(sup.diagrams[d]) == k_one * len(one.diagrams[d])
         for col in (0, 1):
-            np.testing.assert_allclose(np.sort(np.repeat(sup.diagrams[d][:, col], k_sup)),
-                                       np.sort(np.repeat(one.diagrams[d][:, col], k_one)), rtol=0, atol=1e-9)
+            np.testing.assert_allclose(
+                np.sort(np.repeat(sup.diagrams[d][:, col], k_sup)),
+                np.sort(np.repeat(one.diagrams[d][:, col], k_one)),
+                rtol=0,
+                atol=1e-9,
+            )
 
 
 def test_torus_diagram_of_supercells_tends_to_the_crystal_diagram():
@@ -253,8 +257,10 @@ def test_torus_diagram_of_supercells_tends_to_the_crystal_diagram():
     atoms = random_cell(100, 2.4, seed=3)
     vec = PersistenceImage(bins=20).fit()
     crystal = vec.transform([homology.compute(atoms)])[0]
-    gaps = [np.abs(vec.transform([homology.compute(atoms.repeat(k), diagram="torus")])[0] - crystal).sum()
-            for k in (1, 2, 3)]
+    gaps = [
+        np.abs(vec.transform([homology.compute(atoms.repeat(k), diagram="torus")])[0] - crystal).sum()
+        for k in (1, 2, 3)
+    ]
     assert homology.compute(atoms).replicas == 1
     assert gaps[0] > gaps[1] > gaps[2] > 0
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, snakemake
 from topoamorph import config
 from topoamorph.errors import ConfigError, InputFileError
+
+from conftest import ROOT, snakemake
 
 DEFAULTS = ROOT / "config" / "config.yaml"
 GAP = ROOT / "tests" / "data" / "gap20" / "gap20_LD_iter1.extxyz"
@@ -24,29 +25,32 @@ def load(tmp_path, text: str):
     return config.load(f, defaults=DEFAULTS)
 
 
-@pytest.mark.parametrize("text, key", [
-    ("structures: {densities: [2.0, 2.001]}", "structures.densities.1"),   # both would be rho2.00
-    ("structures: {densities: [.nan]}", "structures.densities.0"),
-    ("descriptors: {range: [0, .inf]}", "descriptors.range.1"),
-    ("train: {split: {test_fraction: .nan}}", "train.split.test_fraction"),
-    ("campaign: '..'", "campaign"),
-    ("campaign: \"x\\n\"", "campaign"),
-    ("campaign: -rf", "campaign"),
-    ("structures: {natoms: 1000000000}", "structures.natoms"),
-    ("structures: {densities: [2000.0]}", "structures.densities.0"),       # kg/m³ typed for g/cm³
-    ("descriptors: {bins: 100000}", "descriptors.bins"),
-    ("report: {dpi: 100000}", "report.dpi"),
-    ("seed: 1099511627776", "seed"),
-    ("source: {kind: import, file: a.xyz, energy_key: 'energy$(touch /tmp/x)'}", "source.energy_key"),
-    ("source: {kind: import, file: a.xyz, energy_key: \"energy\\n\"}", "source.energy_key"),  # $ before a newline
-    ("structures: {natoms: 64.0}", "structures.natoms"),
-    ("evaluate: [{file: x.extxyz, name: " + "a" * 64 + "}]", "evaluate.0.name"),    # Snakemake: periodic wildcard
-    ("evaluate: [{file: x.extxyz, name: " + "b" * 60 + "}]", "evaluate.0.name"),
-    ("source: {kind: import, file: 'data{1}.extxyz'}", "source.file"),             # Snakemake: a wildcard
-    ("evaluate: ['big{x}.extxyz']", "evaluate.0"),                   # an integer, not a float that equals one
-    ("homology: {batch_size: 270.0}", "homology.batch_size"),
-    ("structures: {runs: 1000000}", "structures.runs"),              # Snakemake would plan for hours
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("structures: {densities: [2.0, 2.001]}", "structures.densities.1"),  # both would be rho2.00
+        ("structures: {densities: [.nan]}", "structures.densities.0"),
+        ("descriptors: {range: [0, .inf]}", "descriptors.range.1"),
+        ("train: {split: {test_fraction: .nan}}", "train.split.test_fraction"),
+        ("campaign: '..'", "campaign"),
+        ('campaign: "x\\n"', "campaign"),
+        ("campaign: -rf", "campaign"),
+        ("structures: {natoms: 1000000000}", "structures.natoms"),
+        ("structures: {densities: [2000.0]}", "structures.densities.0"),  # kg/m³ typed for g/cm³
+        ("descriptors: {bins: 100000}", "descriptors.bins"),
+        ("report: {dpi: 100000}", "report.dpi"),
+        ("seed: 1099511627776", "seed"),
+        ("source: {kind: import, file: a.xyz, energy_key: 'energy$(touch /tmp/x)'}", "source.energy_key"),
+        ('source: {kind: import, file: a.xyz, energy_key: "energy\\n"}', "source.energy_key"),  # $ before a newline
+        ("structures: {natoms: 64.0}", "structures.natoms"),
+        ("evaluate: [{file: x.extxyz, name: " + "a" * 64 + "}]", "evaluate.0.name"),  # Snakemake: periodic wildcard
+        ("evaluate: [{file: x.extxyz, name: " + "b" * 60 + "}]", "evaluate.0.name"),
+        ("source: {kind: import, file: 'data{1}.extxyz'}", "source.file"),  # Snakemake: a wildcard
+        ("evaluate: ['big{x}.extxyz']", "evaluate.0"),  # an integer, not a float that equals one
+        ("homology: {batch_size: 270.0}", "homology.batch_size"),
+        ("structures: {runs: 1000000}", "structures.runs"),  # Snakemake would plan for hours
+    ],
+)
 def test_bad_values_are_refused_naming_the_key(tmp_path, text, key):
     with pytest.raises(ConfigError, match=rf"config key '{re.escape(key)}'"):
         load(tmp_path, text)
@@ -64,8 +68,9 @@ def test_a_yaml_error_in_a_configfile_is_named_before_snakemake_reads_it(tmp_pat
     targets with CONFIG= check the file first and name its line and column (or the config key)."""
     import subprocess
 
-    from conftest import venv_tool
     from topoamorph import submit
+
+    from conftest import venv_tool
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("campaign: demo\nstructures: {natoms: 64\n")
@@ -73,20 +78,36 @@ def test_a_yaml_error_in_a_configfile_is_named_before_snakemake_reads_it(tmp_pat
     typo.write_text("structures: {natom: 64}\n")
     good = tmp_path / "good.yaml"
     good.write_text("campaign: ok\n")
-    assert submit.configfiles(["--configfile", "a.yaml", "b.yaml", "--cores", "2", "--configfiles=c.yaml"],
-                              {"configfile": "p.yaml"}) == ["p.yaml", "a.yaml", "b.yaml", "c.yaml"]
+    assert submit.configfiles(
+        ["--configfile", "a.yaml", "b.yaml", "--cores", "2", "--configfiles=c.yaml"], {"configfile": "p.yaml"}
+    ) == ["p.yaml", "a.yaml", "b.yaml", "c.yaml"]
     assert submit.check_configs(["--configfile", str(good)]) == [str(good)]
     with pytest.raises(InputFileError, match=r"bad\.yaml: not valid YAML: line 3, column 1"):
         submit.check_configs(["--configfile", str(good), str(bad)])
     with pytest.raises(ConfigError, match=r"structures\.natom"):
         submit.check_configs(["--configfile=typo.yaml"], workdir=tmp_path)
     before = {p: p.read_bytes() for p in (bad, typo, good)}
-    p = subprocess.run([venv_tool("topoamorph"), "submit", ROOT / "profiles" / "local", "-n", "--directory",
-                        tmp_path, "--", "--configfile", bad], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            venv_tool("topoamorph"),
+            "submit",
+            ROOT / "profiles" / "local",
+            "-n",
+            "--directory",
+            tmp_path,
+            "--",
+            "--configfile",
+            bad,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 2 and "bad.yaml: not valid YAML: line 3, column 1" in p.stderr, p.stderr
     assert p.stderr.strip().count("\n") == 0 and "snakemake" not in p.stderr
-    p = subprocess.run(["make", "-s", "-C", ROOT, "dry-run", f"CONFIG={bad}"], capture_output=True, text=True,
-                       timeout=120)
+    p = subprocess.run(
+        ["make", "-s", "-C", ROOT, "dry-run", f"CONFIG={bad}"], capture_output=True, text=True, timeout=120
+    )
     assert p.returncode != 0 and "bad.yaml: not valid YAML: line 3, column 1" in p.stderr, p.stderr
     assert "Config file is not valid JSON or YAML" not in p.stdout + p.stderr
     assert all(p.read_bytes() == b for p, b in before.items())
@@ -139,8 +160,13 @@ def test_duplicate_frames_across_the_split_warn_or_refuse(tmp_path, caplog):
     X[30:] = X[:10]  # ten frames imported twice
     y = rng.random(40)
     y[30:] = y[:10]
-    meta = {"source": np.array(["a.xyz"] * 40, dtype=object), "index": np.arange(40),
-            "energy": y * 64, "density": np.full(40, 2.5), "n_atoms": np.full(40, 64)}
+    meta = {
+        "source": np.array(["a.xyz"] * 40, dtype=object),
+        "index": np.arange(40),
+        "energy": y * 64,
+        "density": np.full(40, 2.5),
+        "n_atoms": np.full(40, 64),
+    }
     ds = tmp_path / "d.h5"
     write_dataset(ds, X, y, meta, {"units": "angstrom^2"})
     settings = {"by": "frame", "test_fraction": 0.3, "validation_fraction": 0.1}
@@ -180,8 +206,13 @@ def test_no_config_string_reaches_a_shell_command_unquoted(tmp_path):
     shell metacharacters: either the config is refused, or every job's command line (dry-run, -p) carries it
     as one quoted word. Engine `launcher` and `command` strings are shell by design (README)."""
     shutil.copy(GAP, tmp_path / "gap.extxyz")
-    base = config.load(overrides={"source": {"kind": "import", "file": "gap.extxyz"},
-                                  "evaluate": [{"file": "gap.extxyz", "name": "ev"}]}, defaults=DEFAULTS)
+    base = config.load(
+        overrides={
+            "source": {"kind": "import", "file": "gap.extxyz"},
+            "evaluate": [{"file": "gap.extxyz", "name": "ev"}],
+        },
+        defaults=DEFAULTS,
+    )
     evil = "x $(touch MARK) `touch MARK`; touch MARK"
     shutil.copy(GAP, tmp_path / evil)  # file-valued keys point at a real file of that name
     reached = []
@@ -214,11 +245,14 @@ def test_a_file_name_starting_with_a_dash_is_never_an_option(tmp_path):
     assert "./-frames.extxyz@0:80" in line
 
 
-@pytest.mark.parametrize("text, message", [
-    ("account: [proj\n", r"site\.yaml: not valid YAML: line 2, column 1"),
-    ("- account\n- partition\n", r"site\.yaml: must be a mapping of keys to values"),
-    ("account: {a: 1}\n", r"site\.yaml: site key 'account' must be a single value"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("account: [proj\n", r"site\.yaml: not valid YAML: line 2, column 1"),
+        ("- account\n- partition\n", r"site\.yaml: must be a mapping of keys to values"),
+        ("account: {a: 1}\n", r"site\.yaml: site key 'account' must be a single value"),
+    ],
+)
 def test_a_malformed_site_file_is_one_line(tmp_path, text, message):
     from topoamorph import submit
 
@@ -264,19 +298,33 @@ def test_imported_files_are_fingerprinted_and_a_change_is_refused(tmp_path, caps
 
     write_json(manifest, m)
     out = tmp_path / "d.h5"
-    status = homology(frames=[f"{f}@0:2"], diagrams=str(out), settings=HomologySettings.from_config({}),
-                      energy_key="energy", manifest=str(manifest))
+    status = homology(
+        frames=[f"{f}@0:2"],
+        diagrams=str(out),
+        settings=HomologySettings.from_config({}),
+        energy_key="energy",
+        manifest=str(manifest),
+    )
     assert status == 1 and not out.exists()
     assert "changed since it was validated" in capsys.readouterr().err
     # an evaluation file: validated, then replaced before the evaluate job
     ev = tmp_path / "ev.extxyz"
     shutil.copy(GAP, ev)
-    validate_evaluation(frames=str(ev), selection="@0:4", manifest=str(tmp_path / "ev.json"), energy_key="energy",
-                        species=["C"])
+    validate_evaluation(
+        frames=str(ev), selection="@0:4", manifest=str(tmp_path / "ev.json"), energy_key="energy", species=["C"]
+    )
     ev.unlink()
     with pytest.raises(InputFileError, match=r"ev\.extxyz: removed since it was validated"):
-        evaluate(frames=str(ev), selection="@0:4", manifest=str(tmp_path / "ev.json"), model_files=[], names=[],
-                 predictions=[], metrics=str(tmp_path / "m.json"), energy_key="energy")
+        evaluate(
+            frames=str(ev),
+            selection="@0:4",
+            manifest=str(tmp_path / "ev.json"),
+            model_files=[],
+            names=[],
+            predictions=[],
+            metrics=str(tmp_path / "m.json"),
+            energy_key="energy",
+        )
 
 
 @pytest.mark.workflow
@@ -314,8 +362,11 @@ def test_a_missing_engine_installation_stops_the_dry_run_in_one_line(tmp_path):
 def test_a_key_given_twice_is_refused_with_its_lines(tmp_path):
     f = tmp_path / "twice.yaml"
     f.write_text("campaign: a\nstructures:\n  natoms: 64\n  natoms: 216\n")
-    with pytest.raises(InputFileError, match=r"twice\.yaml: not valid YAML: line 4, column 3: key 'natoms' appears "
-                                             r"twice in one mapping \(line 3 and here\)"):
+    with pytest.raises(
+        InputFileError,
+        match=r"twice\.yaml: not valid YAML: line 4, column 3: key 'natoms' appears "
+        r"twice in one mapping \(line 3 and here\)",
+    ):
         config.load(f, defaults=DEFAULTS)
 
 

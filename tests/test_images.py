@@ -30,8 +30,14 @@ def random_diagrams(seed, n_frames=5, k=300):
 
 
 def persim_images(diagrams, weight_fn, sigma, birth_range, y_range, pixel, skew):
-    pim = persim.PersistenceImager(birth_range=birth_range, pers_range=y_range, pixel_size=pixel, weight=weight_fn,
-                                   weight_params={}, kernel_params={"sigma": sigma**2})
+    pim = persim.PersistenceImager(
+        birth_range=birth_range,
+        pers_range=y_range,
+        pixel_size=pixel,
+        weight=weight_fn,
+        weight_params={},
+        kernel_params={"sigma": sigma**2},
+    )
     finite = [g[1][np.isfinite(g[1][:, 1])] for g in diagrams]
     return np.array(pim.transform(finite, skew=skew)), pim.resolution
 
@@ -40,16 +46,29 @@ def persim_images(diagrams, weight_fn, sigma, birth_range, y_range, pixel, skew)
 @pytest.mark.parametrize("weight", ["none", "linear", "atan"])
 def test_equal_to_persim(axes, weight):
     dg = random_diagrams(1)
-    vec = PersistenceImage(dims=(1,), bins=40, range=(0.0, 4.0), sigma=0.08, weight=weight, weight_a=0.5,
-                           weight_c=2.0, weight_p=1.5, normalize="none", axes=axes).fit()
+    vec = PersistenceImage(
+        dims=(1,),
+        bins=40,
+        range=(0.0, 4.0),
+        sigma=0.08,
+        weight=weight,
+        weight_a=0.5,
+        weight_c=2.0,
+        weight_p=1.5,
+        normalize="none",
+        axes=axes,
+    ).fit()
     X = vec.images(dg)
     skew = axes == "birth_persistence"
 
     def pers(b, y):  # persim hands the weight (birth, y): y is persistence when skewed, else death
         return y if skew else y - b
 
-    fn = {"none": lambda b, y: np.ones_like(y), "linear": lambda b, y: 0.5 * pers(b, y),
-          "atan": lambda b, y: np.arctan(2.0 * np.abs(pers(b, y)) ** 1.5)}[weight]
+    fn = {
+        "none": lambda b, y: np.ones_like(y),
+        "linear": lambda b, y: 0.5 * pers(b, y),
+        "atan": lambda b, y: np.arctan(2.0 * np.abs(pers(b, y)) ** 1.5),
+    }[weight]
     ref, res = persim_images(dg, fn, 0.08, (0.0, 4.0), (0.0, 4.0), 0.1, skew)
     assert res == (40, 40)
     assert np.abs(ref).max() > 0.1
@@ -57,13 +76,26 @@ def test_equal_to_persim(axes, weight):
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), sigma=st.floats(0.02, 0.5), lo=st.floats(0.0, 1.0),
-       width=st.floats(1.0, 5.0), bins=st.integers(3, 30))
+@given(
+    seed=st.integers(0, 10_000),
+    sigma=st.floats(0.02, 0.5),
+    lo=st.floats(0.0, 1.0),
+    width=st.floats(1.0, 5.0),
+    bins=st.integers(3, 30),
+)
 def test_equal_to_persim_for_any_grid(seed, sigma, lo, width, bins):
     dg = random_diagrams(seed, n_frames=2, k=40)
     hi = lo + width
-    vec = PersistenceImage(dims=(1,), bins=bins, range=(lo, hi), sigma=sigma, weight="atan", normalize="none",
-                           axes="birth_persistence", persistence_range=(0.0, width)).fit()
+    vec = PersistenceImage(
+        dims=(1,),
+        bins=bins,
+        range=(lo, hi),
+        sigma=sigma,
+        weight="atan",
+        normalize="none",
+        axes="birth_persistence",
+        persistence_range=(0.0, width),
+    ).fit()
     pixel = width / bins
     ref, res = persim_images(dg, lambda b, p: np.arctan(np.abs(p)), sigma, (lo, hi), (0.0, width), pixel, True)
     if res != (bins, bins):  # persim rounds the pixel count up when the range is not a whole number of pixels
@@ -77,8 +109,13 @@ def test_mass_weights_and_normalisation():
     img = PersistenceImage(dims=(0, 1, 2), bins=50, range=(-1.0, 5.0), sigma=0.05, normalize="per_atom")
     X = img.fit().images([PersistenceResult(dg, n_atoms=10)])
     np.testing.assert_allclose(X[0].sum(axis=(1, 2)), [0.1, 0.2, 0.0], atol=1e-9)
-    lin = PersistenceImage(dims=(1,), bins=50, range=(-1.0, 5.0), sigma=0.05, weight="linear", weight_a=2.0,
-                           normalize="none").fit().images([dg])
+    lin = (
+        PersistenceImage(
+            dims=(1,), bins=50, range=(-1.0, 5.0), sigma=0.05, weight="linear", weight_a=2.0, normalize="none"
+        )
+        .fit()
+        .images([dg])
+    )
     np.testing.assert_allclose(lin.sum(), 2.0 * (1.0 + 2.0), atol=1e-9)
     # the image's peak sits in the pixel of the pair
     peak = np.unravel_index(np.argmax(X[0, 1]), X[0, 1].shape)
@@ -94,8 +131,9 @@ def test_vectorisers_are_scikit_learn_transformers():
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import make_pipeline
 
-    from conftest import random_cell
     from topoamorph import homology
+
+    from conftest import random_cell
 
     frames = [random_cell(24 + 4 * i, 2.0 + 0.2 * i, seed=i) for i in range(6)]
     results = [homology.compute(a) for a in frames]
@@ -113,8 +151,18 @@ def test_vectorisers_are_scikit_learn_transformers():
 
 def test_histogram_on_birth_persistence_axes():
     dg = {1: np.array([[1.0, 2.5], [0.2, 0.6]])}
-    h = PersistenceHistogram(dims=(1,), bins=4, range=(0.0, 4.0), axes="birth_persistence",
-                             persistence_range=(0.0, 2.0), normalize="none").fit().images([dg])
+    h = (
+        PersistenceHistogram(
+            dims=(1,),
+            bins=4,
+            range=(0.0, 4.0),
+            axes="birth_persistence",
+            persistence_range=(0.0, 2.0),
+            normalize="none",
+        )
+        .fit()
+        .images([dg])
+    )
     assert h.sum() == 2
     assert h[0, 0, 1, 3] == 1  # birth 1.0 in [1, 2), persistence 1.5 in [1.5, 2.0]
     assert h[0, 0, 0, 0] == 1  # birth 0.2, persistence 0.4 in [0, 0.5)
@@ -133,8 +181,18 @@ def test_bad_parameters_are_rejected():
 
 
 def test_config_selects_the_vectoriser():
-    cfg = tconfig.load(defaults=DEFAULTS, overrides={"descriptors": {"kind": "image", "sigma": 0.1, "weight": "atan", "weight_c": 0.5,
-                                                  "axes": "birth_persistence"}})
+    cfg = tconfig.load(
+        defaults=DEFAULTS,
+        overrides={
+            "descriptors": {
+                "kind": "image",
+                "sigma": 0.1,
+                "weight": "atan",
+                "weight_c": 0.5,
+                "axes": "birth_persistence",
+            }
+        },
+    )
     vec = make_vectorizer(cfg["descriptors"])
     assert isinstance(vec, PersistenceImage) and vec.weight == "atan" and vec.weight_c == 0.5
     assert isinstance(make_vectorizer(tconfig.load(defaults=DEFAULTS)["descriptors"]), PersistenceImage)
@@ -148,10 +206,12 @@ def test_config_selects_the_vectoriser():
 
 def test_image_dataset(tmp_path):
     from test_store_descriptors import record  # noqa: F401  (fixture helpers)
-    from conftest import random_cell
+
     from topoamorph import homology
     from topoamorph.formats.dataset import Dataset
     from topoamorph.formats.diagrams import write_diagrams
+
+    from conftest import random_cell
 
     recs = []
     for i, (n, rho) in enumerate([(40, 2.0), (64, 3.0)]):
@@ -159,8 +219,15 @@ def test_image_dataset(tmp_path):
         recs.append(record(i, atoms, homology.compute(atoms)))
     path = tmp_path / "b.h5"
     write_diagrams(path, recs, "alpha", 2, homology.UNITS["alpha"], {})
-    params = {"kind": "image", "dims": [1, 2], "bins": 16, "range": [0.0, 8.0], "sigma": 0.2, "weight": "atan",
-              "axes": "birth_persistence"}
+    params = {
+        "kind": "image",
+        "dims": [1, 2],
+        "bins": 16,
+        "range": [0.0, 8.0],
+        "sigma": 0.2,
+        "weight": "atan",
+        "axes": "birth_persistence",
+    }
     descriptors(diagrams=[str(path)], dataset=str(tmp_path / "ds.h5"), descriptors=params)
     with Dataset(tmp_path / "ds.h5") as ds:
         assert ds.attrs["kind"] == "image" and ds.attrs["axes"] == "birth_persistence"

@@ -9,11 +9,12 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
-from conftest import ROOT, snakemake
 from topoamorph import config, importer, plan
 from topoamorph.errors import ConfigError, InputFileError
 from topoamorph.formats.frames import count_frames, read_atoms, read_spec
 from topoamorph.stages.generate import validate_import
+
+from conftest import ROOT, snakemake
 
 GAP = ROOT / "tests" / "data" / "gap20" / "gap20_LD_iter1.extxyz"
 
@@ -23,8 +24,7 @@ def good_frames(n=3, natoms=8, seed=0):
     out = []
     for i in range(n):
         grid = (np.indices((2, 2, 2)).reshape(3, -1).T + 0.5) * 1.8
-        a = Atoms(f"C{natoms}", positions=grid[:natoms] + rng.normal(0, 0.05, (natoms, 3)), cell=[3.6] * 3,
-                  pbc=True)
+        a = Atoms(f"C{natoms}", positions=grid[:natoms] + rng.normal(0, 0.05, (natoms, 3)), cell=[3.6] * 3, pbc=True)
         a.calc = SinglePointCalculator(a, energy=-9.0 * natoms + 0.1 * i)
         out.append(a)
     return out
@@ -42,13 +42,18 @@ def test_count_frames_matches_ase_and_the_real_data():
     for i in (0, 41, 79):
         one = read_atoms(GAP, i, i + 1)[0]
         np.testing.assert_array_equal(one.positions, whole[i].positions)
-        assert sorted(one.info) == sorted(whole[i].info) and one.get_potential_energy() == whole[i].get_potential_energy()
+        assert (
+            sorted(one.info) == sorted(whole[i].info) and one.get_potential_energy() == whole[i].get_potential_energy()
+        )
 
 
 def test_validate_writes_a_manifest_of_the_real_data(tmp_path):
-    m = validate_import(frames=[str(GAP)], manifest=str(tmp_path / "manifest.json"),
-                        source={"kind": "import", "file": str(GAP)},
-                        species=["C"])
+    m = validate_import(
+        frames=[str(GAP)],
+        manifest=str(tmp_path / "manifest.json"),
+        source={"kind": "import", "file": str(GAP)},
+        species=["C"],
+    )
     f = m["files"]["all"]
     assert f["frames"] == 80 and f["atoms"] == [8, 72, 216]
     assert -10.6 < f["energy_per_atom_eV"][0] < f["energy_per_atom_eV"][1] < -7.0
@@ -112,19 +117,22 @@ def _nan_energy(frames, path):
     frames[1].calc = SinglePointCalculator(frames[1], energy=float("nan"))
 
 
-@pytest.mark.parametrize("name, mutate, frame, message", [
-    ("truncated", _truncate, 2, "truncated"),
-    ("nocell", _no_cell, 1, "pbc"),
-    ("nopbc", _no_pbc, 2, "pbc"),
-    ("nan", _nan, 1, "NaN or infinite"),
-    ("inf", _inf, 0, "NaN or infinite"),
-    ("noenergy", _no_energy, 2, "no energy under key 'energy'"),
-    ("nanenergy", _nan_energy, 1, "not finite"),
-    ("overlap", _overlap, 1, "overlap"),
-    ("silicon", _silicon, 2, "species ['Si'] not supported"),
-    ("garbage", _garbage, 0, "expected an atom count"),
-    ("empty", _empty, None, "empty"),
-])
+@pytest.mark.parametrize(
+    "name, mutate, frame, message",
+    [
+        ("truncated", _truncate, 2, "truncated"),
+        ("nocell", _no_cell, 1, "pbc"),
+        ("nopbc", _no_pbc, 2, "pbc"),
+        ("nan", _nan, 1, "NaN or infinite"),
+        ("inf", _inf, 0, "NaN or infinite"),
+        ("noenergy", _no_energy, 2, "no energy under key 'energy'"),
+        ("nanenergy", _nan_energy, 1, "not finite"),
+        ("overlap", _overlap, 1, "overlap"),
+        ("silicon", _silicon, 2, "species ['Si'] not supported"),
+        ("garbage", _garbage, 0, "expected an atom count"),
+        ("empty", _empty, None, "empty"),
+    ],
+)
 def test_bad_import_file_is_named_with_its_frame(tmp_path, name, mutate, frame, message):
     path = _bad(tmp_path, name, mutate)
     with pytest.raises(InputFileError) as exc:
@@ -157,21 +165,25 @@ def test_a_path_holding_an_at_sign_is_a_path_and_its_selection_still_parses(tmp_
     with pytest.raises(InputFileError, match="selection must be path@start:stop"):
         parse_spec(f"{b}@first")  # the file exists: what follows its @ is a (bad) selection
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({"source": {"kind": "import", "train": str(a), "test": str(b)},
-                                   "homology": {"batch_size": 4}}))
+    cfg.write_text(
+        yaml.safe_dump({"source": {"kind": "import", "train": str(a), "test": str(b)}, "homology": {"batch_size": 4}})
+    )
     loaded = config.load(cfg, defaults=ROOT / "config" / "config.yaml")
     batch_frames = [read_spec(c.spec()) for batch in plan.batches(loaded) for c in batch]
     assert sum(len(f) for f in batch_frames) == 6
 
 
-@pytest.mark.parametrize("source, key", [
-    ({"kind": "import"}, "source.train"),
-    ({"kind": "import", "train": "a.xyz"}, "source.test"),
-    ({"kind": "import", "file": "a.xyz", "train": "b.xyz"}, "source.file"),
-    ({"kind": "import", "train": "a.xyz", "test": "b.xyz", "test_fraction": 0.3}, "source.test_fraction"),
-    ({"kind": "import", "file": "a.xyz", "test_fraction": 1.2}, "source.test_fraction"),
-    ({"kind": "download"}, "source.kind"),
-])
+@pytest.mark.parametrize(
+    "source, key",
+    [
+        ({"kind": "import"}, "source.train"),
+        ({"kind": "import", "train": "a.xyz"}, "source.test"),
+        ({"kind": "import", "file": "a.xyz", "train": "b.xyz"}, "source.file"),
+        ({"kind": "import", "train": "a.xyz", "test": "b.xyz", "test_fraction": 0.3}, "source.test_fraction"),
+        ({"kind": "import", "file": "a.xyz", "test_fraction": 1.2}, "source.test_fraction"),
+        ({"kind": "download"}, "source.kind"),
+    ],
+)
 def test_bad_import_config_names_the_key(tmp_path, source, key):
     f = tmp_path / "c.yaml"
     f.write_text(yaml.safe_dump({"source": source}))
@@ -184,8 +196,9 @@ def test_import_plan_batches_span_the_files(tmp_path):
     a = write_file(tmp_path / "a.extxyz", good_frames(5))
     b = write_file(tmp_path / "b.extxyz", good_frames(4, seed=1))
     f = tmp_path / "c.yaml"
-    f.write_text(yaml.safe_dump({"source": {"kind": "import", "train": str(a), "test": str(b)},
-                                 "homology": {"batch_size": 4}}))
+    f.write_text(
+        yaml.safe_dump({"source": {"kind": "import", "train": str(a), "test": str(b)}, "homology": {"batch_size": 4}})
+    )
     cfg = config.load(f, defaults=ROOT / "config" / "config.yaml")
     assert plan.runs(cfg) == []
     assert plan.frame_files(cfg) == [(str(a), 5), (str(b), 4)]
@@ -200,10 +213,17 @@ def test_import_campaign_runs_on_real_dft_frames_with_the_files_split(tmp_path):
     write(train, frames[:64])
     write(test, frames[64:])
     cfg = tmp_path / "imp.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "campaign": "imp", "source": {"kind": "import", "train": str(train), "test": str(test)},
-        "homology": {"batch_size": 40}, "descriptors": {"bins": 16},
-        "train": {"cnn": {"epochs": 5, "patience": 5, "channels": [4, 8], "hidden": 16}}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "campaign": "imp",
+                "source": {"kind": "import", "train": str(train), "test": str(test)},
+                "homology": {"batch_size": 40},
+                "descriptors": {"bins": 16},
+                "train": {"cnn": {"epochs": 5, "patience": 5, "channels": [4, 8], "hidden": 16}},
+            }
+        )
+    )
     snakemake(["--cores", "2", "--configfile", cfg], tmp_path, timeout=900)
     res = tmp_path / "results" / "imp"
     split = json.loads((res / "dataset" / "split.json").read_text())

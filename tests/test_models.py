@@ -71,8 +71,17 @@ def test_cnn_learns_and_is_deterministic_on_cpu(tmp_path):
     X = rng.random((200, 2, 8, 8)).astype(np.float32)
     # energy from the weight of two regions of the (birth, death) plane, as for real diagrams
     y = -7.0 + 0.05 * X[:, 0, :4, :].sum(axis=(1, 2)) - 0.03 * X[:, 1, 4:, 4:].sum(axis=(1, 2))
-    kw = dict(epochs=60, batch_size=16, learning_rate=3e-3, channels=(4, 8), hidden=16, patience=60, pool="avg",
-              device="cpu", seed=5)
+    kw = dict(
+        epochs=60,
+        batch_size=16,
+        learning_rate=3e-3,
+        channels=(4, 8),
+        hidden=16,
+        patience=60,
+        pool="avg",
+        device="cpu",
+        seed=5,
+    )
     a = models.CNNModel(**kw).fit(X[:160], y[:160])
     b = models.CNNModel(**kw).fit(X[:160], y[:160])
     pa, pb = a.predict(X[160:]), b.predict(X[160:])
@@ -102,8 +111,9 @@ def test_cnn_validates_every_k_epochs_and_counts_patience_in_epochs():
 
 def test_report_metrics_structure():
     y = np.array([-7.0, -6.0, -5.0, -6.5])
-    out = models.report_metrics("m", y, y + 0.01, np.array([2.0, 2.0, 3.0, 3.0]),
-                                {"train": [0, 1], "test": [2, 3]}, {}, {})
+    out = models.report_metrics(
+        "m", y, y + 0.01, np.array([2.0, 2.0, 3.0, 3.0]), {"train": [0, 1], "test": [2, 3]}, {}, {}
+    )
     for part in ("train", "test"):
         assert set(out[part]) == {"mae_mev_per_atom", "rmse_mev_per_atom", "n"}
     assert out["test"]["mae_mev_per_atom"] == pytest.approx(10.0)
@@ -140,7 +150,14 @@ def test_scaled_ridge_ignores_feature_scale_and_constant_columns():
 
 def test_report_metrics_per_density_for_every_part():
     y = np.array([-7.0, -6.0, -5.0, -6.5, -6.0])
-    out = models.report_metrics("m", y, y + 0.002, np.array([2.0, 2.0, 3.0, 3.0, 2.5]),
-                                {"train": [0, 1], "validation": [4], "test": [2, 3]}, {}, {})
+    out = models.report_metrics(
+        "m",
+        y,
+        y + 0.002,
+        np.array([2.0, 2.0, 3.0, 3.0, 2.5]),
+        {"train": [0, 1], "validation": [4], "test": [2, 3]},
+        {},
+        {},
+    )
     assert set(out["per_density"]) == {"train", "validation", "test"}
     assert out["per_density"]["validation"]["2.5"]["mae_mev_per_atom"] == pytest.approx(2.0)

@@ -5,11 +5,14 @@ from topoamorph.paths import CampaignPaths, fmt_density
 
 
 def test_schedule_arithmetic():
-    protocol = {"timestep_fs": 1.0, "segments": [
-        {"name": "heat", "t_start_K": 300, "t_end_K": 9000, "duration_ps": 2, "frames": 0},
-        {"name": "hold", "t_start_K": 9000, "t_end_K": 9000, "duration_ps": 3, "frames": 30},
-        {"name": "cool", "t_start_K": 9000, "t_end_K": 5000, "duration_ps": 2, "frames": 100},
-    ]}
+    protocol = {
+        "timestep_fs": 1.0,
+        "segments": [
+            {"name": "heat", "t_start_K": 300, "t_end_K": 9000, "duration_ps": 2, "frames": 0},
+            {"name": "hold", "t_start_K": 9000, "t_end_K": 9000, "duration_ps": 3, "frames": 30},
+            {"name": "cool", "t_start_K": 9000, "t_end_K": 5000, "duration_ps": 2, "frames": 100},
+        ],
+    }
     s = plan.schedule(protocol)
     assert [g.steps for g in s.segments] == [2000, 3000, 2000]
     assert s.total_steps == 7000 and s.frames == 130
@@ -24,8 +27,10 @@ def test_schedule_arithmetic():
 
 
 def test_half_femtosecond_steps_double_the_count():
-    protocol = {"timestep_fs": 0.5, "segments": [
-        {"name": "a", "t_start_K": 300, "t_end_K": 300, "duration_ps": 1, "frames": 4}]}
+    protocol = {
+        "timestep_fs": 0.5,
+        "segments": [{"name": "a", "t_start_K": 300, "t_end_K": 300, "duration_ps": 1, "frames": 4}],
+    }
     assert plan.schedule(protocol).segments[0].sample_steps == (500, 1000, 1500, 2000)
 
 

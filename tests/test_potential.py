@@ -11,13 +11,14 @@ from ase.io import read
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, run, train_ph_models, venv_tool
 from topoamorph import load_model
 from topoamorph.errors import InputFileError
 from topoamorph.homology import FAST_PATHS, compute
 from topoamorph.inverse import value_gradients
 from topoamorph.settings import HomologySettings, defaults
 from topoamorph.trained import TrainedModel
+
+from conftest import ROOT, run, train_ph_models, venv_tool
 
 GAP = ROOT / "tests" / "data" / "gap20" / "gap20_LD_iter1.extxyz"
 #: a continuous vectoriser (weights vanish at the diagonal), small grid for speed
@@ -30,8 +31,13 @@ def models(tmp_path_factory):
     res = tmp_path_factory.mktemp("potential")
     frames = res / "gap20.extxyz"
     shutil.copy(GAP, frames)
-    train_ph_models(res, frames, DESCRIPTORS, dict(d["train"]["uncertainty"], bootstrap=4, cnn_members=2),
-                    cnn=dict(d["train"]["cnn"], epochs=3, patience=3, channels=[4, 8], hidden=8, device="cpu"))
+    train_ph_models(
+        res,
+        frames,
+        DESCRIPTORS,
+        dict(d["train"]["uncertainty"], bootstrap=4, cnn_members=2),
+        cnn=dict(d["train"]["cnn"], epochs=3, patience=3, channels=[4, 8], hidden=8, device="cpu"),
+    )
     return res, frames
 
 
@@ -65,7 +71,7 @@ def test_pair_simplices_give_back_every_birth_and_death():
             np.testing.assert_allclose(vb, finite[:, 0], atol=1e-9)
             np.testing.assert_allclose(vd, finite[:, 1], atol=1e-9)
             assert ps.birth.max() < len(atoms) and ps.death.max() < len(atoms)
-            assert (ps.birth[:, :dim + 1] >= 0).all() and (ps.death[:, :dim + 2] >= 0).all()
+            assert (ps.birth[:, : dim + 1] >= 0).all() and (ps.death[:, : dim + 2] >= 0).all()
         assert (res.replicas == 1) is (index == 0)  # the 8-atom cell is computed replicated (3x3x3)
     with pytest.raises(Exception, match="alpha filtration only"):
         compute(read(GAP, 0), backend="rips", keep_simplices=True)
@@ -124,10 +130,19 @@ def _linear_model(seed):
     from topoamorph.uncertainty import ApplicabilityDomain, Calibration
 
     ad = ApplicabilityDomain(components=2).fit(rng.random((8, size)), np.linspace(1.5, 3.5, 8), np.full(8, 24))
-    header = {"name": "random", "estimator": "linear", "calibration": Calibration().to_dict(),
-              "domain": ad.to_header(),
-              "inputs": {"kind": "persistence", "homology": HomologySettings.from_config({}).compute_options(),
-                         "descriptors": DESCRIPTORS, "units": "angstrom^2 (squared radius)", "species": ["C"]}}
+    header = {
+        "name": "random",
+        "estimator": "linear",
+        "calibration": Calibration().to_dict(),
+        "domain": ad.to_header(),
+        "inputs": {
+            "kind": "persistence",
+            "homology": HomologySettings.from_config({}).compute_options(),
+            "descriptors": DESCRIPTORS,
+            "units": "angstrom^2 (squared radius)",
+            "species": ["C"],
+        },
+    }
     return TrainedModel(header, {"coef": rng.normal(size=size), "intercept": np.array(-7.0), **ad.to_arrays()})
 
 
@@ -155,9 +170,22 @@ def test_explain_from_stored_simplices_equals_the_recomputed_one(tmp_path):
     recs = []
     for k, atoms in enumerate(cells):
         res = compute(atoms, keep_simplices=True, **model.inputs["homology"])
-        recs.append({"source": "x.extxyz", "index": k, "n_atoms": len(atoms), "energy": 0.0, "density": 2.5,
-                     "stage": "", "run": -1, "info": {}, "replicas": res.replicas, "diagrams": res.diagrams,
-                     "pairs": res.pairs, "cell": atoms.cell[:]})
+        recs.append(
+            {
+                "source": "x.extxyz",
+                "index": k,
+                "n_atoms": len(atoms),
+                "energy": 0.0,
+                "density": 2.5,
+                "stage": "",
+                "run": -1,
+                "info": {},
+                "replicas": res.replicas,
+                "diagrams": res.diagrams,
+                "pairs": res.pairs,
+                "cell": atoms.cell[:],
+            }
+        )
     write_diagrams(tmp_path / "d.h5", recs, "alpha", 2, UNITS["alpha"], {})
     stored = read_diagrams(tmp_path / "d.h5")["results"]
     assert stored[1].replicas > 1
@@ -214,12 +242,15 @@ def test_report_explains_three_frames_by_environment(tmp_path):
         total = float(mine["all"]["total_contribution_eV"]) + float(mine["all"]["baseline_eV"])
         assert total == pytest.approx(float(mine["all"]["predicted_energy_eV"]), abs=1e-8)
         assert float(mine["all"]["mean_contribution_meV"]) * 24e-3 == pytest.approx(
-            float(mine["all"]["total_contribution_eV"]), rel=1e-9)
-    hist = TrainedModel(dict(model.header, inputs=dict(model.inputs, descriptors=dict(DESCRIPTORS, kind="histogram"))),
-                        model.arrays)
+            float(mine["all"]["total_contribution_eV"]), rel=1e-9
+        )
+    hist = TrainedModel(
+        dict(model.header, inputs=dict(model.inputs, descriptors=dict(DESCRIPTORS, kind="histogram"))), model.arrays
+    )
     hist.save(tmp_path / "hist.npz")
-    _explanations(str(tmp_path / "hist.npz"), meta, [str(batch)], [str(frames)], None, tmp_path / "h.png",
-                  tmp_path / "h.csv", 50)
+    _explanations(
+        str(tmp_path / "hist.npz"), meta, [str(batch)], [str(frames)], None, tmp_path / "h.png", tmp_path / "h.csv", 50
+    )
     assert (tmp_path / "h.png").stat().st_size > 0
     with open(tmp_path / "h.csv") as fh:
         assert list(csv.DictReader(skip_comments(fh))) == []
@@ -251,13 +282,16 @@ def test_calculator_gives_forces_and_refuses_them_for_baselines(models, tmp_path
     assert atoms.get_potential_energy() == pytest.approx(e, abs=1e-10)
     assert atoms.calc.results["energy_sigma"] > 0
     # a model trained with weight none: forces given, with a warning that the energy is not continuous
-    none = TrainedModel({**model.header, "inputs": {**model.inputs, "descriptors": dict(DESCRIPTORS, weight="none")}},
-                        model.arrays)
+    none = TrainedModel(
+        {**model.header, "inputs": {**model.inputs, "descriptors": dict(DESCRIPTORS, weight="none")}}, model.arrays
+    )
     atoms.calc = TopoamorphCalculator(none)
     atoms.get_forces()
     assert "jumps when a persistence pair appears" in caplog.text
-    mean = TrainedModel({"name": "mean", "estimator": "linear", "inputs": {"kind": "none", "species": ["C"]}},
-                        {"coef": np.zeros(0), "intercept": np.array(-7.0)})
+    mean = TrainedModel(
+        {"name": "mean", "estimator": "linear", "inputs": {"kind": "none", "species": ["C"]}},
+        {"coef": np.zeros(0), "intercept": np.array(-7.0)},
+    )
     atoms.calc = TopoamorphCalculator(mean)
     assert atoms.get_potential_energy() == pytest.approx(-7.0 * len(atoms))
     with pytest.raises(PropertyNotImplementedError, match="forces: .* takes none inputs"):
@@ -273,16 +307,28 @@ def test_explain_and_predict_forces_on_the_command_line(models, tmp_path):
     explained = read(out, ":")
     assert len(explained) == 2
     for a in explained:  # extxyz keeps 8 decimals per atom
-        assert a.info["baseline_energy"] + a.arrays["contribution"].sum() == pytest.approx(a.info["predicted_energy"],
-                                                                                          abs=len(a) * 1e-8)
+        assert a.info["baseline_energy"] + a.arrays["contribution"].sum() == pytest.approx(
+            a.info["predicted_energy"], abs=len(a) * 1e-8
+        )
         assert a.info["attribution"].startswith("exact")
     rows = read_pairs(pairs)
     assert {r["frame"] for r in rows} == {35, 36} and {r["dim"] for r in rows} == {0, 1, 2}
-    assert sum(r["contribution_ev"] for r in rows if r["frame"] == 36) == \
-        pytest.approx(explained[1].arrays["contribution"].sum(), abs=len(explained[1]) * 1e-8)
+    assert sum(r["contribution_ev"] for r in rows if r["frame"] == 36) == pytest.approx(
+        explained[1].arrays["contribution"].sum(), abs=len(explained[1]) * 1e-8
+    )
     forces = tmp_path / "forces.extxyz"
-    run([venv_tool("topoamorph"), "predict", res / "cnn.pt", f"{frames}@36:37", "--output", tmp_path / "p.csv",
-         "--forces", forces])
+    run(
+        [
+            venv_tool("topoamorph"),
+            "predict",
+            res / "cnn.pt",
+            f"{frames}@36:37",
+            "--output",
+            tmp_path / "p.csv",
+            "--forces",
+            forces,
+        ]
+    )
     a = read(forces)
     e, f = load_model(res / "cnn.pt").energy_and_forces(read(frames, 36))
     np.testing.assert_allclose(a.arrays["model_forces"], f, atol=1e-6)
@@ -293,12 +339,26 @@ def test_explain_and_predict_forces_on_the_command_line(models, tmp_path):
     from topoamorph.formats.predictions import read_applied
 
     assert np.isnan(read_applied(tmp_path / "again.csv")["reference_energy_per_atom_ev"]).all()
-    p = run([venv_tool("topoamorph"), "predict", ROOT / "tests" / "data" / "nope.npz", f"{frames}@0:1", "--output",
-             tmp_path / "q.csv", "--forces", forces], check=False)
+    p = run(
+        [
+            venv_tool("topoamorph"),
+            "predict",
+            ROOT / "tests" / "data" / "nope.npz",
+            f"{frames}@0:1",
+            "--output",
+            tmp_path / "q.csv",
+            "--forces",
+            forces,
+        ],
+        check=False,
+    )
     assert p.returncode != 0
     with pytest.raises(InputFileError, match="persistence histogram is piecewise constant"):
         from topoamorph.potential import vectorizer
 
         m = load_model(res / "ridge.npz")
-        vectorizer(TrainedModel({**m.header, "inputs": {**m.inputs, "descriptors": dict(DESCRIPTORS, kind="histogram")}},
-                                m.arrays))
+        vectorizer(
+            TrainedModel(
+                {**m.header, "inputs": {**m.inputs, "descriptors": dict(DESCRIPTORS, kind="histogram")}}, m.arrays
+            )
+        )

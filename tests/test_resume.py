@@ -11,23 +11,47 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from conftest import ROOT, BIN, local_snakemake_env, run, snakemake, venv_tool
 from topoamorph import generate, plan
 from topoamorph.formats.checkpoint import Checkpoint, settings_key
 
+from conftest import BIN, ROOT, local_snakemake_env, run, snakemake, venv_tool
+
 STRUCTURES = {
-    "element": "C", "natoms": 64, "lattice": "simple_cubic", "rattle_angstrom": 0.05,
+    "element": "C",
+    "natoms": 64,
+    "lattice": "simple_cubic",
+    "rattle_angstrom": 0.05,
     "engine": {"name": "lammps", "potential": "tersoff"},
-    "protocol": {"timestep_fs": 1.0, "thermostat": {"name": "langevin", "friction_per_ps": 20.0},
-                 "segments": [{"name": "heat", "t_start_K": 300, "t_end_K": 9000, "duration_ps": 0.6, "frames": 6},
-                              {"name": "cool", "t_start_K": 9000, "t_end_K": 300, "duration_ps": 1.8, "frames": 24}],
-                 "log_every_steps": 300, "checkpoint_every_steps": 50},
+    "protocol": {
+        "timestep_fs": 1.0,
+        "thermostat": {"name": "langevin", "friction_per_ps": 20.0},
+        "segments": [
+            {"name": "heat", "t_start_K": 300, "t_end_K": 9000, "duration_ps": 0.6, "frames": 6},
+            {"name": "cool", "t_start_K": 9000, "t_end_K": 300, "duration_ps": 1.8, "frames": 24},
+        ],
+        "log_every_steps": 300,
+        "checkpoint_every_steps": 50,
+    },
 }
 
 
 def _cmd(structures, out: Path, checkpoint=None):
-    cmd = [venv_tool("topoamorph"), "melt-quench", "--structures", json.dumps(structures), "--density", "2.5",
-           "--run", "1", "--seed", "11", "--output", str(out), "--trace", str(out.with_suffix(".csv"))]
+    cmd = [
+        venv_tool("topoamorph"),
+        "melt-quench",
+        "--structures",
+        json.dumps(structures),
+        "--density",
+        "2.5",
+        "--run",
+        "1",
+        "--seed",
+        "11",
+        "--output",
+        str(out),
+        "--trace",
+        str(out.with_suffix(".csv")),
+    ]
     return cmd + (["--checkpoint", str(checkpoint)] if checkpoint else [])
 
 
@@ -43,9 +67,14 @@ def _kill_after_checkpoint(cmd, checkpoint: Path, extra_s: float):
     assert p.returncode == -signal.SIGKILL, "the run finished before it could be killed: lengthen the protocol"
 
 
-@pytest.mark.parametrize("thermostat, extra_s", [({"name": "langevin", "friction_per_ps": 20.0}, 0.7),
-                                                 ({"name": "nose_hoover_chain", "tdamp_fs": 50.0}, 0.3),
-                                                 ({"name": "bussi", "taut_fs": 50.0}, 0.0)])
+@pytest.mark.parametrize(
+    "thermostat, extra_s",
+    [
+        ({"name": "langevin", "friction_per_ps": 20.0}, 0.7),
+        ({"name": "nose_hoover_chain", "tdamp_fs": 50.0}, 0.3),
+        ({"name": "bussi", "taut_fs": 50.0}, 0.0),
+    ],
+)
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_frames(tmp_path, thermostat, extra_s):
     s = json.loads(json.dumps(STRUCTURES))
@@ -67,14 +96,12 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_frames(tmp_path, th
 
 def test_checkpoint_of_other_settings_or_corrupt_is_not_resumed(tmp_path, caplog):
     s = json.loads(json.dumps(STRUCTURES))
-    s["protocol"]["segments"] = [{"name": "heat", "t_start_K": 300, "t_end_K": 3000, "duration_ps": 0.1,
-                                  "frames": 2}]
+    s["protocol"]["segments"] = [{"name": "heat", "t_start_K": 300, "t_end_K": 3000, "duration_ps": 0.1, "frames": 2}]
     sched = plan.schedule(s["protocol"])
     ck = tmp_path / "ck.npz"
     ref = generate.melt_quench(s, sched, 2.5, 1, 11).frames
     # a checkpoint written by another seed must not leak into this run
-    Checkpoint(ck, settings_key(s, 2.5, 1, 99)).save(
-        {"positions": np.zeros((64, 3))}, {"step": 50})
+    Checkpoint(ck, settings_key(s, 2.5, 1, 99)).save({"positions": np.zeros((64, 3))}, {"step": 50})
     out = generate.melt_quench(s, sched, 2.5, 1, 11, checkpoint=str(ck)).frames
     assert "written for other settings" in caplog.text
     np.testing.assert_array_equal(out[-1].positions, ref[-1].positions)
@@ -86,8 +113,7 @@ def test_checkpoint_of_other_settings_or_corrupt_is_not_resumed(tmp_path, caplog
 
 def test_relabel_with_a_second_engine_keeps_both_energies(tmp_path):
     s = json.loads(json.dumps(STRUCTURES))
-    s["protocol"]["segments"] = [{"name": "heat", "t_start_K": 300, "t_end_K": 3000, "duration_ps": 0.05,
-                                  "frames": 3}]
+    s["protocol"]["segments"] = [{"name": "heat", "t_start_K": 300, "t_end_K": 3000, "duration_ps": 0.05, "frames": 3}]
     frames = generate.melt_quench(s, plan.schedule(s["protocol"]), 2.5, 1, 11).frames
     out = generate.relabel(frames, {"name": "lammps", "potential": "rebo"}, "C")
     assert len(out) == 3
@@ -103,8 +129,10 @@ def test_relabel_with_a_second_engine_keeps_both_energies(tmp_path):
 def test_workflow_killed_during_md_resumes_after_unlock(tmp_path):
     """SIGKILL snakemake and its MD job mid-trajectory; `--unlock`, then rerun with `--rerun-incomplete`:
     the job resumes from its checkpoint and the frames equal an uninterrupted run's."""
-    cfg = {"campaign": "kill", "structures": {"densities": [2.5], "runs": 1, **{k: STRUCTURES[k] for k in
-                                                                                 ("natoms", "engine", "protocol")}}}
+    cfg = {
+        "campaign": "kill",
+        "structures": {"densities": [2.5], "runs": 1, **{k: STRUCTURES[k] for k in ("natoms", "engine", "protocol")}},
+    }
     cfg["structures"]["protocol"] = json.loads(json.dumps(STRUCTURES["protocol"]))
     cfg["structures"]["protocol"]["segments"][1]["duration_ps"] = 3.0
     (tmp_path / "c.yaml").write_text(json.dumps(cfg))
@@ -112,8 +140,14 @@ def test_workflow_killed_during_md_resumes_after_unlock(tmp_path):
     args = [target, "--cores", "1", "--configfile", "c.yaml"]
     cmd = [venv_tool("snakemake"), "--snakefile", ROOT / "workflow" / "Snakefile", "--directory", tmp_path, *args]
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", **local_snakemake_env())
-    p = subprocess.Popen([str(c) for c in cmd], cwd=tmp_path, env=env, start_new_session=True,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [str(c) for c in cmd],
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ck = tmp_path / "results/kill/checkpoints/melt_quench/rho2.50/run1.ckpt.npz"
     deadline = time.time() + 300
     while not ck.exists() and time.time() < deadline and p.poll() is None:
@@ -130,14 +164,31 @@ def test_workflow_killed_during_md_resumes_after_unlock(tmp_path):
     from topoamorph import config as tconfig
 
     merged = tconfig.load(tmp_path / "c.yaml", defaults=ROOT / "config" / "config.yaml")
-    structures = {k: merged["structures"][k] for k in ("element", "natoms", "lattice", "rattle_angstrom",
-                                                       "engine", "protocol")}
+    structures = {
+        k: merged["structures"][k] for k in ("element", "natoms", "lattice", "rattle_angstrom", "engine", "protocol")
+    }
     seed = plan.runs(merged)[0].seed
     ref = tmp_path / "ref.extxyz"
     from topoamorph import provenance
 
     camp = json.dumps(plan.campaign_record(tconfig.canonical(merged)), sort_keys=True)  # as the Snakefile sets
-    run([venv_tool("topoamorph"), "melt-quench", "--structures", json.dumps(structures), "--density", "2.5",
-         "--run", "1", "--seed", str(seed), "--output", ref, "--trace", tmp_path / "ref.csv"],
-        env={provenance.ENV: camp})
+    run(
+        [
+            venv_tool("topoamorph"),
+            "melt-quench",
+            "--structures",
+            json.dumps(structures),
+            "--density",
+            "2.5",
+            "--run",
+            "1",
+            "--seed",
+            str(seed),
+            "--output",
+            ref,
+            "--trace",
+            tmp_path / "ref.csv",
+        ],
+        env={provenance.ENV: camp},
+    )
     assert (tmp_path / target).read_bytes() == ref.read_bytes()

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from conftest import random_cell
 from topoamorph import homology
 from topoamorph.errors import HomologyError
+
+from conftest import random_cell
 
 
 def finite(p):
@@ -25,8 +26,9 @@ def test_rips_h0_is_twice_the_square_root_of_alpha_h0():
     rips = homology.compute(atoms, backend="rips", threshold=4.0)
     alpha = homology.compute(atoms, diagram="torus")
     assert rips.replicas == 1
-    np.testing.assert_allclose(np.sort(finite(rips.diagrams[0])[:, 1]),
-                               np.sort(2 * np.sqrt(finite(alpha.diagrams[0])[:, 1])), atol=1e-5)
+    np.testing.assert_allclose(
+        np.sort(finite(rips.diagrams[0])[:, 1]), np.sort(2 * np.sqrt(finite(alpha.diagrams[0])[:, 1])), atol=1e-5
+    )
     assert np.all(finite(rips.diagrams[1])[:, 1] <= 4.0 + 1e-6)
 
 
@@ -36,8 +38,11 @@ def test_local_features_repeat_exactly_in_a_supercell():
     two = homology.periodic_rips(atoms.get_positions(), atoms.cell[:], maxdim=2, threshold=3.5, replicas=2)
     assert two.replicas == 8
     # voids (H2) cannot wind around the torus: the 2x2x2 cover has each of them 8 times
-    np.testing.assert_allclose(np.sort(np.repeat(finite(one.diagrams[2]), 8, axis=0), axis=0),
-                               np.sort(finite(two.diagrams[2]), axis=0), atol=1e-6)
+    np.testing.assert_allclose(
+        np.sort(np.repeat(finite(one.diagrams[2]), 8, axis=0), axis=0),
+        np.sort(finite(two.diagrams[2]), axis=0),
+        atol=1e-6,
+    )
 
 
 def test_rips_values_are_lengths_and_errors_are_clear():

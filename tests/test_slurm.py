@@ -33,8 +33,21 @@ def slurm():
 
 
 def test_default_campaign_runs_as_slurm_jobs(slurm, tmp_path):
-    p = run([venv_tool("topoamorph"), "submit", ROOT / "profiles" / "slurm-local", "--directory", tmp_path,
-             "--", "--snakefile", ROOT / "workflow" / "Snakefile"], cwd=tmp_path, timeout=1000, check=False)
+    p = run(
+        [
+            venv_tool("topoamorph"),
+            "submit",
+            ROOT / "profiles" / "slurm-local",
+            "--directory",
+            tmp_path,
+            "--",
+            "--snakefile",
+            ROOT / "workflow" / "Snakefile",
+        ],
+        cwd=tmp_path,
+        timeout=1000,
+        check=False,
+    )
     assert p.returncode == 0, f"{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
     res = tmp_path / "results" / "demo"
     # every generation, homology and training job ran as a SLURM job (one log directory per rule)
@@ -63,8 +76,7 @@ def _melt_quench_seconds_per_step(structures) -> float:
     from topoamorph import generate, plan
 
     s = json.loads(json.dumps(structures))
-    s["protocol"]["segments"] = [{"name": "heat", "t_start_K": 300, "t_end_K": 9000, "duration_ps": 3.0,
-                                  "frames": 1}]
+    s["protocol"]["segments"] = [{"name": "heat", "t_start_K": 300, "t_end_K": 9000, "duration_ps": 3.0, "frames": 1}]
     t = time.perf_counter()
     generate.melt_quench(s, plan.schedule(s["protocol"]), 2.5, 1, 1)
     return (time.perf_counter() - t) / plan.schedule(s["protocol"]).total_steps
@@ -85,18 +97,32 @@ def test_md_job_at_its_time_limit_is_retried_with_more_time_and_resumes(slurm, t
     profile's retry asks for 2 minutes (runtime x attempt), and the second job resumes from the checkpoint the
     first one left, so it needs only what was left of the trajectory."""
     structures = {
-        "densities": [2.5], "runs": 1, "natoms": 64, "engine": {"name": "lammps", "potential": "tersoff"},
-        "protocol": {"timestep_fs": 1.0, "thermostat": {"name": "langevin", "friction_per_ps": 20.0},
-                     "segments": [], "log_every_steps": 5000, "checkpoint_every_steps": 1000000,
-                     "checkpoint_every_s": 3.0}}
+        "densities": [2.5],
+        "runs": 1,
+        "natoms": 64,
+        "engine": {"name": "lammps", "potential": "tersoff"},
+        "protocol": {
+            "timestep_fs": 1.0,
+            "thermostat": {"name": "langevin", "friction_per_ps": 20.0},
+            "segments": [],
+            "log_every_steps": 5000,
+            "checkpoint_every_steps": 1000000,
+            "checkpoint_every_s": 3.0,
+        },
+    }
     # size the trajectory to this machine: ~130 s of MD, past the 1-minute limit (SLURM checks limits every
     # 30 s, so the kill lands 60-90 s in) and well inside 2 minutes once half of it is done
-    steps = int(130.0 / _melt_quench_seconds_per_step({**structures, "element": "C", "lattice": "simple_cubic",
-                                                        "rattle_angstrom": 0.05}))
+    steps = int(
+        130.0
+        / _melt_quench_seconds_per_step(
+            {**structures, "element": "C", "lattice": "simple_cubic", "rattle_angstrom": 0.05}
+        )
+    )
     half_ps = round(steps / 2 / 1000.0, 3)
     structures["protocol"]["segments"] = [
         {"name": "heat", "t_start_K": 300, "t_end_K": 9000, "duration_ps": half_ps, "frames": 4},
-        {"name": "quench", "t_start_K": 9000, "t_end_K": 300, "duration_ps": half_ps, "frames": 6}]
+        {"name": "quench", "t_start_K": 9000, "t_end_K": 300, "duration_ps": half_ps, "frames": 6},
+    ]
     cfg = tmp_path / "timelimit.yaml"
     cfg.write_text(yaml.safe_dump({"campaign": "timelimit", "structures": structures}))
     profile = yaml.safe_load((ROOT / "profiles" / "slurm-local" / "config.yaml").read_text())
@@ -105,9 +131,24 @@ def test_md_job_at_its_time_limit_is_retried_with_more_time_and_resumes(slurm, t
     (tmp_path / "profile").mkdir()
     (tmp_path / "profile" / "config.yaml").write_text(yaml.safe_dump(profile))
     target = "results/timelimit/structures/rho2.50/run1.extxyz"
-    p = run([venv_tool("topoamorph"), "submit", tmp_path / "profile", "--directory", tmp_path,
-             "--", target, "--snakefile", ROOT / "workflow" / "Snakefile", "--configfile", cfg],
-            cwd=tmp_path, timeout=900, check=False)
+    p = run(
+        [
+            venv_tool("topoamorph"),
+            "submit",
+            tmp_path / "profile",
+            "--directory",
+            tmp_path,
+            "--",
+            target,
+            "--snakefile",
+            ROOT / "workflow" / "Snakefile",
+            "--configfile",
+            cfg,
+        ],
+        cwd=tmp_path,
+        timeout=900,
+        check=False,
+    )
     assert p.returncode == 0, f"{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
     jobs = _jobcomp(tmp_path)
     assert [(j["JobState"], j["TimeLimit"]) for j in jobs] == [("TIMEOUT", "1"), ("COMPLETED", "2")], jobs
@@ -122,7 +163,9 @@ def test_md_job_at_its_time_limit_is_retried_with_more_time_and_resumes(slurm, t
 
     frames = read(tmp_path / target, ":")
     assert len(frames) == 10 and [f.info["stage"] for f in frames] == ["heat"] * 4 + ["quench"] * 6
-    assert not (tmp_path / "results" / "timelimit" / "checkpoints" / "melt_quench" / "rho2.50" / "run1.ckpt.npz").exists()
+    assert not (
+        tmp_path / "results" / "timelimit" / "checkpoints" / "melt_quench" / "rho2.50" / "run1.ckpt.npz"
+    ).exists()
 
 
 def test_submit_merges_site_values_into_a_generated_profile(tmp_path):
@@ -151,8 +194,22 @@ def test_profiles_dry_run(profile, tmp_path):
     empty = tmp_path / "site.yaml"  # a site file without values: this machine's own one is not read
     empty.write_text("")
     env = {"TOPOAMORPH_SLURM_ACCOUNT": "project_0", "TOPOAMORPH_SITE": str(empty)}
-    p = run([venv_tool("topoamorph"), "submit", ROOT / "profiles" / profile, "--directory", tmp_path, "-n",
-             "--", "--snakefile", ROOT / "workflow" / "Snakefile"], cwd=tmp_path, env=env, timeout=300)
+    p = run(
+        [
+            venv_tool("topoamorph"),
+            "submit",
+            ROOT / "profiles" / profile,
+            "--directory",
+            tmp_path,
+            "-n",
+            "--",
+            "--snakefile",
+            ROOT / "workflow" / "Snakefile",
+        ],
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
     out = p.stdout + p.stderr
     assert "melt_quench" in out and "homology" in out
     assert "tasks=" in out and "slurm_account=project_0" in out
@@ -195,12 +252,16 @@ def test_local_snakemake_does_not_wait_for_an_unanswered_slurm_controller(tmp_pa
         pytest.skip("no SLURM client installed")
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     monkeypatch.setenv("SLURM_CONF", str(_unanswered_slurm_conf(tmp_path)))
-    probe, probe_s = _seconds(lambda: subprocess.run(["scontrol", "show", "config"], check=False, capture_output=True,
-                                                     timeout=120))
+    probe, probe_s = _seconds(
+        lambda: subprocess.run(["scontrol", "show", "config"], check=False, capture_output=True, timeout=120)
+    )
     assert probe.returncode != 0
     local_env = dict(os.environ, **local_snakemake_env())
-    fast, fast_s = _seconds(lambda: subprocess.run(["scontrol", "show", "config"], check=False, capture_output=True,
-                                                   env=local_env, timeout=120))
+    fast, fast_s = _seconds(
+        lambda: subprocess.run(
+            ["scontrol", "show", "config"], check=False, capture_output=True, env=local_env, timeout=120
+        )
+    )
     assert fast.returncode != 0 and fast_s < 0.05 * probe_s, (fast_s, probe_s)
     # without the empty config, a dry-run takes the probe plus the planning
     p, dry_s = _seconds(lambda: snakemake(["-n", "--cores", "1"], tmp_path, timeout=300))
@@ -213,8 +274,9 @@ def test_local_snakemake_does_not_wait_for_an_unanswered_slurm_controller(tmp_pa
     for job_id, expected in ((None, True), ("1", False)):
         env = {k: v for k, v in os.environ.items() if k != "SLURM_JOB_ID"}
         env.update({"SLURM_JOB_ID": job_id} if job_id else {})
-        lines = subprocess.run(["make", "-n", "-C", ROOT, *targets], capture_output=True, text=True, env=env,
-                               timeout=60, check=True).stdout.splitlines()
+        lines = subprocess.run(
+            ["make", "-n", "-C", ROOT, *targets], capture_output=True, text=True, env=env, timeout=60, check=True
+        ).stdout.splitlines()
         calls = [line for line in lines if "/snakemake " in line]
         assert len(calls) == len(targets), lines
         assert all(("SLURM_CONF=/dev/null " in line) == expected for line in calls), calls

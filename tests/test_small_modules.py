@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from conftest import ROOT
 from topoamorph import cli, logs, provenance, report, units
 from topoamorph.io import atomic_path, read_json, write_json
 from topoamorph.paths import CampaignPaths
+
+from conftest import ROOT
 
 
 def test_units_round_trip_and_diamond_density():
@@ -65,10 +66,16 @@ def test_report_table_and_figures(tmp_path):
         rows += f"{i},{'test' if i % 5 == 0 else 'train'},{y},{y + 0.01},2.0,quench2,64,a.extxyz,{i}\n"
     (tmp_path / "p.csv").write_text(rows)
     for name, mae in (("ridge", 10.0), ("mean", 300.0)):
-        write_json(tmp_path / f"{name}.json", {"train": {"mae_mev_per_atom": mae, "rmse_mev_per_atom": mae, "n": 16},
-                                               "test": {"mae_mev_per_atom": mae, "rmse_mev_per_atom": mae, "n": 4}})
-    out = report.metrics_table({"mean": tmp_path / "mean.json", "ridge": tmp_path / "ridge.json"},
-                               tmp_path / "m.md", tmp_path / "m.csv")
+        write_json(
+            tmp_path / f"{name}.json",
+            {
+                "train": {"mae_mev_per_atom": mae, "rmse_mev_per_atom": mae, "n": 16},
+                "test": {"mae_mev_per_atom": mae, "rmse_mev_per_atom": mae, "n": 4},
+            },
+        )
+    out = report.metrics_table(
+        {"mean": tmp_path / "mean.json", "ridge": tmp_path / "ridge.json"}, tmp_path / "m.md", tmp_path / "m.csv"
+    )
     assert [r["model"] for r in out] == ["ridge", "mean"]
     assert "| ridge | 10.00 |" in (tmp_path / "m.md").read_text()
     report.parity_plots({"ridge": tmp_path / "p.csv"}, tmp_path / "parity.png", dpi=50)

@@ -2,20 +2,30 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import random_cell
 from topoamorph import homology
 from topoamorph.descriptors import PersistenceHistogram
 from topoamorph.errors import InputFileError
 from topoamorph.formats.dataset import Dataset
+from topoamorph.formats.diagrams import read_diagrams, write_diagrams
 from topoamorph.persistence import PersistenceResult
 from topoamorph.stages.descriptors import descriptors
-from topoamorph.formats.diagrams import read_diagrams, write_diagrams
+
+from conftest import random_cell
 
 
 def record(i, atoms, res):
-    return {"source": "x.extxyz", "index": i, "n_atoms": len(atoms), "energy": -7.0 * len(atoms) - i,
-            "density": 2.5, "stage": "quench2", "run": 1, "info": {"seed": 1}, "replicas": res.replicas,
-            "diagrams": res.diagrams}
+    return {
+        "source": "x.extxyz",
+        "index": i,
+        "n_atoms": len(atoms),
+        "energy": -7.0 * len(atoms) - i,
+        "density": 2.5,
+        "stage": "quench2",
+        "run": 1,
+        "info": {"seed": 1},
+        "replicas": res.replicas,
+        "diagrams": res.diagrams,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +63,7 @@ def test_selected_frames_read_alone_and_across_batches(batch, tmp_path):
         read_diagrams(path, frames=[3])
     second = tmp_path / "batch0001.h5"
     write_diagrams(second, recs[:2], "alpha", 2, homology.UNITS["alpha"], {"test": True})
-    rows = diagrams_of_rows([path, second], [4, 1, 3])      # rows 3, 4 are the second file's frames 0, 1
+    rows = diagrams_of_rows([path, second], [4, 1, 3])  # rows 3, 4 are the second file's frames 0, 1
     for got, want in zip(rows, [recs[1], recs[1], recs[0]]):
         for d in range(3):
             np.testing.assert_array_equal(got[d], want["diagrams"][d])
@@ -116,15 +126,22 @@ def test_pair_simplices_round_trip_exactly(tmp_path):
         assert h["pd2/death_image"].dtype == np.int8 and h["pd2/death_image"].shape[1:] == (4, 3)
         assert h["pd1/birth"].shape[0] == h["pd1/pairs"].shape[0]
     plain = tmp_path / "plain.h5"
-    write_diagrams(plain, [record(i, a, r) for i, (a, r) in enumerate(zip(cells, results))], "alpha", 2,
-                   homology.UNITS["alpha"], {"test": True})
+    write_diagrams(
+        plain,
+        [record(i, a, r) for i, (a, r) in enumerate(zip(cells, results))],
+        "alpha",
+        2,
+        homology.UNITS["alpha"],
+        {"test": True},
+    )
     back = read_diagrams(plain)
     assert all(r.pairs is None for r in back["results"])
     with h5py.File(plain) as h:
         assert "cell" not in h["frames"] and "birth" not in h["pd1"]
     with pytest.raises(ValueError, match="some frames"):
-        write_diagrams(tmp_path / "mixed.h5", recs[:1] + [record(1, cells[1], results[1])], "alpha", 2,
-                       homology.UNITS["alpha"], {})
+        write_diagrams(
+            tmp_path / "mixed.h5", recs[:1] + [record(1, cells[1], results[1])], "alpha", 2, homology.UNITS["alpha"], {}
+        )
 
 
 def test_homology_stage_keeps_simplices_on_request(tmp_path):
@@ -142,8 +159,12 @@ def test_homology_stage_keeps_simplices_on_request(tmp_path):
     frames = tmp_path / "f.extxyz"
     write(frames, cells, format="extxyz")
     out = tmp_path / "batch0000.h5"
-    assert distribute.run([f"{frames}@1:3"], str(out), HomologySettings.from_config({"keep_simplices": True}),
-                          energy_key="energy") == 0
+    assert (
+        distribute.run(
+            [f"{frames}@1:3"], str(out), HomologySettings.from_config({"keep_simplices": True}), energy_key="energy"
+        )
+        == 0
+    )
     back = read_diagrams(out)
     assert back["attrs"]["provenance"].count('"keep_simplices": true') == 1
     for got, atoms in zip(back["results"], read(frames, "1:3")):  # as written: extxyz rounds positions
@@ -157,8 +178,7 @@ def test_homology_stage_keeps_simplices_on_request(tmp_path):
 
 
 def test_histogram_counts_and_normalisation():
-    dg = {0: np.array([[0, 0.5], [0, 0.7], [0, np.inf]]), 1: np.array([[1.0, 2.0], [9.0, 12.0]]),
-          2: np.zeros((0, 2))}
+    dg = {0: np.array([[0, 0.5], [0, 0.7], [0, np.inf]]), 1: np.array([[1.0, 2.0], [9.0, 12.0]]), 2: np.zeros((0, 2))}
     vec = PersistenceHistogram(dims=(0, 1, 2), bins=10, range=(0, 10)).fit()
     X = vec.images([PersistenceResult(dg, n_atoms=2)])
     assert X.shape == (1, 3, 10, 10)
@@ -194,8 +214,11 @@ def test_replicated_frames_normalise_like_the_original():
 def test_dataset_file(batch, tmp_path):
     path, recs = batch
     out = tmp_path / "ds.h5"
-    info = descriptors(diagrams=[str(path)], dataset=str(out),
-                       descriptors={"kind": "histogram", "dims": [0, 1, 2], "bins": 8, "range": [0, 10]})
+    info = descriptors(
+        diagrams=[str(path)],
+        dataset=str(out),
+        descriptors={"kind": "histogram", "dims": [0, 1, 2], "bins": 8, "range": [0, 10]},
+    )
     assert info["shape"] == [3, 3, 8, 8]
     with Dataset(out) as ds:
         assert len(ds) == 3

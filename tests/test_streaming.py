@@ -22,8 +22,12 @@ def small_dataset(tmp_path):
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.integers(0, 229), min_size=1, max_size=120, unique=True), st.integers(1, 64),
-       st.integers(1, 40), st.integers(0, 10**6))
+@given(
+    st.lists(st.integers(0, 229), min_size=1, max_size=120, unique=True),
+    st.integers(1, 64),
+    st.integers(1, 40),
+    st.integers(0, 10**6),
+)
 def test_blocks_and_shuffled_batches_read_exactly_the_rows_asked(tmp_path_factory, rows, max_rows, batch, seed):
     rng = np.random.default_rng(0)
     X = rng.random((230, 2, 8, 8)).astype(np.float32)
@@ -100,7 +104,7 @@ def test_streamed_domain_equals_the_exact_one(monkeypatch):
 
     def blocks():
         for i in range(0, n, 41):
-            yield np.arange(i, min(n, i + 41)), X[i:i + 41]
+            yield np.arange(i, min(n, i + 41)), X[i : i + 41]
 
     monkeypatch.setattr(uncertainty, "EXACT_ELEMENTS", 0)
     streamed = uncertainty.ApplicabilityDomain(99, 6).fit_blocks(blocks, d, density, n_atoms)

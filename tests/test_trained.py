@@ -9,7 +9,6 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import BIN, ROOT, run, train_ph_models, venv_tool
 from topoamorph import load_model
 from topoamorph.errors import InputFileError, TopoamorphError
 from topoamorph.formats.frames import read_rows
@@ -17,6 +16,8 @@ from topoamorph.formats.predictions import read_applied
 from topoamorph.provenance import skip_comments
 from topoamorph.settings import defaults
 from topoamorph.trained import FrameSet
+
+from conftest import BIN, ROOT, run, train_ph_models, venv_tool
 
 GAP = ROOT / "tests" / "data" / "gap20" / "gap20_LD_iter1.extxyz"
 NAMES = ("ridge", "cnn", "mean", "density", "soap", "rdf")
@@ -36,15 +37,31 @@ def trained(tmp_path_factory):
     frames = res / "gap20.extxyz"
     shutil.copy(GAP, frames)
     unc = dict(d["train"]["uncertainty"], cnn_members=2)
-    common = train_ph_models(res, frames, dict(d["descriptors"], bins=12), unc,
-                             cnn=dict(d["train"]["cnn"], epochs=4, patience=4, channels=[4, 8], hidden=8, device="cpu"))
+    common = train_ph_models(
+        res,
+        frames,
+        dict(d["descriptors"], bins=12),
+        unc,
+        cnn=dict(d["train"]["cnn"], epochs=4, patience=4, channels=[4, 8], hidden=8, device="cpu"),
+    )
     base = {"soap": {"r_cut": 4.0, "n_max": 3, "l_max": 2, "sigma": 0.5}, "rdf": {"r_max": 5.0, "bins": 20}}
-    sd.structure_features(dataset=str(res / "descriptors.h5"), frames=[str(frames)], features=str(res / "features.h5"),
-                          baselines=base, species=["C"])
+    sd.structure_features(
+        dataset=str(res / "descriptors.h5"),
+        frames=[str(frames)],
+        features=str(res / "features.h5"),
+        baselines=base,
+        species=["C"],
+    )
     names = ["mean", "density", "soap", "rdf"]
-    train.train_baselines(**common, features=str(res / "features.h5"), metrics=[str(res / f"{n}.json") for n in names],
-                          predictions=[str(res / f"{n}.csv") for n in names],
-                          model_files=[str(model_path(res, n)) for n in names], names=names, baselines=base)
+    train.train_baselines(
+        **common,
+        features=str(res / "features.h5"),
+        metrics=[str(res / f"{n}.json") for n in names],
+        predictions=[str(res / f"{n}.csv") for n in names],
+        model_files=[str(model_path(res, n)) for n in names],
+        names=names,
+        baselines=base,
+    )
     return res, frames
 
 
@@ -57,8 +74,11 @@ def workflow_predictions(res, name, part="test"):
 def test_predict_reproduces_the_workflow_predictions_and_save_load_round_trips(trained, name, tmp_path):
     res, _ = trained
     rows, want = workflow_predictions(res, name)
-    fs = FrameSet(read_rows([r["source"] for r in rows], [int(r["frame"]) for r in rows]),
-                  [r["source"] for r in rows], [int(r["frame"]) for r in rows])
+    fs = FrameSet(
+        read_rows([r["source"] for r in rows], [int(r["frame"]) for r in rows]),
+        [r["source"] for r in rows],
+        [int(r["frame"]) for r in rows],
+    )
     model = load_model(model_path(res, name))
     got = model.predict(fs)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
@@ -149,8 +169,9 @@ def test_cli_predict_writes_every_column_and_equals_the_workflow(trained, tmp_pa
     np.testing.assert_allclose([by_frame[int(r["frame"])] for r in rows], want, rtol=0, atol=1e-10)
     np.testing.assert_allclose(got["energy_ev"], got["energy_per_atom_ev"] * got["n_atoms"], rtol=1e-9)
     assert np.all(np.isfinite(got["reference_energy_per_atom_ev"])) and np.all(got["sigma_ev_per_atom"] > 0)
-    np.testing.assert_allclose(got["error_mev_per_atom"],
-                               1000 * (got["energy_per_atom_ev"] - got["reference_energy_per_atom_ev"]), atol=1e-3)
+    np.testing.assert_allclose(
+        got["error_mev_per_atom"], 1000 * (got["energy_per_atom_ev"] - got["reference_energy_per_atom_ev"]), atol=1e-3
+    )
 
 
 def test_cli_select_picks_the_most_uncertain_distinct_frames(trained, tmp_path):
@@ -158,8 +179,20 @@ def test_cli_select_picks_the_most_uncertain_distinct_frames(trained, tmp_path):
 
     res, frames = trained
     out, table = tmp_path / "picked.extxyz", tmp_path / "pool.csv"
-    run([BIN / "topoamorph", "select", model_path(res, "ridge"), f"{frames}@0:24", "--n", 5, "--output", out,
-         "--table", table])
+    run(
+        [
+            BIN / "topoamorph",
+            "select",
+            model_path(res, "ridge"),
+            f"{frames}@0:24",
+            "--n",
+            5,
+            "--output",
+            out,
+            "--table",
+            table,
+        ]
+    )
     picked = read(out, ":")
     assert len(picked) == 5 and [a.info["selected_rank"] for a in picked] == list(range(5))
     model = load_model(model_path(res, "ridge"))
@@ -187,8 +220,19 @@ def test_cli_predict_under_mpi_equals_serial(trained, tmp_path, name):
     res, frames = trained
     serial, parallel = tmp_path / "serial.csv", tmp_path / "mpi.csv"
     run([BIN / "topoamorph", "predict", model_path(res, name), f"{frames}@60:80", "--output", serial])
-    p = run([venv_tool("mpiexec"), "-n", 2, BIN / "topoamorph", "predict", model_path(res, name), f"{frames}@60:80",
-             "--output", parallel])
+    p = run(
+        [
+            venv_tool("mpiexec"),
+            "-n",
+            2,
+            BIN / "topoamorph",
+            "predict",
+            model_path(res, name),
+            f"{frames}@60:80",
+            "--output",
+            parallel,
+        ]
+    )
     strip = lambda p: p.read_text().split("\n", 1)[1]  # noqa: E731 (the provenance line differs)
     assert strip(serial) == strip(parallel)
     assert p.stderr.count("frames predicted by") == 1
@@ -250,7 +294,7 @@ def test_empty_input_damaged_arrays_and_strict_json_headers(trained, tmp_path):
         assert model.predict([]).shape == (0,)
         raw = np.load(model_path(res, name), allow_pickle=False)["__header__"] if name != "cnn" else None
         if raw is not None:  # strict JSON: no Infinity/NaN tokens, readable by any JSON parser
-            json.loads(str(raw), parse_constant=lambda c: pytest.fail(f"{name}: {c} in the header"))
+            json.loads(str(raw), parse_constant=lambda c, name=name: pytest.fail(f"{name}: {c} in the header"))
     header, arrays = read_model(model_path(res, "ridge"))
     write_model(tmp_path / "broken.npz", header, {k: v for k, v in arrays.items() if k != "coef"})
     with pytest.raises(InputFileError, match=r"broken\.npz: model file lacks \['coef'\]"):
@@ -275,13 +319,21 @@ def test_damaged_or_edited_model_files_are_refused_at_load(trained, tmp_path):
     coef[3] = np.nan
     refused("nan.npz", header, dict(arrays, coef=coef), "array coef holds NaN or infinite values.*retrain")
     refused("calib.npz", {k: v for k, v in header.items() if k != "domain"}, arrays, "has no domain")
-    refused("homology.npz", dict(header, inputs={k: v for k, v in header["inputs"].items() if k != "homology"}),
-            arrays, "no inputs.homology")
+    refused(
+        "homology.npz",
+        dict(header, inputs={k: v for k, v in header["inputs"].items() if k != "homology"}),
+        arrays,
+        "no inputs.homology",
+    )
     refused("short.npz", header, dict(arrays, coef=arrays["coef"][:-1]), "coef has .* values, the header's image_shape")
     refused("intercept.npz", header, dict(arrays, intercept=np.zeros(2)), "intercept is not one number")
     cnn_header, cnn_arrays = read_model(model_path(res, "cnn"))
-    refused("three.pt", dict(cnn_header, cnn=dict(cnn_header["cnn"], members="three")), cnn_arrays,
-            r"cnn.members is 'three', not a positive integer")
+    refused(
+        "three.pt",
+        dict(cnn_header, cnn=dict(cnn_header["cnn"], members="three")),
+        cnn_arrays,
+        r"cnn.members is 'three', not a positive integer",
+    )
     weight = next(k for k in cnn_arrays if ".net." in k)
     bad = cnn_arrays[weight].copy()
     bad.flat[0] = np.inf
@@ -328,19 +380,28 @@ def test_outputs_never_overwrite_inputs_and_bad_frames_are_one_line(trained, tmp
         (["predict", model, local, "--output", local], "--output is the input"),
         (["predict", model, local, "--output", model], "--output is the input"),
         (["predict", model, local, "--output", tmp_path / "p.csv", "--forces", local], "--forces is the input"),
-        (["predict", model, local, "--output", tmp_path / "p.csv", "--forces", tmp_path / "p.csv"],
-         "are the same file"),
-        (["explain", model, local, "--output", tmp_path / "e.extxyz", "--pairs", tmp_path / "e.extxyz"],
-         "are the same file"),
+        (
+            ["predict", model, local, "--output", tmp_path / "p.csv", "--forces", tmp_path / "p.csv"],
+            "are the same file",
+        ),
+        (
+            ["explain", model, local, "--output", tmp_path / "e.extxyz", "--pairs", tmp_path / "e.extxyz"],
+            "are the same file",
+        ),
         (["explain", model, local, "--output", local], "--output is the input"),
         (["select", model, local, "--n", 1, "--output", local], "--output is the input"),
         (["predict", model, local, "--output", tmp_path / "absent" / "p.csv"], "does not exist"),
         (["predict", model, f"{local}@0:0", "--output", tmp_path / "p.csv"], "no frames selected"),
-        (["predict", model, f"{local}@5:2", "--output", tmp_path / "p.csv"], "selection stops (2) before it starts (5)"),
+        (
+            ["predict", model, f"{local}@5:2", "--output", tmp_path / "p.csv"],
+            "selection stops (2) before it starts (5)",
+        ),
         (["predict", model, f"{local}@-1:", "--output", tmp_path / "p.csv"], "no negative indices"),
         (["predict", model, tmp_path, "--output", tmp_path / "p.csv"], "is a directory, not a file of frames"),
-        (["predict", model, local, "--output", tmp_path / "p.csv", "--energy-key", "dft_energy"],
-         "no frame has an energy under --energy-key 'dft_energy'"),
+        (
+            ["predict", model, local, "--output", tmp_path / "p.csv", "--energy-key", "dft_energy"],
+            "no frame has an energy under --energy-key 'dft_energy'",
+        ),
     ]
     for args, message in cases:
         with pytest.raises(TopoamorphError, match=re.escape(message)):
@@ -372,9 +433,13 @@ def test_outputs_never_overwrite_inputs_and_bad_frames_are_one_line(trained, tmp
     text.info["energy"] = "minus seven"
     thin = Atoms("C2", positions=[[0, 0, 0], [1, 1, 0]], cell=[5, 5, 1e-7], pbc=True)
     huge = Atoms("C2", positions=[[0, 0, 0], [1, 1, 1]], cell=[5, 5, 1e12], pbc=True)
-    for name, atoms, message in [("close", close, r"frame 0: atoms 3 and 7 overlap \(0.010 Å apart"),
-                                 ("nan", nan, "frame 0: energy"), ("text", text, "frame 0: energy"),
-                                 ("thin", thin, "thick across one face"), ("huge", huge, "Å across")]:
+    for name, atoms, message in [
+        ("close", close, r"frame 0: atoms 3 and 7 overlap \(0.010 Å apart"),
+        ("nan", nan, "frame 0: energy"),
+        ("text", text, "frame 0: energy"),
+        ("thin", thin, "thick across one face"),
+        ("huge", huge, "Å across"),
+    ]:
         f = tmp_path / f"{name}.extxyz"
         write(f, [good, atoms] if name == "close" else [atoms], format="extxyz")
         if name == "close":

@@ -29,8 +29,7 @@ def test_calibration_without_spread_is_a_constant_and_round_trips():
     assert cal.scale == 0 and cal.floor == pytest.approx(0.02, rel=0.1)
     assert Calibration.from_dict(cal.to_dict()) == cal
     assert Calibration.fit(np.ones(1), np.ones(1)).fitted_on == "none"  # too few frames: left uncalibrated
-    assert coverage([], []) == {"n": 0, "within_1sigma": None, "within_2sigma": None,
-                                "spearman_sigma_abs_error": None}
+    assert coverage([], []) == {"n": 0, "within_1sigma": None, "within_2sigma": None, "spearman_sigma_abs_error": None}
     # a constant sigma meets coverage and ranks nothing: its rank correlation is undefined, not a number
     assert coverage(errors, cal.sigma(np.zeros(500)))["spearman_sigma_abs_error"] is None
 
@@ -74,8 +73,9 @@ def test_domain_flags_what_lies_outside_the_training_data():
 def test_crystal_like_environments_separate_diamond_from_amorphous_carbon():
     from ase.build import bulk
 
-    from conftest import random_cell
     from topoamorph.structure import crystalline_fraction
+
+    from conftest import random_cell
 
     diamond = bulk("C", "diamond", cubic=True) * (2, 2, 2)
     diamond.rattle(0.03, seed=1)
@@ -96,7 +96,9 @@ def test_distance_term_is_recovered_from_held_out_errors(b, floor, seed):
     distance = rng.uniform(0.5, 8.0, 3000)  # held-out groups: from inside the training cloud to far off it
     excess = np.maximum(0, distance / reference - 1)
     errors = rng.normal(0, np.sqrt(floor**2 + (b * excess) ** 2))
-    cal = Calibration(scale=0.0, floor=floor, fitted_on="validation").fit_distance(distance, errors, reference, "groups")
+    cal = Calibration(scale=0.0, floor=floor, fitted_on="validation").fit_distance(
+        distance, errors, reference, "groups"
+    )
     assert cal.distance_scale == pytest.approx(b, rel=0.15)
     sigma = cal.sigma(np.zeros(3000), distance)
     assert coverage(errors, sigma)["within_1sigma"] == pytest.approx(0.683, abs=0.04)
@@ -113,7 +115,9 @@ def test_distance_term_vanishes_when_held_out_errors_do_not_grow():
     cal = Calibration(scale=0.0, floor=0.03).fit_distance(distance, errors, 2.0, "groups")
     assert cal.distance_scale < 0.003
     assert Calibration(floor=0.03).fit_distance(distance, errors, 0.0, "groups").distance_scale == 0  # no reference
-    assert np.array_equal(Calibration(floor=0.03).sigma([0.01, 0.02]), Calibration(floor=0.03).sigma([0.01, 0.02], None))
+    assert np.array_equal(
+        Calibration(floor=0.03).sigma([0.01, 0.02]), Calibration(floor=0.03).sigma([0.01, 0.02], None)
+    )
 
 
 def test_group_refits_agree_between_primal_and_gram_and_groups_follow_densities():

@@ -79,9 +79,19 @@ def test_workflow_runs_end_to_end(campaign):
         assert h["X"].shape == (60, 3, 16, 16) and h.attrs["y_units"] == "eV/atom"
         y = h["y"][()]
     np.testing.assert_allclose(y[0], frames[0].get_potential_energy() / 64)
-    for name in ("metrics.md", "parity.png", "diagrams.png", "ridge_coefficients.png", "energy_density.png",
-                 "structure.png", "structure.csv", "learning_curve.png", "per_density.png", "explanations.png",
-                 "explanations.csv"):
+    for name in (
+        "metrics.md",
+        "parity.png",
+        "diagrams.png",
+        "ridge_coefficients.png",
+        "energy_density.png",
+        "structure.png",
+        "structure.csv",
+        "learning_curve.png",
+        "per_density.png",
+        "explanations.png",
+        "explanations.csv",
+    ):
         assert (res / "report" / name).stat().st_size > 0
     curve = json.loads((res / "metrics" / "learning_curve.json").read_text())
     assert set(curve["models"]) == {"ridge", "soap", "rdf", "density"}
@@ -92,9 +102,10 @@ def test_workflow_runs_end_to_end(campaign):
     assert ridge < mean
     # every model is a self-contained file with a calibrated uncertainty, and `topoamorph predict` on the test
     # frames gives exactly the workflow's predictions
-    from conftest import BIN, run
     from topoamorph.formats.predictions import read_applied
     from topoamorph.provenance import skip_comments
+
+    from conftest import BIN, run
 
     for model in MODELS:
         cal = json.loads((res / "metrics" / f"{model}.json").read_text())["calibration"]
@@ -102,17 +113,21 @@ def test_workflow_runs_end_to_end(campaign):
     for model, ext in (("ridge", "npz"), ("cnn", "pt"), ("soap", "npz")):
         import csv
 
-        rows = [r for r in csv.DictReader(skip_comments(open(res / "predictions" / f"{model}.csv")))
-                if r["part"] == "test"]
+        rows = [
+            r for r in csv.DictReader(skip_comments(open(res / "predictions" / f"{model}.csv"))) if r["part"] == "test"
+        ]
         out = work / f"predict_{model}.csv"
         specs = sorted({r["source"] for r in rows})
         run([BIN / "topoamorph", "predict", res / "models" / f"{model}.{ext}", *specs, "--output", out], cwd=work)
         got = read_applied(out)
         by = {(s, f): e for s, f, e in zip(got["source"], got["frame"], got["energy_per_atom_ev"])}
         # SOAP features are recomputed by predict: dscribe's sums depend on its thread count (~2e-10 in the features)
-        np.testing.assert_allclose([by[(r["source"], int(r["frame"]))] for r in rows],
-                                   [float(r["y_pred_ev_per_atom"]) for r in rows], rtol=0,
-                                   atol=1e-8 if model == "soap" else 1e-10)
+        np.testing.assert_allclose(
+            [by[(r["source"], int(r["frame"]))] for r in rows],
+            [float(r["y_pred_ev_per_atom"]) for r in rows],
+            rtol=0,
+            atol=1e-8 if model == "soap" else 1e-10,
+        )
     assert "Best on the test part" in (res / "report" / "metrics.md").read_text().splitlines()[0]
     assert "Regime:" in (res / "report" / "metrics.md").read_text()
     # nothing left to do
@@ -167,8 +182,9 @@ def test_default_campaign_dry_run_shows_the_dag(tmp_path):
 
 def test_rips_backend_options_reach_the_homology_jobs(tmp_path):
     cfg = tmp_path / "rips.yaml"
-    cfg.write_text(yaml.safe_dump({"homology": {"backend": "rips", "rips_threshold": 4.0},
-                                   "descriptors": {"range": [0.0, 5.0]}}))
+    cfg.write_text(
+        yaml.safe_dump({"homology": {"backend": "rips", "rips_threshold": 4.0}, "descriptors": {"range": [0.0, 5.0]}})
+    )
     p = snakemake(["-n", "-p", "--configfile", cfg], tmp_path)
     assert "--backend rips" in p.stdout and "--threshold 4.0" in p.stdout and "--precision" not in p.stdout
 
@@ -225,15 +241,21 @@ def test_every_output_carries_provenance(campaign):
 
     for f in list((res / "metrics").glob("*.json")) + [res / "dataset" / "split.json"]:
         check(json.loads(f.read_text())["provenance"], f)
-    for f in [res / "dataset" / "descriptors.h5", res / "dataset" / "structure_features.h5",
-              *sorted((res / "diagrams").glob("*.h5"))]:
+    for f in [
+        res / "dataset" / "descriptors.h5",
+        res / "dataset" / "structure_features.h5",
+        *sorted((res / "diagrams").glob("*.h5")),
+    ]:
         with h5py.File(f) as h:
             check(json.loads(h.attrs["provenance"]), f)
-    for f in list((res / "predictions").glob("*.csv")) + [res / "report" / "metrics.csv", res / "report" / "structure.csv",
-                                                          res / "structures" / "rho2.00" / "run1.trace.csv"]:
+    for f in list((res / "predictions").glob("*.csv")) + [
+        res / "report" / "metrics.csv",
+        res / "report" / "structure.csv",
+        res / "structures" / "rho2.00" / "run1.trace.csv",
+    ]:
         first = f.read_text().splitlines()[0]
         assert first.startswith("# provenance: "), f
-        check(json.loads(first[len("# provenance: "):]), f)
+        check(json.loads(first[len("# provenance: ") :]), f)
     for f in (res / "report").glob("*.png"):
         check(json.loads(Image.open(f).info["Description"]), f)
     from topoamorph import load_model
@@ -273,8 +295,7 @@ def test_same_config_and_seed_reproduce_every_output(campaign, tmp_path_factory)
     assert ca["models"] == cb["models"]
 
 
-KILL_STAGES = ("melt_quench", "homology", "descriptors", "structure_features", "train_cnn", "learning_curve",
-               "report")
+KILL_STAGES = ("melt_quench", "homology", "descriptors", "structure_features", "train_cnn", "learning_curve", "report")
 
 
 def test_workflow_killed_in_every_stage_resumes_to_the_same_outputs(campaign, tmp_path_factory):
@@ -293,15 +314,31 @@ def test_workflow_killed_in_every_stage_resumes_to_the_same_outputs(campaign, tm
     work = tmp_path_factory.mktemp("killed")
     shutil.copy(cfg, work / "tiny.yaml")
     args = ["--cores", "2", "--configfile", work / "tiny.yaml"]
-    cmd = [str(c) for c in (venv_tool("snakemake"), "--snakefile", ROOT / "workflow" / "Snakefile",
-                            "--directory", work, *args, "--rerun-incomplete")]
+    cmd = [
+        str(c)
+        for c in (
+            venv_tool("snakemake"),
+            "--snakefile",
+            ROOT / "workflow" / "Snakefile",
+            "--directory",
+            work,
+            *args,
+            "--rerun-incomplete",
+        )
+    ]
     logs = work / "results" / "tiny" / "logs"
     killed = []
     for stage in KILL_STAGES:
         started = time.time()
         # --until: the stage and what it needs, so a sibling stage cannot finish first and be missed
-        p = subprocess.Popen(cmd + ["--until", stage], cwd=work, start_new_session=True, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, env=dict(os.environ, **local_snakemake_env()))
+        p = subprocess.Popen(
+            cmd + ["--until", stage],
+            cwd=work,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ, **local_snakemake_env()),
+        )
         deadline = started + 600
         while p.poll() is None and time.time() < deadline:
             if (logs / stage).is_dir() and any(f.stat().st_mtime >= started for f in (logs / stage).iterdir()):
@@ -342,8 +379,9 @@ def test_evaluation_files_rerun_only_evaluation_and_report(campaign, tmp_path_fa
         a.info["energy"] = a.get_potential_energy()
         a.calc = None
     write(work / "transfer.extxyz", frames[1:-1] + [big, unlabelled], format="extxyz")
-    new = edited(work, cfg, "evaluate.yaml", lambda c: c.update(evaluate=[{"file": "transfer.extxyz",
-                                                                              "name": "transfer"}]))
+    new = edited(
+        work, cfg, "evaluate.yaml", lambda c: c.update(evaluate=[{"file": "transfer.extxyz", "name": "transfer"}])
+    )
     counts = job_counts(snakemake(["-n", "--cores", "2", "--configfile", new], work).stdout)
     assert counts == {"validate_evaluation": 1, "evaluate": 1, "merge_metrics": 6, "report": 1, "all": 1}
     snakemake(["--cores", "2", "--configfile", new], work)
@@ -381,8 +419,16 @@ def test_delta_learning_reruns_only_training_and_adds_the_engine_back(campaign, 
     engine = {"name": "lammps", "potential": "tersoff"}
     new = edited(work, cfg, "delta.yaml", lambda c: c["train"].update(delta={"engine": engine}))
     counts = job_counts(snakemake(["-n", "--cores", "2", "--configfile", new], work).stdout)
-    assert counts == {"delta_energies": 1, "train_ridge": 1, "train_cnn": 1, "train_baselines": 1,
-                      "learning_curve": 1, "merge_metrics": 6, "report": 1, "all": 1}
+    assert counts == {
+        "delta_energies": 1,
+        "train_ridge": 1,
+        "train_cnn": 1,
+        "train_baselines": 1,
+        "learning_curve": 1,
+        "merge_metrics": 6,
+        "report": 1,
+        "all": 1,
+    }
     snakemake(["--cores", "2", "--configfile", new], work)
     for model in MODELS:
         m = json.loads((res / "metrics" / f"{model}.json").read_text())

@@ -44,19 +44,37 @@ def main(a: str, b: str) -> int:
     for pattern in ("structures/*/*.extxyz", "diagrams/*.h5"):
         for f in sorted(glob.glob(os.path.join(a, pattern))):
             x, y = open(f, "rb").read(), open(f.replace(a, b, 1), "rb").read()
-            rows.append((os.path.relpath(f, a), "identical" if x == y else
-                         ("identical with provenance hashes masked" if masked(x) == masked(y) else "DIFFERENT")))
-    for f in sorted(glob.glob(os.path.join(a, "structures/*/*.trace.csv")) + glob.glob(os.path.join(a, "predictions/*.csv"))):
+            rows.append(
+                (
+                    os.path.relpath(f, a),
+                    "identical"
+                    if x == y
+                    else ("identical with provenance hashes masked" if masked(x) == masked(y) else "DIFFERENT"),
+                )
+            )
+    for f in sorted(
+        glob.glob(os.path.join(a, "structures/*/*.trace.csv")) + glob.glob(os.path.join(a, "predictions/*.csv"))
+    ):
         x, y = (open(p).read().split("\n", 1)[1] for p in (f, f.replace(a, b, 1)))  # below the provenance line
         rows.append((os.path.relpath(f, a), "identical below the provenance line" if x == y else "DIFFERENT"))
     for name in ("dataset/descriptors.h5", "dataset/structure_features.h5"):
         x, y = arrays(os.path.join(a, name)), arrays(os.path.join(b, name))
         differ = [k for k in x if k not in y or not np.array_equal(x[k], y[k])]
-        text = [k for k in differ if x[k].dtype == object and
-                [masked(v if isinstance(v, bytes) else v.encode()) for v in x[k]] ==
-                [masked(v if isinstance(v, bytes) else v.encode()) for v in y[k]]]
-        rows.append((name, "arrays identical" + (f" ({', '.join(text)}: with provenance hashes masked)" if text else "")
-                     if set(differ) == set(text) else f"DIFFERENT: {sorted(set(differ) - set(text))}"))
+        text = [
+            k
+            for k in differ
+            if x[k].dtype == object
+            and [masked(v if isinstance(v, bytes) else v.encode()) for v in x[k]]
+            == [masked(v if isinstance(v, bytes) else v.encode()) for v in y[k]]
+        ]
+        rows.append(
+            (
+                name,
+                "arrays identical" + (f" ({', '.join(text)}: with provenance hashes masked)" if text else "")
+                if set(differ) == set(text)
+                else f"DIFFERENT: {sorted(set(differ) - set(text))}",
+            )
+        )
     for f in sorted(glob.glob(os.path.join(a, "metrics/*.json"))) + [os.path.join(a, "dataset/split.json")]:
         x, y = (without_provenance(json.load(open(p))) for p in (f, f.replace(a, b, 1)))
         rows.append((os.path.relpath(f, a), "identical (provenance aside)" if x == y else "DIFFERENT"))

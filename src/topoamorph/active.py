@@ -2,7 +2,8 @@
 
 The pool is a campaign's train part (frames made by the cheap engine, descriptors computed once); its validation
 and test parts are labelled once by the label engine (``active.label.engine``), to calibrate σ and to score.
-Round 0 labels ``initial`` random pool frames (shared by every strategy); each round fits ridge on the labelled frames' images
+Round 0 labels ``initial`` random pool frames (shared by every strategy); each round fits ridge on the labelled
+frames' images
 (regularisation by cross-validation), calibrates σ as training does (the validation part's floor and a distance
 term fitted on held-out densities or runs, ``topoamorph.stages.train``), scores it on the test part, and picks
 the next ``per_round`` frames: by σ without near-copies (``uncertainty.select_frames``, as ``topoamorph select``),
@@ -41,8 +42,9 @@ class Round:
     domain: object
 
 
-def fit_round(X, y, meta: dict, labelled, validation, seed: int, ridge: dict | None = None,
-              domain: dict | None = None) -> Round:
+def fit_round(
+    X, y, meta: dict, labelled, validation, seed: int, ridge: dict | None = None, domain: dict | None = None
+) -> Round:
     """Ridge on rows ``labelled`` of ``X`` (rows flattened) and ``y`` (eV/atom; only labelled and validation rows
     are read), σ of every row: the validation part's RMS error as the floor and a distance term from the labelled
     densities (or runs) held out in turn, as the workflow's training calibrates it."""

@@ -53,8 +53,10 @@ def delaunay_tetrahedra(points: np.ndarray, backend: str | None = None) -> np.nd
     if backend == "cgal":
         native = _native()
         if native is None:
-            raise RuntimeError("the CGAL Delaunay backend is not built (topoamorph._delaunay); "
-                               "install CGAL's headers (apt-get install libcgal-dev) and reinstall topoamorph")
+            raise RuntimeError(
+                "the CGAL Delaunay backend is not built (topoamorph._delaunay); "
+                "install CGAL's headers (apt-get install libcgal-dev) and reinstall topoamorph"
+            )
         flat = native.tetrahedra(np.ascontiguousarray(points, dtype=np.float64))
         tets = np.frombuffer(flat, dtype=np.int32).reshape(-1, 4).astype(np.int64)
     elif backend == "qhull":

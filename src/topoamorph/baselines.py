@@ -21,12 +21,19 @@ from .settings import defaults
 
 #: the defaults of the featurisers' parameters: ``train.baselines`` of the campaign defaults
 _SOAP, _RDF = defaults()["train"]["baselines"]["soap"], defaults()["train"]["baselines"]["rdf"]
+_ELEMENT = defaults()["structures"]["element"]
 
 
 class SOAPAverage(TransformerMixin, BaseEstimator):
-    def __init__(self, species=(defaults()["structures"]["element"],), r_cut: float = _SOAP["r_cut"],
-                 n_max: int = _SOAP["n_max"], l_max: int = _SOAP["l_max"], sigma: float = _SOAP["sigma"],
-                 n_jobs: int = 1):
+    def __init__(
+        self,
+        species=(_ELEMENT,),
+        r_cut: float = _SOAP["r_cut"],
+        n_max: int = _SOAP["n_max"],
+        l_max: int = _SOAP["l_max"],
+        sigma: float = _SOAP["sigma"],
+        n_jobs: int = 1,
+    ):
         self.species = species
         self.r_cut = r_cut
         self.n_max = n_max
@@ -37,8 +44,16 @@ class SOAPAverage(TransformerMixin, BaseEstimator):
     def fit(self, frames=None, y=None):
         from dscribe.descriptors import SOAP
 
-        self.soap_ = SOAP(species=sorted(set(self.species)), r_cut=self.r_cut, n_max=self.n_max, l_max=self.l_max,
-                          sigma=self.sigma, periodic=True, average="inner", sparse=False)
+        self.soap_ = SOAP(
+            species=sorted(set(self.species)),
+            r_cut=self.r_cut,
+            n_max=self.n_max,
+            l_max=self.l_max,
+            sigma=self.sigma,
+            periodic=True,
+            average="inner",
+            sparse=False,
+        )
         return self
 
     def transform(self, frames):
@@ -72,8 +87,9 @@ class RDFHistogram(TransformerMixin, BaseEstimator):
             from joblib import Parallel, delayed
 
             chunks = np.array_split(np.arange(len(frames)), jobs)
-            parts = Parallel(n_jobs=jobs)(delayed(_histograms)([frames[i] for i in c], self.r_max, int(self.bins))
-                                          for c in chunks)
+            parts = Parallel(n_jobs=jobs)(
+                delayed(_histograms)([frames[i] for i in c], self.r_max, int(self.bins)) for c in chunks
+            )
             rows = [r for part in parts for r in part]
         return np.array(rows, dtype=float).reshape(-1, int(self.bins))
 

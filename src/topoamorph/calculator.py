@@ -52,8 +52,9 @@ class TopoamorphCalculator(Calculator):
 
     def _refuse(self, names):
         why = self._why_not or "not implemented"
-        raise PropertyNotImplementedError(f"{', '.join(names)}: not provided by topoamorph model {self.model.path} "
-                                          f"({why})")
+        raise PropertyNotImplementedError(
+            f"{', '.join(names)}: not provided by topoamorph model {self.model.path} ({why})"
+        )
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         allowed = self.implemented_properties if self.provides_forces else ["energy", "free_energy"]
@@ -68,9 +69,12 @@ class TopoamorphCalculator(Calculator):
             from .potential import energy_and_forces
 
             if not self._vectorizer.continuous() and not self._warned:
-                log.warning("model %s uses descriptors.weight: %s: its energy jumps when a persistence pair appears "
-                            "or vanishes at the diagonal; for MD train with weight atan or linear",
-                            self.model.path, self._vectorizer.weight)
+                log.warning(
+                    "model %s uses descriptors.weight: %s: its energy jumps when a persistence pair appears "
+                    "or vanishes at the diagonal; for MD train with weight atan or linear",
+                    self.model.path,
+                    self._vectorizer.weight,
+                )
                 self._warned = True
             energy, forces, res = energy_and_forces(self.model, self.atoms)
             fs.set_persistence(self.model.inputs["homology"], [res])
@@ -80,8 +84,13 @@ class TopoamorphCalculator(Calculator):
         out = self.model.apply(fs)
         if forces is None:
             energy = float(out["energy_per_atom"][0]) * n
-        self.results = {"energy": energy, "free_energy": energy, "energy_sigma": float(out["sigma"][0]) * n,
-                        "in_domain": bool(out["in_domain"][0]), "domain_reasons": out["reasons"][0]}
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "energy_sigma": float(out["sigma"][0]) * n,
+            "in_domain": bool(out["in_domain"][0]),
+            "domain_reasons": out["reasons"][0],
+        }
         if forces is not None:
             self.results["forces"] = forces
 

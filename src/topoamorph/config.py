@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 import re
-
 from importlib import resources
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from .errors import ConfigError, InputFileError
 from . import settings
+from .errors import ConfigError, InputFileError
 from .settings import deep_merge  # noqa: F401 (the merge of config files, defined with the defaults)
 
 
@@ -25,8 +24,10 @@ def _anchored(node):
     """The schema with every pattern's final ``$`` made ``\\Z``: jsonschema searches with Python's ``re``, whose
     ``$`` also matches before a final newline (``energy_key: "energy\\n"`` would pass, then match no frame)."""
     if isinstance(node, dict):
-        return {k: (v[:-1] + r"\Z" if k == "pattern" and isinstance(v, str) and v.endswith("$") else _anchored(v))
-                for k, v in node.items()}
+        return {
+            k: (v[:-1] + r"\Z" if k == "pattern" and isinstance(v, str) and v.endswith("$") else _anchored(v))
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_anchored(v) for v in node]
     return node
@@ -39,8 +40,11 @@ def _refuse_repeated_keys(loader, node, deep):
         key = loader.construct_object(key_node, deep=deep)
         if isinstance(key, (str, int, float, bool)) and key in seen:
             raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} appears twice in one mapping (line {seen[key] + 1} and here)",
-                key_node.start_mark)
+                None,
+                None,
+                f"key {key!r} appears twice in one mapping (line {seen[key] + 1} and here)",
+                key_node.start_mark,
+            )
         seen[key] = key_node.start_mark.line
 
 
@@ -123,7 +127,9 @@ def _best_error(errors):
 _Validator = jsonschema.validators.extend(
     jsonschema.Draft7Validator,
     type_checker=jsonschema.Draft7Validator.TYPE_CHECKER.redefine(
-        "integer", lambda checker, x: isinstance(x, int) and not isinstance(x, bool)))
+        "integer", lambda checker, x: isinstance(x, int) and not isinstance(x, bool)
+    ),
+)
 
 
 def validate(cfg: dict) -> dict:
@@ -147,8 +153,9 @@ def _check_import_source(source: dict) -> None:
     if not source.get("file"):
         for role in ("train", "test"):
             if not source.get(role):
-                raise ConfigError(f"source.{role}", "missing: an import needs source.train and source.test, "
-                                  "or one source.file")
+                raise ConfigError(
+                    f"source.{role}", "missing: an import needs source.train and source.test, or one source.file"
+                )
     if source.get("file") is None and source.get("test_fraction") is not None:
         raise ConfigError("source.test_fraction", "only used with one source.file (train/test files are the split)")
     for role in ("file", "train", "test"):
@@ -158,8 +165,11 @@ def _check_import_source(source: dict) -> None:
 def _check_path_text(path, key: str) -> None:
     """A data path must not hold '{' or '}': Snakemake reads them as wildcards in the jobs' file names."""
     if path and any(c in str(path) for c in "{}"):
-        raise ConfigError(key, f"{path!r}: '{{' and '}}' cannot be in a data file's path (Snakemake would read a "
-                          "wildcard); rename the file or link it under another name")
+        raise ConfigError(
+            key,
+            f"{path!r}: '{{' and '}}' cannot be in a data file's path (Snakemake would read a "
+            "wildcard); rename the file or link it under another name",
+        )
 
 
 def _check_evaluate(cfg: dict) -> None:
@@ -171,14 +181,21 @@ def _check_evaluate(cfg: dict) -> None:
         ev = EvaluationFile.from_config(item, cfg["source"]["energy_key"])
         _check_path_text(ev.file, f"evaluate.{i}" if isinstance(item, str) else f"evaluate.{i}.file")
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,47}", ev.name):
-            raise ConfigError(f"evaluate.{i}.name", f"{ev.name!r} (from the file name) cannot name a directory of "
-                              "results: give a name of at most 48 letters, digits, '_', '.', '-'")
+            raise ConfigError(
+                f"evaluate.{i}.name",
+                f"{ev.name!r} (from the file name) cannot name a directory of "
+                "results: give a name of at most 48 letters, digits, '_', '.', '-'",
+            )
         if re.search(r"(.+?)\1{19,}", ev.name):  # Snakemake's PeriodicWildcardError: a part repeated 20 times
-            raise ConfigError(f"evaluate.{i}.name", f"{ev.name!r} repeats one part 20 times or more, which Snakemake "
-                              "takes for an infinite recursion of file names: give a shorter or varied name")
+            raise ConfigError(
+                f"evaluate.{i}.name",
+                f"{ev.name!r} repeats one part 20 times or more, which Snakemake "
+                "takes for an infinite recursion of file names: give a shorter or varied name",
+            )
         if ev.name in seen:
-            raise ConfigError(f"evaluate.{i}", f"name {ev.name!r} is also evaluate.{seen[ev.name]}'s: give each "
-                              "file a distinct name")
+            raise ConfigError(
+                f"evaluate.{i}", f"name {ev.name!r} is also evaluate.{seen[ev.name]}'s: give each file a distinct name"
+            )
         seen[ev.name] = i
 
 
@@ -202,8 +219,11 @@ def _check_densities(cfg: dict) -> None:
     for i, d in enumerate(cfg["structures"]["densities"]):
         tag = fmt_density(d)
         if tag in seen:
-            raise ConfigError(f"structures.densities.{i}", f"{d} and {cfg['structures']['densities'][seen[tag]]} "
-                              f"both map to rho{tag}: densities must differ in the first two decimals")
+            raise ConfigError(
+                f"structures.densities.{i}",
+                f"{d} and {cfg['structures']['densities'][seen[tag]]} "
+                f"both map to rho{tag}: densities must differ in the first two decimals",
+            )
         seen[tag] = i
 
 
@@ -216,15 +236,21 @@ def _check_runs(cfg: dict) -> None:
     s = cfg["structures"]
     total = s["runs"] * len(s["densities"])
     if cfg["source"]["kind"] != "import" and total > MAX_RUNS:
-        raise ConfigError("structures.runs", f"{s['runs']} runs x {len(s['densities'])} densities = {total} "
-                          f"melt-quench jobs, above {MAX_RUNS}: Snakemake would plan for minutes or hours; "
-                          "take more frames per run (structures.protocol) or split the campaign")
+        raise ConfigError(
+            "structures.runs",
+            f"{s['runs']} runs x {len(s['densities'])} densities = {total} "
+            f"melt-quench jobs, above {MAX_RUNS}: Snakemake would plan for minutes or hours; "
+            "take more frames per run (structures.protocol) or split the campaign",
+        )
 
 
 def _semantic_checks(cfg: dict) -> None:
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", str(cfg["campaign"])):
-        raise ConfigError("campaign", f"{cfg['campaign']!r} cannot name a results directory (letters, digits, "
-                          "'_', '.', '-', not starting with '.' or '-')")
+        raise ConfigError(
+            "campaign",
+            f"{cfg['campaign']!r} cannot name a results directory (letters, digits, "
+            "'_', '.', '-', not starting with '.' or '-')",
+        )
     if cfg["source"]["kind"] == "import":
         _check_import_source(cfg["source"])
     _check_densities(cfg)
@@ -261,16 +287,22 @@ def _semantic_checks(cfg: dict) -> None:
         grid = cfg["structures"]["densities"]
         for i, (d, found) in enumerate(zip(split.test_densities, split.matches(grid).any(axis=0))):
             if not found:
-                raise ConfigError(f"train.split.test_densities.{i}", f"{d} g/cm³ is not one of structures.densities "
-                                  f"{grid}: no frame would be tested")
+                raise ConfigError(
+                    f"train.split.test_densities.{i}",
+                    f"{d} g/cm³ is not one of structures.densities {grid}: no frame would be tested",
+                )
         if split.held_out(grid).all():
-            raise ConfigError("train.split.test_densities", "every density of structures.densities is held out: "
-                              "nothing left to train on")
+            raise ConfigError(
+                "train.split.test_densities",
+                "every density of structures.densities is held out: nothing left to train on",
+            )
     if cfg.get("active"):
         settings.ActiveSettings.from_config(cfg["active"])
         if not split.validation_fraction > 0:
-            raise ConfigError("active", "the active loop calibrates sigma on the validation part: set "
-                              "train.split.validation_fraction above 0")
+            raise ConfigError(
+                "active",
+                "the active loop calibrates sigma on the validation part: set train.split.validation_fraction above 0",
+            )
     maxdim = cfg["homology"]["maxdim"]
     for i, d in enumerate(cfg["descriptors"]["dims"]):
         if d > maxdim:

@@ -31,20 +31,44 @@ from pathlib import Path
 from .errors import InputFileError
 
 # benchmark column -> key of a job's dict
-COLUMNS = {"s": "wall_s", "cpu_time": "cpu_s", "max_rss": "max_rss_mb", "max_uss": "max_uss_mb",
-           "io_in": "io_in_mb", "io_out": "io_out_mb", "mean_load": "mean_load"}
+COLUMNS = {
+    "s": "wall_s",
+    "cpu_time": "cpu_s",
+    "max_rss": "max_rss_mb",
+    "max_uss": "max_uss_mb",
+    "io_in": "io_in_mb",
+    "io_out": "io_out_mb",
+    "mean_load": "mean_load",
+}
 MISSING = {"NA", "-", ""}
 
-JOB_COLUMNS = [("rule", "rule"), ("name", "job"), ("wall_s", "wall s"), ("cpu_s", "cpu_time s"),
-               ("max_rss_mb", "max RSS MB"), ("max_uss_mb", "max USS MB"), ("io_in_mb", "read MB"),
-               ("io_out_mb", "written MB"), ("mean_load", "mean load %")]
-SUMMARY_COLUMNS = [("rule", "job kind"), ("jobs", "jobs"), ("wall_total_s", "wall total s"),
-                   ("wall_mean_s", "wall mean s"), ("wall_max_s", "wall max s"), ("cpu_total_s", "cpu_time total s"),
-                   ("peak_rss_mb", "peak RSS MB"), ("unsampled", "unsampled jobs")]
+JOB_COLUMNS = [
+    ("rule", "rule"),
+    ("name", "job"),
+    ("wall_s", "wall s"),
+    ("cpu_s", "cpu_time s"),
+    ("max_rss_mb", "max RSS MB"),
+    ("max_uss_mb", "max USS MB"),
+    ("io_in_mb", "read MB"),
+    ("io_out_mb", "written MB"),
+    ("mean_load", "mean load %"),
+]
+SUMMARY_COLUMNS = [
+    ("rule", "job kind"),
+    ("jobs", "jobs"),
+    ("wall_total_s", "wall total s"),
+    ("wall_mean_s", "wall mean s"),
+    ("wall_max_s", "wall max s"),
+    ("cpu_total_s", "cpu_time total s"),
+    ("peak_rss_mb", "peak RSS MB"),
+    ("unsampled", "unsampled jobs"),
+]
 SIZE_COLUMNS = [("directory", "directory"), ("files", "files"), ("bytes", "bytes"), ("mib", "MiB")]
-CPU_NOTE = ("wall s: elapsed time; cpu_time s: CPU seconds of the processes Snakemake sampled, a lower bound "
-            "(jobs or child processes ending between samples are under-counted); NA / unsampled: the job ended "
-            "before its first sample")
+CPU_NOTE = (
+    "wall s: elapsed time; cpu_time s: CPU seconds of the processes Snakemake sampled, a lower bound "
+    "(jobs or child processes ending between samples are under-counted); NA / unsampled: the job ended "
+    "before its first sample"
+)
 
 
 def _number(text: str, path: Path, line: int, column: str) -> float | None:
@@ -84,8 +108,11 @@ def read_benchmark(path) -> dict:
         raise InputFileError(path, "empty, expected a Snakemake benchmark table (header line 's\\th:m:s\\t...')")
     header = [h.strip() for h in lines[0][1].split("\t")]
     if header[0] != "s" or "max_rss" not in header:
-        raise InputFileError(path, f"line {lines[0][0]}: not a Snakemake benchmark header "
-                                   f"(expected 's\\th:m:s\\tmax_rss...', found {lines[0][1][:60]!r})")
+        raise InputFileError(
+            path,
+            f"line {lines[0][0]}: not a Snakemake benchmark header "
+            f"(expected 's\\th:m:s\\tmax_rss...', found {lines[0][1][:60]!r})",
+        )
     if len(lines) == 1:
         raise InputFileError(path, "no data row after the header")
     rows = []
@@ -127,13 +154,16 @@ def read_benchmarks(campaign_dir) -> list[dict]:
 
 def _kind_row(rule: str, jobs: Sequence[dict]) -> dict:
     walls = [j["wall_s"] for j in jobs if j["wall_s"] is not None]
-    return {"rule": rule, "jobs": len(jobs),
-            "wall_total_s": _sum(walls),
-            "wall_mean_s": sum(walls) / len(walls) if walls else None,
-            "wall_max_s": _max(walls),
-            "cpu_total_s": _sum(j["cpu_s"] for j in jobs),
-            "peak_rss_mb": _max(j["max_rss_mb"] for j in jobs),
-            "unsampled": sum(j["cpu_s"] is None for j in jobs)}
+    return {
+        "rule": rule,
+        "jobs": len(jobs),
+        "wall_total_s": _sum(walls),
+        "wall_mean_s": sum(walls) / len(walls) if walls else None,
+        "wall_max_s": _max(walls),
+        "cpu_total_s": _sum(j["cpu_s"] for j in jobs),
+        "peak_rss_mb": _max(j["max_rss_mb"] for j in jobs),
+        "unsampled": sum(j["cpu_s"] is None for j in jobs),
+    }
 
 
 def summarise(jobs: Sequence[dict]) -> list[dict]:
@@ -199,7 +229,9 @@ def format_table(rows: Sequence[dict], columns: Sequence[tuple[str, str]], markd
         return ("| " + " | ".join(padded) + " |") if markdown else "  ".join(padded).rstrip()
 
     if markdown:
-        rule = "|" + "|".join(("-" * (w + 1) + ":") if num else ("-" * (w + 2)) for w, num in zip(widths, numeric)) + "|"
+        rule = (
+            "|" + "|".join(("-" * (w + 1) + ":") if num else ("-" * (w + 2)) for w, num in zip(widths, numeric)) + "|"
+        )
     else:
         rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(headings), rule] + [line(c) for c in cells])
@@ -208,9 +240,16 @@ def format_table(rows: Sequence[dict], columns: Sequence[tuple[str, str]], markd
 def report(campaign_dir, markdown: bool = False, jobs: bool = False) -> str:
     """The text of ``topoamorph costs``: the per-job-kind table, the output sizes and, with ``jobs``, every job."""
     measured = read_benchmarks(campaign_dir)
-    parts = [f"Jobs by kind, {campaign_dir}:", f"({CPU_NOTE})", "",
-             format_table(summarise(measured), SUMMARY_COLUMNS, markdown), "",
-             f"Output sizes, {campaign_dir}:", "", format_table(output_sizes(campaign_dir), SIZE_COLUMNS, markdown)]
+    parts = [
+        f"Jobs by kind, {campaign_dir}:",
+        f"({CPU_NOTE})",
+        "",
+        format_table(summarise(measured), SUMMARY_COLUMNS, markdown),
+        "",
+        f"Output sizes, {campaign_dir}:",
+        "",
+        format_table(output_sizes(campaign_dir), SIZE_COLUMNS, markdown),
+    ]
     if jobs:
         parts += ["", "Every job:", "", format_table(measured, JOB_COLUMNS, markdown)]
     return "\n".join(parts)

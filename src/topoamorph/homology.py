@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+
 import numpy as np
 
 from .alpha_fast import unique_rows
@@ -54,21 +55,35 @@ FAST_MARGIN = 2.4
 FAST_PATHS = {"cgal": "cgal-delaunay", "qhull": "qhull"}
 
 
-def persistence_diagrams(atoms, backend: str | None = None, maxdim: int | None = None, precision: str | None = None,
-                         threshold: float | None = None, diagram: str | None = None) -> dict:
+def persistence_diagrams(
+    atoms,
+    backend: str | None = None,
+    maxdim: int | None = None,
+    precision: str | None = None,
+    threshold: float | None = None,
+    diagram: str | None = None,
+) -> dict:
     """Persistence diagrams ``{dim: (k, 2) array}`` (essential classes, of ``diagram: torus``, with death = inf).
 
     ``backend="alpha"``: values are squared radii (Å²). ``backend="rips"``: values are edge lengths (Å),
     up to ``threshold``; classes still alive at the threshold have death = inf. See :func:`compute` for
     the replication record that goes with a diagram.
     """
-    return compute(atoms, backend=backend, maxdim=maxdim, precision=precision, threshold=threshold,
-                   diagram=diagram).diagrams
+    return compute(
+        atoms, backend=backend, maxdim=maxdim, precision=precision, threshold=threshold, diagram=diagram
+    ).diagrams
 
 
-def compute(atoms, backend: str | None = None, maxdim: int | None = None, precision: str | None = None,
-            threshold: float | None = None, keep_simplices: bool = False,
-            delaunay: str | None = None, diagram: str | None = None) -> PersistenceResult:
+def compute(
+    atoms,
+    backend: str | None = None,
+    maxdim: int | None = None,
+    precision: str | None = None,
+    threshold: float | None = None,
+    keep_simplices: bool = False,
+    delaunay: str | None = None,
+    diagram: str | None = None,
+) -> PersistenceResult:
     """The diagrams of one structure with its atom count, replication and units. Options left unset take
     the campaign defaults (``homology`` in ``topoamorph.settings.defaults()``; ``threshold`` is
     ``homology.rips_threshold``). ``keep_simplices`` (alpha only): also the birth and death simplices of
@@ -77,8 +92,13 @@ def compute(atoms, backend: str | None = None, maxdim: int | None = None, precis
     its extension is built); the diagrams do not depend on it, only the time does. ``diagram`` (alpha only;
     default ``homology.diagram``): ``crystal``, the infinite crystal's diagram per cell, the same per atom in
     every supercell; ``torus``, the cell's own (HomCloud's) with its essential classes."""
-    given = {"backend": backend, "maxdim": maxdim, "precision": precision, "rips_threshold": threshold,
-             "diagram": diagram}
+    given = {
+        "backend": backend,
+        "maxdim": maxdim,
+        "precision": precision,
+        "rips_threshold": threshold,
+        "diagram": diagram,
+    }
     opts = HomologySettings.from_config({k: v for k, v in given.items() if v is not None})
     backend, maxdim = opts.backend, opts.maxdim
     if backend not in BACKENDS:
@@ -101,8 +121,15 @@ def compute(atoms, backend: str | None = None, maxdim: int | None = None, precis
             raise HomologyError("the birth and death simplices are kept for the alpha filtration only")
         result = periodic_rips(positions, cell, maxdim=maxdim, threshold=opts.rips_threshold)
     else:
-        result = periodic_alpha(positions, cell, maxdim=maxdim, precision=opts.precision,
-                                keep_simplices=keep_simplices, delaunay=delaunay, diagram=opts.diagram)
+        result = periodic_alpha(
+            positions,
+            cell,
+            maxdim=maxdim,
+            precision=opts.precision,
+            keep_simplices=keep_simplices,
+            delaunay=delaunay,
+            diagram=opts.diagram,
+        )
     result.n_atoms, result.units = len(positions), UNITS[backend]
     return result
 
@@ -143,16 +170,21 @@ def periodic_rips(positions, cell, maxdim: int, threshold: float, replicas: int 
     return PersistenceResult(out, replicas=k**3, info={"path": "ripser", "threshold": threshold})
 
 
-
-
 REPLICATIONS = (1, 2, 3)  # k: try the cell, then k x k x k supercells
 #: a cell whose periodic images within the complex's margin exceed this many points would grow memory without bound
 #: (the cell's own bounds, MIN_CELL_HEIGHT and MAX_CELL_HEIGHT, are checked with every frame: formats.frames)
 MAX_PADDED_POINTS = 5_000_000
 
 
-def periodic_alpha(positions, cell, maxdim: int, precision: str, keep_simplices: bool = False,
-                   delaunay: str | None = None, diagram: str = "torus") -> PersistenceResult:
+def periodic_alpha(
+    positions,
+    cell,
+    maxdim: int,
+    precision: str,
+    keep_simplices: bool = False,
+    delaunay: str | None = None,
+    diagram: str = "torus",
+) -> PersistenceResult:
     """The periodic alpha diagrams of one cell: of the torus, or of the infinite crystal per cell (``diagram``,
     see the module). ``delaunay``: the fast path's Delaunay backend (``alpha_fast.DELAUNAY``; default
     ``alpha_fast.default_delaunay()``); the diagrams do not depend on it."""
@@ -169,8 +201,9 @@ def periodic_alpha(positions, cell, maxdim: int, precision: str, keep_simplices:
             if keep_simplices:
                 result.pairs = _to_input_atoms(result.pairs, positions, cell)
             if k > 1:
-                log.info("cell of %d atoms too small or sparse for its periodic complex: replicated %dx%dx%d",
-                         n, k, k, k)
+                log.info(
+                    "cell of %d atoms too small or sparse for its periodic complex: replicated %dx%dx%d", n, k, k, k
+                )
             return result
     from ase import Atoms
     from ase.neighborlist import neighbor_list
@@ -178,11 +211,13 @@ def periodic_alpha(positions, cell, maxdim: int, precision: str, keep_simplices:
     i, j, d = neighbor_list("ijd", Atoms(positions=positions, cell=cell, pbc=True), 1e-3)
     if len(d):  # the true cause, not "too sparse": two atoms at one place have no Delaunay complex
         k = int(np.argmin(d))
-        raise HomologyError(f"atoms {min(i[k], j[k])} and {max(i[k], j[k])} coincide ({d[k]:.1e} Å apart): no "
-                            "Delaunay complex exists")
+        raise HomologyError(
+            f"atoms {min(i[k], j[k])} and {max(i[k], j[k])} coincide ({d[k]:.1e} Å apart): no Delaunay complex exists"
+        )
     raise HomologyError(
         f"cannot build the periodic Delaunay complex of this cell of {n} atoms even replicated "
-        f"{REPLICATIONS[-1]}x{REPLICATIONS[-1]}x{REPLICATIONS[-1]}: it is too small or too sparse")
+        f"{REPLICATIONS[-1]}x{REPLICATIONS[-1]}x{REPLICATIONS[-1]}: it is too small or too sparse"
+    )
 
 
 def _diagrams_of(simplices, filtrations, shifts, n, maxdim, diagram, keep_pairs):
@@ -230,8 +265,12 @@ def _periodic_alpha_once(positions, cell, maxdim, precision, keep_simplices=Fals
             got = _diagrams_of(simplices, filtrations, shifts, n, maxdim, diagram, sink is not None)
             if got is not None:
                 diagrams, rows = got
-                return PersistenceResult(diagrams, margin=margin, info={"path": FAST_PATHS[delaunay]},
-                                         pairs=_pair_simplices(rows, sink, diagrams) if sink is not None else None)
+                return PersistenceResult(
+                    diagrams,
+                    margin=margin,
+                    info={"path": FAST_PATHS[delaunay]},
+                    pairs=_pair_simplices(rows, sink, diagrams) if sink is not None else None,
+                )
             break
         margin += excess * 1.05 + 1e-6
     # exact path: CGAL through gudhi
@@ -246,11 +285,17 @@ def _periodic_alpha_once(positions, cell, maxdim, precision, keep_simplices=Fals
             if needed <= margin:
                 got = _diagrams_of(simplices, filtrations, shifts, n, maxdim, diagram, sink is not None)
                 if got is None:
-                    raise HomologyError(f"the periodic complex does not have the {diagram}'s essential classes; "
-                                        "refusing a wrong diagram")
+                    raise HomologyError(
+                        f"the periodic complex does not have the {diagram}'s essential classes; "
+                        "refusing a wrong diagram"
+                    )
                 diagrams, rows = got
-                return PersistenceResult(diagrams, margin=margin, info={"path": "cgal"},
-                                         pairs=_pair_simplices(rows, sink, diagrams) if sink is not None else None)
+                return PersistenceResult(
+                    diagrams,
+                    margin=margin,
+                    info={"path": "cgal"},
+                    pairs=_pair_simplices(rows, sink, diagrams) if sink is not None else None,
+                )
             margin = 1.05 * needed
         else:  # the kept simplices do not triangulate the torus yet: look further
             margin *= 1.3
@@ -292,9 +337,11 @@ def _padded(frac, cell, heights, margin):
     reach = np.ceil(mfrac).astype(int)
     images = int(np.prod(2 * reach + 1))
     if images * len(frac) > MAX_PADDED_POINTS:
-        raise HomologyError(f"{len(frac)} atoms in a cell {heights.min():.3g} Å thick need {images} periodic images "
-                            f"for the complex (over {MAX_PADDED_POINTS} points): the cell is far too thin for its "
-                            "density, or the density far too low")
+        raise HomologyError(
+            f"{len(frac)} atoms in a cell {heights.min():.3g} Å thick need {images} periodic images "
+            f"for the complex (over {MAX_PADDED_POINTS} points): the cell is far too thin for its "
+            "density, or the density far too low"
+        )
     shifts = np.array(list(itertools.product(*[range(-r, r + 1) for r in reach])), dtype=np.int64)
     # central cell first, so that padded indices 0..n-1 are the original atoms
     shifts = shifts[np.argsort(np.abs(shifts).sum(axis=1), kind="stable")]
@@ -339,8 +386,12 @@ def _canonical(simplices_by_dim, filtrations_by_dim, orig, central, n, img):
         simplices[d], filtrations[d] = o, f
         shifts[d] = np.take_along_axis(img[s[keep]], by_atom[:, :, None], axis=1)
     counts = [len(simplices[d]) for d in range(4)]
-    if counts[0] != n or counts[3] == 0 or counts[0] - counts[1] + counts[2] - counts[3] != 0 \
-            or counts[2] != 2 * counts[3]:
+    if (
+        counts[0] != n
+        or counts[3] == 0
+        or counts[0] - counts[1] + counts[2] - counts[3] != 0
+        or counts[2] != 2 * counts[3]
+    ):
         return None
     return simplices, filtrations, shifts
 
@@ -460,16 +511,19 @@ def _pair_simplices(rows: dict, sink: dict, diagrams: dict) -> dict:
         pad = np.full((k, 4), -1, dtype=np.int64)
         birth, death, bc, dc = pad.copy(), pad.copy(), pad.copy(), pad.copy()
         for i, (_, _, b, dth) in enumerate(r):
-            birth[i, :len(b)], death[i, :len(dth)] = b, dth
+            birth[i, : len(b)], death[i, : len(dth)] = b, dth
             bc[i], dc[i] = critical(b), critical(dth)
         finite = diagrams[dim][np.isfinite(diagrams[dim][:, 1])]
         if k != len(finite) or (k and not np.array_equal(np.array([t[:2] for t in r]), finite)):
             raise HomologyError(f"persistence pairs of dimension {dim} do not match the diagram")
-        out[dim] = {"birth": birth, "death": death,
-                    "birth_points": np.where(bc[..., None] >= 0, pts[np.maximum(bc, 0)], np.nan),
-                    "birth_atoms": np.where(bc >= 0, orig[np.maximum(bc, 0)], -1),
-                    "death_points": np.where(dc[..., None] >= 0, pts[np.maximum(dc, 0)], np.nan),
-                    "death_atoms": np.where(dc >= 0, orig[np.maximum(dc, 0)], -1)}
+        out[dim] = {
+            "birth": birth,
+            "death": death,
+            "birth_points": np.where(bc[..., None] >= 0, pts[np.maximum(bc, 0)], np.nan),
+            "birth_atoms": np.where(bc >= 0, orig[np.maximum(bc, 0)], -1),
+            "death_points": np.where(dc[..., None] >= 0, pts[np.maximum(dc, 0)], np.nan),
+            "death_atoms": np.where(dc >= 0, orig[np.maximum(dc, 0)], -1),
+        }
     return out
 
 
@@ -489,7 +543,12 @@ def _to_input_atoms(pairs: dict, positions, cell) -> dict:
     for dim, p in pairs.items():
         ba, bs = images(p["birth_atoms"], p["birth_points"])
         da, ds = images(p["death_atoms"], p["death_points"])
-        out[dim] = PairSimplices(birth=np.where(p["birth"] >= 0, p["birth"] % n, -1),
-                                 death=np.where(p["death"] >= 0, p["death"] % n, -1),
-                                 birth_critical=ba, birth_shift=bs, death_critical=da, death_shift=ds)
+        out[dim] = PairSimplices(
+            birth=np.where(p["birth"] >= 0, p["birth"] % n, -1),
+            death=np.where(p["death"] >= 0, p["death"] % n, -1),
+            birth_critical=ba,
+            birth_shift=bs,
+            death_critical=da,
+            death_shift=ds,
+        )
     return out

@@ -57,16 +57,22 @@ def check_unchanged(manifest: dict, paths) -> None:
             continue
         seen.add(real)
         if "sha256" not in e:
-            raise InputFileError(path, "its manifest entry has no size and SHA-256 (written by an older topoamorph); "
-                                 "delete the manifest so that the file is validated again")
+            raise InputFileError(
+                path,
+                "its manifest entry has no size and SHA-256 (written by an older topoamorph); "
+                "delete the manifest so that the file is validated again",
+            )
         now = fingerprint(path) if os.path.isfile(path) else None
         if now is None:
             raise InputFileError(path, "removed since it was validated")
         if now != {"bytes": e["bytes"], "sha256": e["sha256"]}:
-            raise InputFileError(path, f"changed since it was validated ({e['bytes']} -> {now['bytes']} bytes, "
-                                 f"SHA-256 {e['sha256'][:12]}... -> {now['sha256'][:12]}...); nothing was computed "
-                                 "from the new version: run the campaign again to validate it and recompute what "
-                                 "depends on it")
+            raise InputFileError(
+                path,
+                f"changed since it was validated ({e['bytes']} -> {now['bytes']} bytes, "
+                f"SHA-256 {e['sha256'][:12]}... -> {now['sha256'][:12]}...); nothing was computed "
+                "from the new version: run the campaign again to validate it and recompute what "
+                "depends on it",
+            )
 
 
 @contextlib.contextmanager
@@ -81,16 +87,18 @@ def unchanged_while_read(manifest, paths):
         check_unchanged(recorded, paths)
 
 
-def check_frame(atoms, path, index: int, energy_key: str, species: set[str] | None,
-                require_energy: bool = True) -> float:
+def check_frame(
+    atoms, path, index: int, energy_key: str, species: set[str] | None, require_energy: bool = True
+) -> float:
     """Raise InputFileError naming the file and frame for anything a campaign (or a model applied to the frame)
     cannot use; return E (eV) (NaN for a frame without one when ``require_energy`` is false). ``species``: the
     supported elements, None to leave them to the caller (a model checks its own)."""
     check_atoms(atoms, path, index, require_energy=False)
     unknown = sorted(set(atoms.get_chemical_symbols()) - species) if species is not None else []
     if unknown:
-        raise InputFileError(path, f"species {unknown} not supported by this campaign (supported: {sorted(species)})",
-                             index)
+        raise InputFileError(
+            path, f"species {unknown} not supported by this campaign (supported: {sorted(species)})", index
+        )
     check_geometry(atoms, path, index)
     return frame_energy(atoms, energy_key, path, index, required=require_energy)
 
@@ -104,12 +112,17 @@ def check_geometry(atoms, path, index: int) -> None:
         if len(d):
             k = int(np.argmin(d))
             apart = f"{d[k]:.3f}" if d[k] >= 1e-3 else f"{d[k]:.1e}"  # coincident atoms are not "0.000 Å" apart
-            raise InputFileError(path, f"atoms {min(i[k], j[k])} and {max(i[k], j[k])} overlap ({apart} Å apart, "
-                                 f"below {MIN_DISTANCE_ANGSTROM} Å)", index)
+            raise InputFileError(
+                path,
+                f"atoms {min(i[k], j[k])} and {max(i[k], j[k])} overlap ({apart} Å apart, "
+                f"below {MIN_DISTANCE_ANGSTROM} Å)",
+                index,
+            )
 
 
-def validate_file(path: str, energy_key: str, species, require_energy: bool = True, start: int = 0,
-                  stop: int | None = None) -> dict:
+def validate_file(
+    path: str, energy_key: str, species, require_energy: bool = True, start: int = 0, stop: int | None = None
+) -> dict:
     """Read and check every frame ``start:stop`` of one file: its manifest entry (frames, atom counts, energy
     and density ranges)."""
     spec = f"{path}@{start}:{stop}" if (start or stop is not None) else str(path)
@@ -129,11 +142,25 @@ def validate_file(path: str, energy_key: str, species, require_energy: bool = Tr
     if fingerprint(path) != before:
         raise InputFileError(path, "changed while it was being validated")
     labelled = [e for e in e_atom if np.isfinite(e)]
-    entry = {"path": str(spec), **before, "frames": len(sizes), "atoms": sorted(set(sizes)),
-             "energy_per_atom_eV": [float(min(labelled)), float(max(labelled))] if labelled else None,
-             "frames_with_energy": len(labelled), "density_g_cm3": [float(min(dens)), float(max(dens))]}
-    log.info("%s: %d frames (%d with energy %r), %s atoms, density %.2f..%.2f g/cm3", spec, len(sizes),
-             len(labelled), energy_key, sorted(set(sizes)), min(dens), max(dens))
+    entry = {
+        "path": str(spec),
+        **before,
+        "frames": len(sizes),
+        "atoms": sorted(set(sizes)),
+        "energy_per_atom_eV": [float(min(labelled)), float(max(labelled))] if labelled else None,
+        "frames_with_energy": len(labelled),
+        "density_g_cm3": [float(min(dens)), float(max(dens))],
+    }
+    log.info(
+        "%s: %d frames (%d with energy %r), %s atoms, density %.2f..%.2f g/cm3",
+        spec,
+        len(sizes),
+        len(labelled),
+        energy_key,
+        sorted(set(sizes)),
+        min(dens),
+        max(dens),
+    )
     return entry
 
 

@@ -69,7 +69,7 @@ def critical_simplices(points, simplices: dict, values: dict) -> dict:
         v = values[d]
         is_own = (np.abs(v - own_r2) <= RELATIVE_TIE * np.maximum(np.abs(v), 1e-300)) | (best < 0)
         own = np.full((len(s), 4), -1, dtype=np.int64)
-        own[:, :d + 1] = s
+        own[:, : d + 1] = s
         crit[d] = np.where(is_own[:, None], own, crit[d + 1][np.maximum(best, 0)])
     return crit
 

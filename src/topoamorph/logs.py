@@ -11,8 +11,12 @@ def run_logged(log_path: str, func, **kwargs):
     """Run ``func(**kwargs)`` with logging (and stray stdout/stderr) sent to ``log_path``; re-raise failures.
     Workflow scripts pass a stage function its rule's named inputs, outputs and params this way."""
     fh = open(log_path, "a", buffering=1)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        handlers=[logging.StreamHandler(fh)], force=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[logging.StreamHandler(fh)],
+        force=True,
+    )
     old = sys.stdout, sys.stderr
     sys.stdout = sys.stderr = fh
     try:

@@ -63,9 +63,11 @@ def split(meta: dict, settings: SplitSettings, seed: int) -> dict:
         dens = np.asarray(meta["density"], float)
         test = np.nonzero(settings.held_out(dens))[0]
         if len(test) == 0 or len(test) == n:
-            raise ValueError(f"train.split.test_densities {list(settings.test_densities)} select "
-                             f"{'no' if len(test) == 0 else 'every'} frame (densities present: "
-                             f"{sorted({round(float(x), 3) for x in dens})})")
+            raise ValueError(
+                f"train.split.test_densities {list(settings.test_densities)} select "
+                f"{'no' if len(test) == 0 else 'every'} frame (densities present: "
+                f"{sorted({round(float(x), 3) for x in dens})})"
+            )
     elif by == "source":
         sources = [str(s) for s in meta["source"]]
         test = np.array([i for i, s in enumerate(sources) if s == str(test_source)], dtype=np.int64)
@@ -83,11 +85,19 @@ def split(meta: dict, settings: SplitSettings, seed: int) -> dict:
         validation = _pick(rng, rest, groups, validation_fraction)
     train = np.setdiff1d(rest, validation)
     if len(train) < 2:
-        raise ValueError(f"only {len(train)} training frames after the split: lower train.split.test_fraction "
-                         "or train.split.validation_fraction")
-    out = {"train": train.tolist(), "validation": validation.tolist(), "test": test.tolist(), "by": by,
-           "seed": int(seed), "test_fraction": float(test_fraction) if by in ("frame", "run") else len(test) / n,
-           "validation_fraction": float(validation_fraction)}
+        raise ValueError(
+            f"only {len(train)} training frames after the split: lower train.split.test_fraction "
+            "or train.split.validation_fraction"
+        )
+    out = {
+        "train": train.tolist(),
+        "validation": validation.tolist(),
+        "test": test.tolist(),
+        "by": by,
+        "seed": int(seed),
+        "test_fraction": float(test_fraction) if by in ("frame", "run") else len(test) / n,
+        "validation_fraction": float(validation_fraction),
+    }
     if by == "density":
         out["test_densities"] = list(settings.test_densities)
     return out
@@ -95,9 +105,11 @@ def split(meta: dict, settings: SplitSettings, seed: int) -> dict:
 
 def errors(y_true, y_pred) -> dict:
     d = np.asarray(y_pred, float) - np.asarray(y_true, float)
-    return {"mae_mev_per_atom": float(ev_to_mev(np.mean(np.abs(d)))) if len(d) else None,
-            "rmse_mev_per_atom": float(ev_to_mev(np.sqrt(np.mean(d**2)))) if len(d) else None,
-            "n": int(len(d))}
+    return {
+        "mae_mev_per_atom": float(ev_to_mev(np.mean(np.abs(d)))) if len(d) else None,
+        "rmse_mev_per_atom": float(ev_to_mev(np.sqrt(np.mean(d**2)))) if len(d) else None,
+        "n": int(len(d)),
+    }
 
 
 def per_density(y_true, y_pred, density) -> dict:
@@ -111,8 +123,13 @@ def per_density(y_true, y_pred, density) -> dict:
 
 def report_metrics(name, y, pred, density, parts: dict, hyper: dict, provenance: dict) -> dict:
     """``parts``: {"train": idx, "validation": idx, "test": idx}."""
-    out = {"model": name, "target": "energy per atom (eV/atom)", "error_units": "meV/atom",
-           "hyperparameters": hyper, "provenance": provenance}
+    out = {
+        "model": name,
+        "target": "energy per atom (eV/atom)",
+        "error_units": "meV/atom",
+        "hyperparameters": hyper,
+        "provenance": provenance,
+    }
     by_density = {}
     for part, idx in parts.items():
         idx = np.asarray(idx, dtype=np.int64)
@@ -148,10 +165,23 @@ class RidgeModel:
     does when features outnumber samples); then the coefficients in one more pass. Same model either way.
     """
 
-    def __init__(self, alpha_min=_RIDGE["alpha_min"], alpha_max=_RIDGE["alpha_max"], n_alphas=_RIDGE["n_alphas"],
-                 cv_folds=_RIDGE["cv_folds"], solver=_RIDGE["solver"], seed=0):
+    def __init__(
+        self,
+        alpha_min=_RIDGE["alpha_min"],
+        alpha_max=_RIDGE["alpha_max"],
+        n_alphas=_RIDGE["n_alphas"],
+        cv_folds=_RIDGE["cv_folds"],
+        solver=_RIDGE["solver"],
+        seed=0,
+    ):
         self.alpha_min, self.alpha_max, self.n_alphas, self.cv_folds, self.solver, self.seed = (
-            alpha_min, alpha_max, n_alphas, cv_folds, solver, seed)
+            alpha_min,
+            alpha_max,
+            n_alphas,
+            cv_folds,
+            solver,
+            seed,
+        )
 
     def alphas(self) -> np.ndarray:
         return np.logspace(np.log10(self.alpha_min), np.log10(self.alpha_max), self.n_alphas)
@@ -192,9 +222,13 @@ class RidgeModel:
     def _log_choice(self, how):
         alphas = self.alphas_
         at_edge = self.alpha_ in (alphas[0], alphas[-1])
-        log.info("ridge: alpha=%.3g chosen by %s CV (CV RMSE %.2f meV/atom)%s", self.alpha_, how,
-                 1000 * self.cv_rmse_.min(),
-                 " - at the edge of the grid: widen train.ridge.alpha_min/alpha_max" if at_edge else "")
+        log.info(
+            "ridge: alpha=%.3g chosen by %s CV (CV RMSE %.2f meV/atom)%s",
+            self.alpha_,
+            how,
+            1000 * self.cv_rmse_.min(),
+            " - at the edge of the grid: widen train.ridge.alpha_min/alpha_max" if at_edge else "",
+        )
 
     def fit(self, X, y):
         X = np.asarray(X, dtype=float).reshape(len(X), -1)
@@ -202,8 +236,9 @@ class RidgeModel:
         alphas = self.alphas()
         folds = max(2, min(self.cv_folds, len(y)))
         if folds != self.cv_folds:
-            log.warning("ridge: %d cross-validation folds asked for %d training frames: using %d", self.cv_folds,
-                        len(y), folds)
+            log.warning(
+                "ridge: %d cross-validation folds asked for %d training frames: using %d", self.cv_folds, len(y), folds
+            )
         self.cv_folds_used_ = folds
         fold_of = np.random.default_rng(self.seed).permutation(len(y)) % folds
         sq = np.zeros(len(alphas))
@@ -364,8 +399,9 @@ def shift_groups(meta, tr) -> tuple[str, list[np.ndarray]]:
     dens = np.round(np.asarray(meta["density"], float)[tr], 3)
     levels = np.unique(dens)
     if len(levels) >= 3:
-        return "density", [np.nonzero(np.isin(dens, chunk))[0]
-                           for chunk in np.array_split(levels, min(len(levels), SHIFT_BINS))]
+        return "density", [
+            np.nonzero(np.isin(dens, chunk))[0] for chunk in np.array_split(levels, min(len(levels), SHIFT_BINS))
+        ]
     src = np.array([str(s) for s in np.asarray(meta["source"])[tr]])
     if len(np.unique(src)) >= 3:
         return "run", [np.nonzero(src == s)[0] for s in np.unique(src)]
@@ -418,8 +454,7 @@ def build_cnn(in_channels: int, bins: int, channels, hidden: int, pool: str):
             layers.append(nn.AvgPool2d(2) if pool == "avg" else nn.MaxPool2d(2))
             side //= 2
         c = ch
-    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * side * side, hidden), nn.ReLU(),
-                         nn.Linear(hidden, 1))
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * side * side, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
 
 class CNNModel:
@@ -429,11 +464,27 @@ class CNNModel:
     epochs either way. The learning curve sets it for small subsets, whose many short epochs would otherwise
     spend more time validating than training (``stages.train.cnn_budget``)."""
 
-    def __init__(self, epochs=_CNN["epochs"], batch_size=_CNN["batch_size"], learning_rate=_CNN["learning_rate"],
-                 weight_decay=_CNN["weight_decay"], channels=tuple(_CNN["channels"]), hidden=_CNN["hidden"],
-                 validation_fraction=_CNN["validation_fraction"], patience=_CNN["patience"], device=_CNN["device"],
-                 pool=_CNN["pool"], seed=0, validate_every=1):
-        self.epochs, self.batch_size, self.learning_rate, self.weight_decay = epochs, batch_size, learning_rate, weight_decay
+    def __init__(
+        self,
+        epochs=_CNN["epochs"],
+        batch_size=_CNN["batch_size"],
+        learning_rate=_CNN["learning_rate"],
+        weight_decay=_CNN["weight_decay"],
+        channels=tuple(_CNN["channels"]),
+        hidden=_CNN["hidden"],
+        validation_fraction=_CNN["validation_fraction"],
+        patience=_CNN["patience"],
+        device=_CNN["device"],
+        pool=_CNN["pool"],
+        seed=0,
+        validate_every=1,
+    ):
+        self.epochs, self.batch_size, self.learning_rate, self.weight_decay = (
+            epochs,
+            batch_size,
+            learning_rate,
+            weight_decay,
+        )
         self.channels, self.hidden, self.validation_fraction = tuple(channels), hidden, validation_fraction
         self.patience, self.device, self.pool, self.seed = patience, device, pool, seed
         self.validate_every = validate_every
@@ -455,10 +506,15 @@ class CNNModel:
         if validation_index is None:
             rng = np.random.default_rng(self.seed)
             pool = np.arange(n) if train_index is None else np.asarray(train_index, dtype=np.int64)
-            validation_index = np.sort(rng.permutation(pool)[: max(1, int(round(self.validation_fraction * len(pool))))])
+            validation_index = np.sort(
+                rng.permutation(pool)[: max(1, int(round(self.validation_fraction * len(pool))))]
+            )
         val = np.asarray(validation_index, dtype=np.int64)
-        tr = (np.setdiff1d(np.arange(n), val) if train_index is None
-              else np.setdiff1d(np.asarray(train_index, dtype=np.int64), val))
+        tr = (
+            np.setdiff1d(np.arange(n), val)
+            if train_index is None
+            else np.setdiff1d(np.asarray(train_index, dtype=np.int64), val)
+        )
         self.x_scale_ = np.maximum(_channel_max(src, tr), 1e-12).astype(np.float32)
         self.y_mean_, self.y_std_ = float(y[tr].mean()), float(y[tr].std() or 1.0)
         yt = torch.as_tensor((y - self.y_mean_) / self.y_std_, dtype=torch.float32)
@@ -508,9 +564,19 @@ class CNNModel:
             if val_mae < best - 1e-12:
                 best, best_state, self.best_epoch_ = val_mae, copy.deepcopy(self.net_.state_dict()), epoch
             if epoch % 10 == 0 or epoch == 1:
-                log.info("cnn epoch %d/%d train_mse=%.4f val_mae=%.2f meV/atom (best %.2f at %d) %.1f s (reading "
-                         "%.1f s, steps %.1f s)", epoch, self.epochs, total / len(tr), 1000 * val_mae, 1000 * best,
-                         self.best_epoch_, time.perf_counter() - t0, self.timing_["read_s"], self.timing_["step_s"])
+                log.info(
+                    "cnn epoch %d/%d train_mse=%.4f val_mae=%.2f meV/atom (best %.2f at %d) %.1f s (reading "
+                    "%.1f s, steps %.1f s)",
+                    epoch,
+                    self.epochs,
+                    total / len(tr),
+                    1000 * val_mae,
+                    1000 * best,
+                    self.best_epoch_,
+                    time.perf_counter() - t0,
+                    self.timing_["read_s"],
+                    self.timing_["step_s"],
+                )
             if epoch - self.best_epoch_ >= self.patience:
                 log.info("cnn: early stop at epoch %d (no improvement for %d epochs)", epoch, self.patience)
                 break
@@ -524,8 +590,11 @@ class CNNModel:
     def state_arrays(self) -> dict:
         """Everything a saved member needs besides the architecture: weights and scalings, as numpy arrays."""
         out = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
-        out.update(x_scale=np.asarray(self.x_scale_, np.float32), y_mean=np.float64(self.y_mean_),
-                   y_std=np.float64(self.y_std_))
+        out.update(
+            x_scale=np.asarray(self.x_scale_, np.float32),
+            y_mean=np.float64(self.y_mean_),
+            y_std=np.float64(self.y_std_),
+        )
         return out
 
 

@@ -108,8 +108,15 @@ def runs(cfg: dict) -> list[Run]:
     for density in s["densities"]:
         for r in range(1, s["runs"] + 1):
             md = paths.structures(density, r)
-            out.append(Run(float(density), r, run_seed(cfg["seed"], density, r), md,
-                           paths.labels(density, r) if relabel else md))
+            out.append(
+                Run(
+                    float(density),
+                    r,
+                    run_seed(cfg["seed"], density, r),
+                    md,
+                    paths.labels(density, r) if relabel else md,
+                )
+            )
     return out
 
 

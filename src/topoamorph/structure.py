@@ -46,8 +46,10 @@ def environment_of(cn) -> np.ndarray:
 def _hybridisation_of(cn) -> dict:
     n = max(len(cn), 1)
     env = environment_of(cn)
-    return {**{e: float(np.sum(env == e) / n) for e in ENVIRONMENTS},
-            "mean_coordination": float(cn.mean()) if len(cn) else 0.0}
+    return {
+        **{e: float(np.sum(env == e) / n) for e in ENVIRONMENTS},
+        "mean_coordination": float(cn.mean()) if len(cn) else 0.0,
+    }
 
 
 def crystalline_fraction(atoms, cutoff: float = BOND_CUTOFF, bonds=None) -> float:
@@ -64,7 +66,7 @@ def crystalline_fraction(atoms, cutoff: float = BOND_CUTOFF, bonds=None) -> floa
         k = cn[a]
         if k not in (3, 4):
             continue
-        v = D[starts[a]:starts[a + 1]]
+        v = D[starts[a] : starts[a + 1]]
         length = np.linalg.norm(v, axis=1)
         if np.max(np.abs(length / length.mean() - 1)) > LENGTH_TOLERANCE:
             continue
@@ -75,7 +77,7 @@ def crystalline_fraction(atoms, cutoff: float = BOND_CUTOFF, bonds=None) -> floa
         ordered[a] = np.max(np.abs(angles - ideal)) <= ANGLE_TOLERANCE
     crystal = ordered.copy()
     for a in np.nonzero(ordered)[0]:
-        nb = j[starts[a]:starts[a + 1]]
+        nb = j[starts[a] : starts[a + 1]]
         crystal[a] = bool(np.all(ordered[nb]) and np.all(cn[nb] == cn[a]))
     return float(crystal.mean()) if n else 0.0
 
@@ -90,11 +92,21 @@ def neighbour_histogram(atoms, rmax: float = 5.0, nbins: int = 100):
     # enough images that every neighbour within rmax of an atom in the cell is seen, whatever the cell shape
     widths = atoms.get_volume() / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
     reach = [int(np.ceil(rmax / w)) for w in widths]
-    shifts = np.array([(i, j, k) for i in range(-reach[0], reach[0] + 1) for j in range(-reach[1], reach[1] + 1)
-                       for k in range(-reach[2], reach[2] + 1)], dtype=float) @ cell
+    shifts = (
+        np.array(
+            [
+                (i, j, k)
+                for i in range(-reach[0], reach[0] + 1)
+                for j in range(-reach[1], reach[1] + 1)
+                for k in range(-reach[2], reach[2] + 1)
+            ],
+            dtype=float,
+        )
+        @ cell
+    )
     step = max(1, 2_000_000 // max(1, len(pos) ** 2))
     for start in range(0, len(shifts), step):
-        images = (pos[None, :, :] + shifts[start:start + step, None, :]).reshape(-1, 3)
+        images = (pos[None, :, :] + shifts[start : start + step, None, :]).reshape(-1, 3)
         d = np.sqrt(((pos[:, None, :] - images[None, :, :]) ** 2).sum(axis=-1)).ravel()
         d = d[(d < rmax) & (d > 1e-8)]
         counts += np.bincount(np.minimum((d * (nbins / rmax)).astype(np.int64), nbins - 1), minlength=nbins)
@@ -116,9 +128,14 @@ def analyse_frames(frames) -> list[dict]:
     rows = []
     for fr in frames:
         atoms = fr.atoms if hasattr(fr, "atoms") else fr
-        row = {"source": getattr(fr, "source", ""), "frame": getattr(fr, "index", -1),
-               "density": density_of(atoms), "stage": str(atoms.info.get("stage", "")),
-               "run": int(atoms.info.get("run", -1)), "time_ps": float(atoms.info.get("time_ps", np.nan))}
+        row = {
+            "source": getattr(fr, "source", ""),
+            "frame": getattr(fr, "index", -1),
+            "density": density_of(atoms),
+            "stage": str(atoms.info.get("stage", "")),
+            "run": int(atoms.info.get("run", -1)),
+            "time_ps": float(atoms.info.get("time_ps", np.nan)),
+        }
         bonds = neighbor_list("ijD", atoms, BOND_CUTOFF)  # one neighbour list for both analyses
         row.update(_hybridisation_of(np.bincount(bonds[0], minlength=len(atoms))))
         row["crystalline"] = crystalline_fraction(atoms, bonds=bonds)

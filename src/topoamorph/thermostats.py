@@ -25,7 +25,9 @@ class Thermostat:
         self.parameters = {**self.default_parameters, **given}
         for key in self.required:
             if self.parameters.get(key) is None:
-                raise ConfigError(f"structures.protocol.thermostat.{key}", f"missing (the {self.name} thermostat needs it)")
+                raise ConfigError(
+                    f"structures.protocol.thermostat.{key}", f"missing (the {self.name} thermostat needs it)"
+                )
         self.timestep_fs = float(timestep_fs)
         self.dyn = self._dynamics(atoms, self.timestep_fs * units.fs, temperature_K, rng)
 
@@ -82,8 +84,9 @@ class NoseHooverChain(Thermostat):
 
         tdamp_fs = self.parameters["tdamp_fs"] or self.TDAMP_STEPS * self.timestep_fs
         self.tdamp = tdamp_fs * units.fs
-        dyn = NoseHooverChainNVT(atoms, dt, temperature_K=temperature_K, tdamp=self.tdamp,
-                                 tchain=int(self.parameters["chain_length"]))
+        dyn = NoseHooverChainNVT(
+            atoms, dt, temperature_K=temperature_K, tdamp=self.tdamp, tchain=int(self.parameters["chain_length"])
+        )
         self.nhc = dyn._thermostat
         return dyn
 

@@ -96,12 +96,16 @@ class FrameSet:
         allowed = set(species)
         for k, (a, src, i) in enumerate(zip(self.atoms, self.sources, self.indices)):
             if not all(a.pbc):
-                raise InputFileError(src, f"frame is not periodic in all three directions; model {model_path} was "
-                                     "trained on periodic cells", i)
+                raise InputFileError(
+                    src,
+                    f"frame is not periodic in all three directions; model {model_path} was trained on periodic cells",
+                    i,
+                )
             unknown = sorted(set(a.get_chemical_symbols()) - allowed)
             if unknown:
-                raise InputFileError(src, f"species {unknown} not in model {model_path}, trained on "
-                                     f"{sorted(allowed)}", i)
+                raise InputFileError(
+                    src, f"species {unknown} not in model {model_path}, trained on {sorted(allowed)}", i
+                )
             if k not in self._checked:
                 check_atoms(a, src, i, require_energy=False)
                 check_geometry(a, src, i)
@@ -122,7 +126,7 @@ class FrameSet:
             for a, src, i in zip(self.atoms, self.sources, self.indices):
                 try:
                     out.append(compute(a, **homology))
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - any failure is reported naming the file and frame
                     raise InputFileError(src, f"homology failed ({type(exc).__name__}: {exc})", i) from None
             self._cache[key] = out
         return self._cache[key]
@@ -155,8 +159,18 @@ class FrameSet:
         return out
 
 
-def engine_energies(block: dict, element: str, atoms, sources, indices, *, forces: bool = True, workdir=None,
-                    key: str = "train.delta.engine", calc=None) -> tuple[np.ndarray, list | None]:
+def engine_energies(
+    block: dict,
+    element: str,
+    atoms,
+    sources,
+    indices,
+    *,
+    forces: bool = True,
+    workdir=None,
+    key: str = "train.delta.engine",
+    calc=None,
+) -> tuple[np.ndarray, list | None]:
     """(energy per atom (n,) eV/atom, forces (n_i, 3) eV/Å per frame or None) of ``atoms`` by an engine block, one
     calculator for all (``calc``: an existing one); a frame the engine fails on is an error naming it."""
     from . import engines
@@ -195,8 +209,10 @@ class TrainedModel:
             raise InputFileError(self.path, "model header is not a mapping with 'inputs' (corrupt file)")
         self.header, self.arrays = header, arrays
         if header.get("estimator") not in ESTIMATORS or header["inputs"].get("kind") not in INPUT_KINDS:
-            raise InputFileError(self.path, f"unknown estimator {header.get('estimator')!r} or input kind "
-                                 f"{header['inputs'].get('kind')!r}")
+            raise InputFileError(
+                self.path,
+                f"unknown estimator {header.get('estimator')!r} or input kind {header['inputs'].get('kind')!r}",
+            )
         self._nets = None
         self._engine_calc = None
 
@@ -220,8 +236,11 @@ class TrainedModel:
             need = ["coef", "intercept"]
         need += ["domain_mean", "domain_basis", "domain_train"]
         delta = self.header.get("delta")
-        if delta is not None and not (isinstance(delta, dict) and isinstance(delta.get("engine"), dict)
-                                      and isinstance(delta["engine"].get("name"), str)):
+        if delta is not None and not (
+            isinstance(delta, dict)
+            and isinstance(delta.get("engine"), dict)
+            and isinstance(delta["engine"].get("name"), str)
+        ):
             raise InputFileError(self.path, "model header's delta is not a mapping with an engine block (corrupt file)")
         missing = [k for k in need if k not in self.arrays]
         if missing:
@@ -251,8 +270,9 @@ class TrainedModel:
         basis, mean = np.asarray(a["domain_basis"]), np.asarray(a["domain_mean"])
         train = np.asarray(a["domain_train"])
         if basis.ndim != 2 or mean.shape != basis.shape[1:] or train.ndim != 2 or train.shape[1] != basis.shape[0]:
-            raise bad(f"domain arrays do not fit together (basis {basis.shape}, mean {mean.shape}, "
-                      f"train {train.shape})")
+            raise bad(
+                f"domain arrays do not fit together (basis {basis.shape}, mean {mean.shape}, train {train.shape})"
+            )
 
     # ---- what the model is
     @property
@@ -292,8 +312,10 @@ class TrainedModel:
         return ApplicabilityDomain.load(self.header["domain"], self.arrays) if "domain" in self.header else None
 
     def __repr__(self) -> str:
-        return (f"TrainedModel({self.name!r}, estimator={self.header['estimator']!r}, inputs={self.inputs['kind']!r}, "
-                f"members={self.n_members}, path={self.path!r})")
+        return (
+            f"TrainedModel({self.name!r}, estimator={self.header['estimator']!r}, inputs={self.inputs['kind']!r}, "
+            f"members={self.n_members}, path={self.path!r})"
+        )
 
     # ---- inputs
     def check_frames(self, frames) -> FrameSet:
@@ -361,15 +383,26 @@ class TrainedModel:
             self._nets = []
             for j in range(int(c["members"])):
                 pre = f"m{j}."
-                net = build_cnn(int(c["in_channels"]), int(c["bins"]), tuple(c["channels"]), int(c["hidden"]), c["pool"])
-                state = {k[len(pre) + 4:]: torch.from_numpy(np.array(v)) for k, v in self.arrays.items()
-                         if k.startswith(pre + "net.")}
+                net = build_cnn(
+                    int(c["in_channels"]), int(c["bins"]), tuple(c["channels"]), int(c["hidden"]), c["pool"]
+                )
+                state = {
+                    k[len(pre) + 4 :]: torch.from_numpy(np.array(v))
+                    for k, v in self.arrays.items()
+                    if k.startswith(pre + "net.")
+                }
                 try:
                     net.load_state_dict(state)
                 except RuntimeError as exc:
                     raise InputFileError(self.path, f"network {j} does not match its architecture ({exc})") from None
-                self._nets.append((net, self.arrays[pre + "x_scale"], float(self.arrays[pre + "y_mean"]),
-                                   float(self.arrays[pre + "y_std"])))
+                self._nets.append(
+                    (
+                        net,
+                        self.arrays[pre + "x_scale"],
+                        float(self.arrays[pre + "y_mean"]),
+                        float(self.arrays[pre + "y_std"]),
+                    )
+                )
         return self._nets
 
     def predict_inputs(self, X) -> tuple[np.ndarray, np.ndarray]:
@@ -418,8 +451,12 @@ class TrainedModel:
         if ad is not None:
             out.update(ad.check(self.domain_features(X), out["density"], out["n_atoms"]))
         else:
-            out.update(in_domain=np.ones(len(fs), bool), reasons=[""] * len(fs), descriptor_distance=np.zeros(len(fs)),
-                       components=np.zeros((len(fs), 0)))
+            out.update(
+                in_domain=np.ones(len(fs), bool),
+                reasons=[""] * len(fs),
+                descriptor_distance=np.zeros(len(fs)),
+                components=np.zeros((len(fs), 0)),
+            )
         out["sigma"] = self.calibration.sigma(spread, out["descriptor_distance"])
         return out
 

@@ -39,8 +39,12 @@ def coverage(errors, sigma) -> dict:
     e, s = np.abs(np.asarray(errors, float)), np.asarray(sigma, float)
     if not len(e):
         return {"n": 0, "within_1sigma": None, "within_2sigma": None, "spearman_sigma_abs_error": None}
-    return {"n": int(len(e)), "within_1sigma": float(np.mean(e <= s)), "within_2sigma": float(np.mean(e <= 2 * s)),
-            "spearman_sigma_abs_error": spearman(s, e)}
+    return {
+        "n": int(len(e)),
+        "within_1sigma": float(np.mean(e <= s)),
+        "within_2sigma": float(np.mean(e <= 2 * s)),
+        "spearman_sigma_abs_error": spearman(s, e),
+    }
 
 
 def spearman(a, b) -> float | None:
@@ -78,9 +82,13 @@ class Calibration:
             return float(np.sum(np.log(var) + r**2 / var))
 
         s_rms = float(np.sqrt(np.mean(s**2)))
-        best = min((minimize(nll, x0, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 4000})
-                    for x0 in ([np.log(rms / s_rms), np.log(rms / 10)], [np.log(rms / s_rms / 10), np.log(rms)])),
-                   key=lambda res: res.fun)
+        best = min(
+            (
+                minimize(nll, x0, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 4000})
+                for x0 in ([np.log(rms / s_rms), np.log(rms / 10)], [np.log(rms / s_rms / 10), np.log(rms)])
+            ),
+            key=lambda res: res.fun,
+        )
         return cls(scale=float(np.exp(best.x[0])), floor=float(np.exp(best.x[1])), fitted_on="validation")
 
     def fit_distance(self, distance, errors, reference: float, fitted_on: str) -> Calibration:
@@ -106,8 +114,9 @@ class Calibration:
 
         rms = float(np.sqrt(np.mean(r**2))) or 1e-6
         res = minimize_scalar(nll, bounds=(np.log(rms) - 25.0, np.log(rms) + 10.0), method="bounded")
-        return replace(self, distance_scale=float(np.exp(res.x)), distance_reference=float(reference),
-                       distance_fitted_on=fitted_on)
+        return replace(
+            self, distance_scale=float(np.exp(res.x)), distance_reference=float(reference), distance_fitted_on=fitted_on
+        )
 
     def excess(self, distance) -> np.ndarray:
         """max(0, d / d_ref - 1): how much farther from the training descriptors than they are from each other."""
@@ -124,18 +133,27 @@ class Calibration:
         return np.sqrt(var)
 
     def to_dict(self) -> dict:
-        return {"scale": self.scale, "floor_ev_per_atom": self.floor, "fitted_on": self.fitted_on,
-                "distance_scale_ev_per_atom": self.distance_scale, "distance_reference": self.distance_reference,
-                "distance_fitted_on": self.distance_fitted_on,
-                "model": "sigma^2 = (scale * ensemble_std)^2 + floor^2 + (distance_scale * max(0, d / "
-                         "distance_reference - 1))^2, d: nearest training descriptor (domain components)"}
+        return {
+            "scale": self.scale,
+            "floor_ev_per_atom": self.floor,
+            "fitted_on": self.fitted_on,
+            "distance_scale_ev_per_atom": self.distance_scale,
+            "distance_reference": self.distance_reference,
+            "distance_fitted_on": self.distance_fitted_on,
+            "model": "sigma^2 = (scale * ensemble_std)^2 + floor^2 + (distance_scale * max(0, d / "
+            "distance_reference - 1))^2, d: nearest training descriptor (domain components)",
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
-        return cls(scale=float(d["scale"]), floor=float(d["floor_ev_per_atom"]), fitted_on=str(d["fitted_on"]),
-                   distance_scale=float(d.get("distance_scale_ev_per_atom", 0.0)),
-                   distance_reference=float(d.get("distance_reference", 0.0)),
-                   distance_fitted_on=str(d.get("distance_fitted_on", "none")))
+        return cls(
+            scale=float(d["scale"]),
+            floor=float(d["floor_ev_per_atom"]),
+            fitted_on=str(d["fitted_on"]),
+            distance_scale=float(d.get("distance_scale_ev_per_atom", 0.0)),
+            distance_reference=float(d.get("distance_reference", 0.0)),
+            distance_fitted_on=str(d.get("distance_fitted_on", "none")),
+        )
 
 
 #: residuals below this fraction of a typical training descriptor's norm (in the components' span) are rounding
@@ -263,21 +281,33 @@ class ApplicabilityDomain:
             X = np.asarray(X, float).reshape(len(d), -1)
             components = (X - self.mean_) @ self.basis_.T
             distance = cKDTree(self.train_).query(components, k=1)[0]
-            out_desc = (distance > self.distance_threshold_) | (self._residual(X, components) > self.residual_threshold_)
-        reasons = [";".join(r for r, bad in (("density", a), ("n_atoms", b), ("descriptor", c)) if bad)
-                   for a, b, c in zip(out_density, out_atoms, out_desc)]
-        return {"in_domain": ~(out_density | out_atoms | out_desc), "reasons": reasons,
-                "descriptor_distance": distance, "components": components}
+            out_desc = (distance > self.distance_threshold_) | (
+                self._residual(X, components) > self.residual_threshold_
+            )
+        reasons = [
+            ";".join(r for r, bad in (("density", a), ("n_atoms", b), ("descriptor", c)) if bad)
+            for a, b, c in zip(out_density, out_atoms, out_desc)
+        ]
+        return {
+            "in_domain": ~(out_density | out_atoms | out_desc),
+            "reasons": reasons,
+            "descriptor_distance": distance,
+            "components": components,
+        }
 
     # ---- storage: a header dict and arrays (formats.model)
     def to_header(self) -> dict:
-        return {"percentile": self.percentile, "components": self.components,
-                "density_margin": self.density_margin, "density_range": self.density_range_.tolist(),
-                "n_atoms_range": self.n_atoms_range_.tolist(),
-                # None: no descriptor check (a model without descriptor); JSON has no infinity
-                "distance_threshold": None if np.isinf(self.distance_threshold_) else self.distance_threshold_,
-                "residual_threshold": None if np.isinf(self.residual_threshold_) else self.residual_threshold_,
-                "reference_distance": self.reference_distance_}
+        return {
+            "percentile": self.percentile,
+            "components": self.components,
+            "density_margin": self.density_margin,
+            "density_range": self.density_range_.tolist(),
+            "n_atoms_range": self.n_atoms_range_.tolist(),
+            # None: no descriptor check (a model without descriptor); JSON has no infinity
+            "distance_threshold": None if np.isinf(self.distance_threshold_) else self.distance_threshold_,
+            "residual_threshold": None if np.isinf(self.residual_threshold_) else self.residual_threshold_,
+            "reference_distance": self.reference_distance_,
+        }
 
     def to_arrays(self) -> dict:
         return {"domain_mean": self.mean_, "domain_basis": self.basis_, "domain_train": self.train_}

@@ -2,8 +2,20 @@ from topoamorph.logs import run_logged
 from topoamorph.stages.train import train_cnn
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run_logged(sm.log[0], train_cnn, dataset=sm.input.dataset, split=sm.input.split, metrics=sm.output.metrics,
-           predictions=sm.output.predictions, model=sm.output.model, cnn=dict(sm.params.cnn),
-           uncertainty=dict(sm.params.uncertainty), homology=dict(sm.params.homology),
-           species=list(sm.params.species), seed=int(sm.params.seed), threads=sm.threads,
-           delta=sm.input.get("delta"), delta_engine=sm.params.get("delta_engine"))
+run_logged(
+    sm.log[0],
+    train_cnn,
+    dataset=sm.input.dataset,
+    split=sm.input.split,
+    metrics=sm.output.metrics,
+    predictions=sm.output.predictions,
+    model=sm.output.model,
+    cnn=dict(sm.params.cnn),
+    uncertainty=dict(sm.params.uncertainty),
+    homology=dict(sm.params.homology),
+    species=list(sm.params.species),
+    seed=int(sm.params.seed),
+    threads=sm.threads,
+    delta=sm.input.get("delta"),
+    delta_engine=sm.params.get("delta_engine"),
+)

@@ -40,17 +40,24 @@ class DatasetWriter:
         tmp = self._atomic.__enter__()
         self._h = h5py.File(tmp, "w")
         rows = min(max(self.n, 1), _rows_per_chunk(self.row_shape))
-        self._X = self._h.create_dataset("X", shape=(self.n,) + self.row_shape, dtype=np.float32,
-                                         chunks=(rows,) + self.row_shape, compression="gzip", shuffle=True)
+        self._X = self._h.create_dataset(
+            "X",
+            shape=(self.n,) + self.row_shape,
+            dtype=np.float32,
+            chunks=(rows,) + self.row_shape,
+            compression="gzip",
+            shuffle=True,
+        )
         self._finished = False
         return self
 
     def write(self, block: np.ndarray) -> None:
         block = np.asarray(block)
         if block.shape[1:] != self.row_shape or self.done + len(block) > self.n:
-            raise ValueError(f"dataset block of shape {block.shape} does not fit rows {self.done}.. of "
-                             f"{(self.n,) + self.row_shape}")
-        self._X[self.done:self.done + len(block)] = block.astype(np.float32)
+            raise ValueError(
+                f"dataset block of shape {block.shape} does not fit rows {self.done}.. of {(self.n,) + self.row_shape}"
+            )
+        self._X[self.done : self.done + len(block)] = block.astype(np.float32)
         self.done += len(block)
 
     def finish(self, y: np.ndarray, meta: dict, attrs: dict, provenance: dict | None = None) -> None:
@@ -58,8 +65,9 @@ class DatasetWriter:
         if self.done != self.n or len(y) != self.n:
             raise ValueError(f"dataset has {self.done} rows written and {len(y)} targets for {self.n} rows")
         h = self._h
-        h.attrs.update(format=FORMAT, version=__version__, **attrs,
-                       provenance=json.dumps(provenance or {}, sort_keys=True))
+        h.attrs.update(
+            format=FORMAT, version=__version__, **attrs, provenance=json.dumps(provenance or {}, sort_keys=True)
+        )
         h.create_dataset("y", data=y)
         m = h.create_group("meta")
         for k, v in meta.items():
@@ -106,8 +114,9 @@ class _RowBlocks:
             yield order[start:stop], self._read(int(lo), hi)[ordered[start:stop] - lo]
             start = stop
 
-    def shuffled_batches(self, idx, batch_size: int, rng: np.random.Generator, buffer_rows: int = 2048,
-                         cache: dict | None = None):
+    def shuffled_batches(
+        self, idx, batch_size: int, rng: np.random.Generator, buffer_rows: int = 2048, cache: dict | None = None
+    ):
         """Yield (rows, X rows) minibatches of ``idx`` in a random order that reads whole HDF5 chunks: chunks
         in random order fill a buffer of about ``buffer_rows`` rows, shuffled within (a shuffle buffer, as
         streaming data loaders do). An array in memory (one row per chunk, one buffer) gives a full permutation.
@@ -134,7 +143,7 @@ class _RowBlocks:
             rows, X = rows[perm], X[perm]
             full = len(rows) - len(rows) % batch_size if k < len(order) else len(rows)
             for b in range(0, full, batch_size):
-                yield rows[b:b + batch_size], X[b:b + batch_size]
+                yield rows[b : b + batch_size], X[b : b + batch_size]
             carry_rows, carry_X = rows[full:], X[full:]
 
     def _members(self, r: np.ndarray, cache: dict | None) -> np.ndarray:

@@ -14,13 +14,19 @@ from ..io import atomic_path, decode_strings, read_hdf5
 FORMAT = "topoamorph-delta-energies/1"
 
 
-def write_delta_energies(path, energy_per_atom, meta: dict, engine: dict, described: str,
-                         provenance: dict | None = None) -> None:
+def write_delta_energies(
+    path, energy_per_atom, meta: dict, engine: dict, described: str, provenance: dict | None = None
+) -> None:
     """``energy_per_atom`` (n_rows,) eV/atom in the dataset's row order (``meta``: its source and index);
     ``engine``: the engine block, ``described``: its name and version."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h:
-        h.attrs.update(format=FORMAT, engine=json.dumps(engine, sort_keys=True), described=described,
-                       units="eV/atom", provenance=json.dumps(provenance or {}, sort_keys=True))
+        h.attrs.update(
+            format=FORMAT,
+            engine=json.dumps(engine, sort_keys=True),
+            described=described,
+            units="eV/atom",
+            provenance=json.dumps(provenance or {}, sort_keys=True),
+        )
         h.create_dataset("energy_per_atom", data=np.asarray(energy_per_atom, dtype=np.float64))
         h.create_dataset("source", data=[str(s) for s in meta["source"]], dtype=h5py.string_dtype())
         h.create_dataset("index", data=np.asarray(meta["index"], dtype=np.int64))

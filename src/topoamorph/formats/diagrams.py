@@ -74,18 +74,31 @@ def write_diagrams(path, records: list[dict], backend: str, maxdim: int, units: 
     if any(kept) and not simplices:
         raise ValueError("the pairs' simplices are given for some frames of the batch but not all")
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h:
-        h.attrs.update(format=FORMAT, backend=backend, maxdim=maxdim, units=units, version=__version__,
-                       provenance=json.dumps(provenance, sort_keys=True))
+        h.attrs.update(
+            format=FORMAT,
+            backend=backend,
+            maxdim=maxdim,
+            units=units,
+            version=__version__,
+            provenance=json.dumps(provenance, sort_keys=True),
+        )
         g = h.create_group("frames")
         g.create_dataset("source", data=[r["source"] for r in records], dtype=_STR)
         g.create_dataset("stage", data=[r["stage"] for r in records], dtype=_STR)
         g.create_dataset("info", data=[json.dumps(r["info"], sort_keys=True) for r in records], dtype=_STR)
-        for key, dt in (("index", np.int64), ("n_atoms", np.int64), ("replicas", np.int64), ("run", np.int64),
-                        ("energy", np.float64), ("density", np.float64)):
+        for key, dt in (
+            ("index", np.int64),
+            ("n_atoms", np.int64),
+            ("replicas", np.int64),
+            ("run", np.int64),
+            ("energy", np.float64),
+            ("density", np.float64),
+        ):
             g.create_dataset(key, data=np.array([r[key] for r in records], dtype=dt))
         if simplices:
-            g.create_dataset("cell", data=np.array([np.asarray(r["cell"], dtype=np.float64).reshape(3, 3)
-                                                    for r in records]))
+            g.create_dataset(
+                "cell", data=np.array([np.asarray(r["cell"], dtype=np.float64).reshape(3, 3) for r in records])
+            )
         for d in range(maxdim + 1):
             fin, ess = zip(*(split_essential(r["diagrams"][d]) for r in records)) if records else ((), ())
             grp = h.create_group(f"pd{d}")
@@ -131,13 +144,15 @@ def read_diagrams(path, frames=None, simplices: bool = True) -> dict:
             pairs = g["pairs"][()] if whole else None
             ess = g["essential"][()]
             for j, i in enumerate(pick):
-                p = pairs[off[i]:off[i + 1]] if whole else g["pairs"][off[i]:off[i + 1]]
-                e = ess[eoff[i]:eoff[i + 1]]
+                p = pairs[off[i] : off[i + 1]] if whole else g["pairs"][off[i] : off[i + 1]]
+                e = ess[eoff[i] : eoff[i + 1]]
                 diagrams[j][d] = np.vstack([p, np.column_stack([e, np.full(len(e), np.inf)])])
             if simplices:
                 _read_simplices(path, g, d, off, pick, whole, cells, kept)
-    results = [PersistenceResult(dg, int(na), int(rep), str(attrs["units"]), pairs=ps)
-               for dg, na, rep, ps in zip(diagrams, frames["n_atoms"], frames["replicas"], kept)]
+    results = [
+        PersistenceResult(dg, int(na), int(rep), str(attrs["units"]), pairs=ps)
+        for dg, na, rep, ps in zip(diagrams, frames["n_atoms"], frames["replicas"], kept)
+    ]
     return {"attrs": attrs, "frames": frames, "diagrams": diagrams, "results": results}
 
 
@@ -148,11 +163,14 @@ def _read_simplices(path, g, d: int, off, pick, whole: bool, cells, pairs: list)
         raise InputFileError(path, f"pd{d} simplices do not match its pairs (truncated or corrupt)")
     full = {k: g[k][()] for k in keys} if whole else None
     for j, i in enumerate(pick):
-        part = {k: (full[k][off[i]:off[i + 1]] if whole else g[k][off[i]:off[i + 1]]) for k in keys}
+        part = {k: (full[k][off[i] : off[i + 1]] if whole else g[k][off[i] : off[i + 1]]) for k in keys}
         cell = cells[j]
         atoms = {k: part[k].astype(np.int64) for k in SIMPLEX_ATOMS}
-        pairs[j][d] = PairSimplices(birth_shift=part["birth_image"].astype(np.float64) @ cell,
-                                    death_shift=part["death_image"].astype(np.float64) @ cell, **atoms)
+        pairs[j][d] = PairSimplices(
+            birth_shift=part["birth_image"].astype(np.float64) @ cell,
+            death_shift=part["death_image"].astype(np.float64) @ cell,
+            **atoms,
+        )
 
 
 def count_diagrams(path) -> int:

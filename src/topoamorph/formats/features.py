@@ -18,8 +18,12 @@ KINDS = ("soap", "rdf")
 def write_features(path, feats: dict, meta: dict, params: dict, species, provenance: dict | None = None) -> None:
     """``feats``: {kind: (n_rows, n_features)} in the dataset's row order (``meta``: its source and index)."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h:
-        h.attrs.update(format=FORMAT, params=json.dumps(params, sort_keys=True),
-                       species=json.dumps(sorted(set(species))), provenance=json.dumps(provenance or {}, sort_keys=True))
+        h.attrs.update(
+            format=FORMAT,
+            params=json.dumps(params, sort_keys=True),
+            species=json.dumps(sorted(set(species))),
+            provenance=json.dumps(provenance or {}, sort_keys=True),
+        )
         for kind, X in feats.items():
             h.create_dataset(kind, data=X, compression="gzip")
         h.create_dataset("source", data=[str(s) for s in meta["source"]], dtype=h5py.string_dtype())

@@ -87,8 +87,11 @@ def _index(path: str, mtime_ns: int, size: int) -> FrameIndex:
         magic = fh.read(6)
         for sig, kind in COMPRESSED.items():
             if magic.startswith(sig):
-                raise InputFileError(path, f"{kind}-compressed: frames are read by byte offset, so compressed files "
-                                     "are not supported; decompress it first")
+                raise InputFileError(
+                    path,
+                    f"{kind}-compressed: frames are read by byte offset, so compressed files "
+                    "are not supported; decompress it first",
+                )
         fh.seek(0)
         while True:
             start = fh.tell()
@@ -101,14 +104,18 @@ def _index(path: str, mtime_ns: int, size: int) -> FrameIndex:
             try:
                 n = int(head.split()[0])
             except (ValueError, IndexError):
-                raise InputFileError(path, f"line {line_no}: expected an atom count, found {head[:40]!r}",
-                                     len(natoms)) from None
+                raise InputFileError(
+                    path, f"line {line_no}: expected an atom count, found {head[:40]!r}", len(natoms)
+                ) from None
             if n < 1:
                 raise InputFileError(path, f"line {line_no}: atom count {n}", len(natoms))
             for k in range(n + 1):
                 if not fh.readline():
-                    raise InputFileError(path, f"truncated: the file ends inside the frame ({k} of {n + 1} "
-                                         "lines after the atom count)", len(natoms))
+                    raise InputFileError(
+                        path,
+                        f"truncated: the file ends inside the frame ({k} of {n + 1} lines after the atom count)",
+                        len(natoms),
+                    )
             line_no += n + 1
             offsets.append(start)
             natoms.append(n)
@@ -130,7 +137,7 @@ def _parse(path, text: str, first: int) -> list:
 
     try:
         return read(io.StringIO(text), index=":", format="extxyz", parallel=False)
-    except Exception as exc:  # ASE raises many kinds on malformed extxyz
+    except Exception as exc:  # noqa: BLE001 - ASE raises many kinds on malformed extxyz
         raise InputFileError(path, f"cannot be read as extxyz ({type(exc).__name__}: {exc})", first) from None
 
 
@@ -205,11 +212,15 @@ def cell_problem(cell) -> str | None:
         return "frame has no cell (zero volume)"
     h = cell_heights(cell)
     if h.min() < MIN_CELL_HEIGHT:
-        return (f"the cell is {h.min():.3g} Å thick across one face (below {MIN_CELL_HEIGHT} Å: a cell vector near "
-                "zero or three nearly coplanar vectors)")
+        return (
+            f"the cell is {h.min():.3g} Å thick across one face (below {MIN_CELL_HEIGHT} Å: a cell vector near "
+            "zero or three nearly coplanar vectors)"
+        )
     if h.max() > MAX_CELL_HEIGHT:
-        return (f"the cell is {h.max():.3g} Å across (above {MAX_CELL_HEIGHT:g} Å: no periodic structure of atoms at "
-                "any sane density; a cell vector in the wrong unit?)")
+        return (
+            f"the cell is {h.max():.3g} Å across (above {MAX_CELL_HEIGHT:g} Å: no periodic structure of atoms at "
+            "any sane density; a cell vector in the wrong unit?)"
+        )
     return None
 
 
@@ -226,7 +237,7 @@ def check_atoms(atoms, path, index: int, require_energy: bool = True) -> None:
     if require_energy:
         try:
             e = atoms.get_potential_energy()
-        except Exception:
+        except Exception:  # noqa: BLE001 - no calculator or no energy in it: an unlabelled frame
             raise InputFileError(path, "frame has no energy", index) from None
         if not np.isfinite(e):
             raise InputFileError(path, f"energy is not finite ({e})", index)
@@ -241,8 +252,9 @@ def frame_energy(atoms, key: str, path, index: int, required: bool = True) -> fl
     if value is None and not required:
         return float("nan")
     if value is None:
-        raise InputFileError(path, f"no energy under key {key!r} (source.energy_key); info keys: "
-                             f"{sorted(atoms.info)}", index)
+        raise InputFileError(
+            path, f"no energy under key {key!r} (source.energy_key); info keys: {sorted(atoms.info)}", index
+        )
     try:
         e = float(value)
     except (TypeError, ValueError):

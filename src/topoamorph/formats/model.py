@@ -29,15 +29,26 @@ _HEADER = "__header__"
 
 def write_model(path, header: dict, arrays: dict) -> None:
     """Write ``header`` (JSON-serialisable) and ``arrays`` ({name: numpy array}) atomically."""
-    head = json.dumps(dict(header, format=FORMAT, format_version=VERSION, topoamorph_version=__version__),
-                      sort_keys=True, default=json_default, allow_nan=False)
+    head = json.dumps(
+        dict(header, format=FORMAT, format_version=VERSION, topoamorph_version=__version__),
+        sort_keys=True,
+        default=json_default,
+        allow_nan=False,
+    )
     if str(path).endswith(".pt"):
         import torch
 
         with atomic_path(path) as tmp:
             # np.ascontiguousarray would turn a scalar into shape (1,): keep each array's shape
-            torch.save({_HEADER: head, "arrays": {k: torch.from_numpy(np.ascontiguousarray(v).reshape(np.shape(v)))
-                                                  for k, v in arrays.items()}}, tmp)
+            torch.save(
+                {
+                    _HEADER: head,
+                    "arrays": {
+                        k: torch.from_numpy(np.ascontiguousarray(v).reshape(np.shape(v))) for k, v in arrays.items()
+                    },
+                },
+                tmp,
+            )
         return
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **{_HEADER: np.array(head)}, **arrays)
@@ -78,8 +89,11 @@ def read_model(path) -> tuple[dict, dict]:
     except FileNotFoundError:
         raise InputFileError(path, "model file not found") from None
     except Exception as exc:  # noqa: BLE001 (zip, pickle-free torch and OS errors alike mean a damaged file)
-        raise InputFileError(path, f"unreadable model file, truncated or corrupt ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise InputFileError(
+            path,
+            f"unreadable model file, truncated or corrupt ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})",
+        ) from None
     try:
         header = json.loads(head)
     except json.JSONDecodeError:
@@ -89,12 +103,17 @@ def read_model(path) -> tuple[dict, dict]:
     if header.get("format") != FORMAT:
         raise InputFileError(path, f"not a topoamorph model file (format {header.get('format')!r})")
     if header.get("format_version") == 1:
-        raise InputFileError(path, "model format version 1: trained on each cell's torus diagrams, whose energy per "
-                             f"atom changes from a cell to its supercell; this topoamorph {__version__} uses the "
-                             "crystal's diagrams (homology.diagram): retrain the model")
+        raise InputFileError(
+            path,
+            "model format version 1: trained on each cell's torus diagrams, whose energy per "
+            f"atom changes from a cell to its supercell; this topoamorph {__version__} uses the "
+            "crystal's diagrams (homology.diagram): retrain the model",
+        )
     if header.get("format_version") != VERSION:
-        raise InputFileError(path, f"model format version {header.get('format_version')} written by topoamorph "
-                             f"{header.get('topoamorph_version')}; this topoamorph {__version__} reads version "
-                             f"{VERSION}: retrain the model or use the topoamorph that wrote it")
+        raise InputFileError(
+            path,
+            f"model format version {header.get('format_version')} written by topoamorph "
+            f"{header.get('topoamorph_version')}; this topoamorph {__version__} reads version "
+            f"{VERSION}: retrain the model or use the topoamorph that wrote it",
+        )
     return header, arrays
-

@@ -21,11 +21,33 @@ import numpy as np
 from ..io import atomic_path
 from ..provenance import csv_header, skip_comments
 
-COLUMNS = ("row", "part", "y_true_ev_per_atom", "y_pred_ev_per_atom", "y_sigma_ev_per_atom", "density", "stage",
-           "n_atoms", "source", "frame")
-APPLIED = ("source", "frame", "n_atoms", "density", "energy_per_atom_ev", "energy_ev", "sigma_ev_per_atom",
-           "sigma_ev", "in_domain", "out_of_domain", "descriptor_distance", "reference_energy_per_atom_ev",
-           "error_mev_per_atom")
+COLUMNS = (
+    "row",
+    "part",
+    "y_true_ev_per_atom",
+    "y_pred_ev_per_atom",
+    "y_sigma_ev_per_atom",
+    "density",
+    "stage",
+    "n_atoms",
+    "source",
+    "frame",
+)
+APPLIED = (
+    "source",
+    "frame",
+    "n_atoms",
+    "density",
+    "energy_per_atom_ev",
+    "energy_ev",
+    "sigma_ev_per_atom",
+    "sigma_ev",
+    "in_domain",
+    "out_of_domain",
+    "descriptor_distance",
+    "reference_energy_per_atom_ev",
+    "error_mev_per_atom",
+)
 PAIRS = ("source", "frame", "dim", "birth", "death", "contribution_ev", "birth_atoms", "death_atoms")
 
 
@@ -38,9 +60,20 @@ def write_predictions(path, y, pred, meta, parts: dict, prov: dict | None = None
         w = csv.writer(fh)
         w.writerow(COLUMNS)
         for i in range(len(y)):
-            w.writerow([i, part_of[i], f"{y[i]:.12f}", f"{pred[i]:.12f}", "" if sigma is None else f"{sigma[i]:.8f}",
-                        f"{meta['density'][i]:.4f}",
-                        meta["stage"][i], meta["n_atoms"][i], meta["source"][i], meta["index"][i]])
+            w.writerow(
+                [
+                    i,
+                    part_of[i],
+                    f"{y[i]:.12f}",
+                    f"{pred[i]:.12f}",
+                    "" if sigma is None else f"{sigma[i]:.8f}",
+                    f"{meta['density'][i]:.4f}",
+                    meta["stage"][i],
+                    meta["n_atoms"][i],
+                    meta["source"][i],
+                    meta["index"][i],
+                ]
+            )
 
 
 def read_predictions(path) -> dict:
@@ -68,10 +101,23 @@ def write_applied(path, out: dict, sources, frames, reference=None, prov: dict |
         for i in range(n):
             e, s, na = float(out["energy_per_atom"][i]), float(out["sigma"][i]), int(out["n_atoms"][i])
             has_ref = np.isfinite(ref[i])
-            w.writerow([sources[i], frames[i], na, f"{out['density'][i]:.4f}", f"{e:.12f}", f"{e * na:.10f}",
-                        f"{s:.8f}", f"{s * na:.6f}", int(bool(out["in_domain"][i])), out["reasons"][i],
-                        f"{out['descriptor_distance'][i]:.6g}", f"{ref[i]:.12f}" if has_ref else "",
-                        f"{1000 * (e - ref[i]):.4f}" if has_ref else ""])
+            w.writerow(
+                [
+                    sources[i],
+                    frames[i],
+                    na,
+                    f"{out['density'][i]:.4f}",
+                    f"{e:.12f}",
+                    f"{e * na:.10f}",
+                    f"{s:.8f}",
+                    f"{s * na:.6f}",
+                    int(bool(out["in_domain"][i])),
+                    out["reasons"][i],
+                    f"{out['descriptor_distance'][i]:.6g}",
+                    f"{ref[i]:.12f}" if has_ref else "",
+                    f"{1000 * (e - ref[i]):.4f}" if has_ref else "",
+                ]
+            )
 
 
 def read_applied(path) -> dict:
@@ -80,11 +126,13 @@ def read_applied(path) -> dict:
         rows = list(csv.DictReader(skip_comments(fh)))
     num = lambda k: np.array([float(r[k]) if r[k] != "" else np.nan for r in rows])  # noqa: E731
     out = {k: num(k) for k in APPLIED if k not in ("source", "out_of_domain", "frame", "n_atoms", "in_domain")}
-    out.update(source=np.array([r["source"] for r in rows], dtype=object),
-               out_of_domain=np.array([r["out_of_domain"] for r in rows], dtype=object),
-               frame=np.array([int(r["frame"]) for r in rows], dtype=np.int64),
-               n_atoms=np.array([int(r["n_atoms"]) for r in rows], dtype=np.int64),
-               in_domain=np.array([r["in_domain"] == "1" for r in rows]))
+    out.update(
+        source=np.array([r["source"] for r in rows], dtype=object),
+        out_of_domain=np.array([r["out_of_domain"] for r in rows], dtype=object),
+        frame=np.array([int(r["frame"]) for r in rows], dtype=np.int64),
+        n_atoms=np.array([int(r["n_atoms"]) for r in rows], dtype=np.int64),
+        in_domain=np.array([r["in_domain"] == "1" for r in rows]),
+    )
     return out
 
 
@@ -95,15 +143,33 @@ def write_pairs(path, rows, prov: dict | None = None) -> None:
         w = csv.writer(fh)
         w.writerow(PAIRS)
         for r in rows:
-            w.writerow([r["source"], r["frame"], r["dim"], f"{r['birth']:.12g}", f"{r['death']:.12g}",
-                        f"{r['contribution_ev']:.12e}", " ".join(map(str, r["birth_atoms"])),
-                        " ".join(map(str, r["death_atoms"]))])
+            w.writerow(
+                [
+                    r["source"],
+                    r["frame"],
+                    r["dim"],
+                    f"{r['birth']:.12g}",
+                    f"{r['death']:.12g}",
+                    f"{r['contribution_ev']:.12e}",
+                    " ".join(map(str, r["birth_atoms"])),
+                    " ".join(map(str, r["death_atoms"])),
+                ]
+            )
 
 
 def read_pairs(path) -> list[dict]:
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(skip_comments(fh)))
-    return [{"source": r["source"], "frame": int(r["frame"]), "dim": int(r["dim"]), "birth": float(r["birth"]),
-             "death": float(r["death"]), "contribution_ev": float(r["contribution_ev"]),
-             "birth_atoms": [int(a) for a in r["birth_atoms"].split()],
-             "death_atoms": [int(a) for a in r["death_atoms"].split()]} for r in rows]
+    return [
+        {
+            "source": r["source"],
+            "frame": int(r["frame"]),
+            "dim": int(r["dim"]),
+            "birth": float(r["birth"]),
+            "death": float(r["death"]),
+            "contribution_ev": float(r["contribution_ev"]),
+            "birth_atoms": [int(a) for a in r["birth_atoms"].split()],
+            "death_atoms": [int(a) for a in r["death_atoms"].split()],
+        }
+        for r in rows
+    ]

@@ -52,15 +52,19 @@ def active_heldout(*, dataset: str, split: str, frames: list[str], heldout: str,
     parts = _parts(split)
     rows = np.sort(np.concatenate([parts["validation"], parts["test"]]))
     if not len(parts["validation"]) or not len(parts["test"]):
-        raise InputFileError(split, "the active loop needs a validation and a test part (train.split."
-                             "validation_fraction and test_fraction above 0)")
+        raise InputFileError(
+            split,
+            "the active loop needs a validation and a test part (train.split."
+            "validation_fraction and test_fraction above 0)",
+        )
     n = _write_rows(dataset, rows, frames, heldout, manifest)
     log.info("%d held-out frames (validation %d, test %d) to label", n, len(parts["validation"]), len(parts["test"]))
     return {"frames": n}
 
 
-def active_initial(*, dataset: str, split: str, frames: list[str], initial: str, n: int, seed: int,
-                   manifest: str | None = None) -> dict:
+def active_initial(
+    *, dataset: str, split: str, frames: list[str], initial: str, n: int, seed: int, manifest: str | None = None
+) -> dict:
     """Round 0's frames, shared by every strategy: ``n`` random pool (train part) frames."""
     rows = active.initial_rows(_parts(split)["train"], n, seed)
     count = _write_rows(dataset, rows, frames, initial, manifest)
@@ -68,8 +72,9 @@ def active_initial(*, dataset: str, split: str, frames: list[str], initial: str,
     return {"frames": count}
 
 
-def active_rest(*, dataset: str, split: str, initial: str, frames: list[str], rest: str,
-                manifest: str | None = None) -> dict:
+def active_rest(
+    *, dataset: str, split: str, initial: str, frames: list[str], rest: str, manifest: str | None = None
+) -> dict:
     """The ``all`` arm's frames: the whole pool but the initial frames (labelled already)."""
     from ..formats.frames import read_atoms
 
@@ -96,10 +101,27 @@ def _labels(paths: list[str]) -> dict[int, float]:
     return out
 
 
-def active_round(*, dataset: str, split: str, heldout: str, labels: list[str], frames: list[str], record: str,
-                 picks: str, model: str, strategy: str, round: int, per_round: int, seed: int, ridge: dict,
-                 uncertainty: dict, homology: dict, species: list, label_engine: str,
-                 manifest: str | None = None) -> dict:
+def active_round(
+    *,
+    dataset: str,
+    split: str,
+    heldout: str,
+    labels: list[str],
+    frames: list[str],
+    record: str,
+    picks: str,
+    model: str,
+    strategy: str,
+    round: int,
+    per_round: int,
+    seed: int,
+    ridge: dict,
+    uncertainty: dict,
+    homology: dict,
+    species: list,
+    label_engine: str,
+    manifest: str | None = None,
+) -> dict:
     """One round of ``strategy``: ridge on the frames labelled in rounds 0..``round`` (``labels``), scored on
     the labelled test part, σ calibrated on the labelled validation part; writes the round's ``record``, its
     model file (``model``, usable by ``topoamorph predict``) and the next round's frames
@@ -124,25 +146,49 @@ def active_round(*, dataset: str, split: str, heldout: str, labels: list[str], f
     picked = active.pick(strategy, rnd, parts["train"], labelled, per_round, seed, round_index)
     _write_rows(dataset, picked, frames, picks, manifest, (y_cheap, meta))
     err = {p: models.errors(y[parts[p]], rnd.pred[parts[p]]) for p in ("validation", "test")}
-    out = {"strategy": strategy, "round": round_index, "n_labels": int(len(labelled)),
-           "label_engine": label_engine, "labelled_rows": labelled.tolist(), "picked_rows": picked.tolist(),
-           "alpha": float(rnd.model.alpha_), **err,
-           "calibration": dict(rnd.calibration.to_dict(), test=coverage(rnd.pred[te] - y[te], rnd.sigma[te])),
-           "pool_sigma_median_ev_per_atom": float(np.median(rnd.sigma[parts["train"]])),
-           "error_units": "meV/atom", "provenance": provenance.record({"strategy": strategy, "ridge": ridge}, seed)}
+    out = {
+        "strategy": strategy,
+        "round": round_index,
+        "n_labels": int(len(labelled)),
+        "label_engine": label_engine,
+        "labelled_rows": labelled.tolist(),
+        "picked_rows": picked.tolist(),
+        "alpha": float(rnd.model.alpha_),
+        **err,
+        "calibration": dict(rnd.calibration.to_dict(), test=coverage(rnd.pred[te] - y[te], rnd.sigma[te])),
+        "pool_sigma_median_ev_per_atom": float(np.median(rnd.sigma[parts["train"]])),
+        "error_units": "meV/atom",
+        "provenance": provenance.record({"strategy": strategy, "ridge": ridge}, seed),
+    }
     write_json(record, out)
-    tm = _linear_model("ridge", _persistence_inputs(dataset, homology), species,
-                       {"alpha": float(rnd.model.alpha_), "active": {"strategy": strategy, "round": round_index,
-                                                                    "label_engine": label_engine}},
-                       rnd.model.coef_, rnd.model.intercept_)
-    tm.header.update(image_shape=image_shape, calibration=rnd.calibration.to_dict(), domain=rnd.domain.to_header(),
-                     provenance=out["provenance"],
-                     training={"n_train": int(len(labelled)), "n_validation": int(len(va)), "n_test": int(len(te)),
-                               "errors": err})
+    tm = _linear_model(
+        "ridge",
+        _persistence_inputs(dataset, homology),
+        species,
+        {
+            "alpha": float(rnd.model.alpha_),
+            "active": {"strategy": strategy, "round": round_index, "label_engine": label_engine},
+        },
+        rnd.model.coef_,
+        rnd.model.intercept_,
+    )
+    tm.header.update(
+        image_shape=image_shape,
+        calibration=rnd.calibration.to_dict(),
+        domain=rnd.domain.to_header(),
+        provenance=out["provenance"],
+        training={"n_train": int(len(labelled)), "n_validation": int(len(va)), "n_test": int(len(te)), "errors": err},
+    )
     tm.arrays.update(rnd.domain.to_arrays())
     tm.save(model)
-    log.info("%s round %d: %d labels, test MAE %.2f meV/atom; %d frames picked next", strategy, round_index,
-             len(labelled), err["test"]["mae_mev_per_atom"], len(picked))
+    log.info(
+        "%s round %d: %d labels, test MAE %.2f meV/atom; %d frames picked next",
+        strategy,
+        round_index,
+        len(labelled),
+        err["test"]["mae_mev_per_atom"],
+        len(picked),
+    )
     return out
 
 
@@ -156,7 +202,11 @@ def active_curve(*, rounds: list[str], curve: str, figure: str, table: str, dpi:
     for path in rounds:
         r = read_json(path)
         out["strategies"].setdefault(r["strategy"], []).append(
-            {k: r[k] for k in ("round", "n_labels", "test", "validation", "calibration", "pool_sigma_median_ev_per_atom")})
+            {
+                k: r[k]
+                for k in ("round", "n_labels", "test", "validation", "calibration", "pool_sigma_median_ev_per_atom")
+            }
+        )
         out["label_engine"] = r["label_engine"]
     for rows in out["strategies"].values():
         rows.sort(key=lambda r: r["round"])
@@ -165,9 +215,11 @@ def active_curve(*, rounds: list[str], curve: str, figure: str, table: str, dpi:
         for arm in ("all", "random"):
             if arm in s:
                 target = s[arm][-1]["test"]["mae_mev_per_atom"]
-                out[f"sigma_labels_to_reach_{arm}"] = {"target_mae_mev_per_atom": target,
-                                                       "target_labels": s[arm][-1]["n_labels"],
-                                                       "labels": active.labels_needed(s["sigma"], target)}
+                out[f"sigma_labels_to_reach_{arm}"] = {
+                    "target_mae_mev_per_atom": target,
+                    "target_labels": s[arm][-1]["n_labels"],
+                    "labels": active.labels_needed(s["sigma"], target),
+                }
     write_json(curve, out)
     draw(curve, figure, table, dpi=dpi)
     return out

@@ -48,21 +48,48 @@ def descriptors(*, diagrams: list[str], dataset: str, descriptors: dict) -> dict
         y = cols["energy"] / cols["n_atoms"]
         outside = outside / max(total, 1)
         if outside > 0.01:
-            log.warning("%.1f%% of finite pairs fall outside descriptors.range %s %s: widen it", 100 * outside,
-                        list(vec.range), units)
-        attrs = dict(kind=kind_of(vec), dims=list(vec.dims), bins=int(vec.bins), range=list(vec.range), units=units,
-                     axes=vec.axes, y_range=[float(vec.y_edges_[0]), float(vec.y_edges_[-1])],
-                     params=json.dumps(descriptors, sort_keys=True), normalize=vec.normalize, y_units="eV/atom",
-                     out_of_range_fraction=outside)
+            log.warning(
+                "%.1f%% of finite pairs fall outside descriptors.range %s %s: widen it",
+                100 * outside,
+                list(vec.range),
+                units,
+            )
+        attrs = dict(
+            kind=kind_of(vec),
+            dims=list(vec.dims),
+            bins=int(vec.bins),
+            range=list(vec.range),
+            units=units,
+            axes=vec.axes,
+            y_range=[float(vec.y_edges_[0]), float(vec.y_edges_[-1])],
+            params=json.dumps(descriptors, sort_keys=True),
+            normalize=vec.normalize,
+            y_units="eV/atom",
+            out_of_range_fraction=outside,
+        )
         out.finish(y, cols, attrs, provenance.record(descriptors))
     shape = [len(y), *row_shape]
-    log.info("dataset %s: X %s, y %.4f..%.4f eV/atom, %.2f%% pairs out of range", dataset, tuple(shape), y.min(),
-             y.max(), 100 * outside)
+    log.info(
+        "dataset %s: X %s, y %.4f..%.4f eV/atom, %.2f%% pairs out of range",
+        dataset,
+        tuple(shape),
+        y.min(),
+        y.max(),
+        100 * outside,
+    )
     return {"n": len(y), "shape": shape, "out_of_range_fraction": outside}
 
 
-def structure_features(*, dataset: str, frames: list[str], features: str, baselines: dict, species,
-                       threads: int = 1, manifest: str | None = None) -> dict:
+def structure_features(
+    *,
+    dataset: str,
+    frames: list[str],
+    features: str,
+    baselines: dict,
+    species,
+    threads: int = 1,
+    manifest: str | None = None,
+) -> dict:
     """SOAP and RDF features of every dataset row, in the dataset's row order (``frames``: the files the
     rows come from, inputs of the rule so that a changed file reruns it; ``manifest``: the import manifest
     they are checked against, before and after reading)."""
@@ -81,8 +108,16 @@ def structure_features(*, dataset: str, frames: list[str], features: str, baseli
     return shapes
 
 
-def delta_energies(*, dataset: str, frames: list[str], energies: str, engine: dict, element: str, workdir: str,
-                   manifest: str | None = None) -> dict:
+def delta_energies(
+    *,
+    dataset: str,
+    frames: list[str],
+    energies: str,
+    engine: dict,
+    element: str,
+    workdir: str,
+    manifest: str | None = None,
+) -> dict:
     """The Δ-learning engine's energy per atom of every dataset row (``train.delta.engine``), in the dataset's
     row order (``frames``: the files the rows come from; ``manifest``: the import manifest they are checked
     against). One calculator for all rows; a row the engine cannot compute fails the job naming the frame."""
@@ -94,10 +129,24 @@ def delta_energies(*, dataset: str, frames: list[str], energies: str, engine: di
     with unchanged_while_read(manifest, frames):
         atoms = read_rows(meta["source"], meta["index"])
     t0 = time.perf_counter()
-    energy, _ = engine_energies(engine, element, atoms, [str(s) for s in meta["source"]], meta["index"],
-                                forces=False, workdir=workdir, key="train.delta.engine")
+    energy, _ = engine_energies(
+        engine,
+        element,
+        atoms,
+        [str(s) for s in meta["source"]],
+        meta["index"],
+        forces=False,
+        workdir=workdir,
+        key="train.delta.engine",
+    )
     described = engines.describe(engine)
     write_delta_energies(energies, energy, meta, engine, described, provenance.record(engine))
-    log.info("%s: %d rows in %.1f s, %.4f..%.4f eV/atom", described, len(atoms), time.perf_counter() - t0,
-             energy.min(), energy.max())
+    log.info(
+        "%s: %d rows in %.1f s, %.4f..%.4f eV/atom",
+        described,
+        len(atoms),
+        time.perf_counter() - t0,
+        energy.min(),
+        energy.max(),
+    )
     return {"rows": len(atoms), "engine": described}

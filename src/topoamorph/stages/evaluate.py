@@ -47,8 +47,9 @@ def _checked_frames(trained: list[TrainedModel], specs: list[str], energy_key: s
     return fs
 
 
-def frames_for(trained: list[TrainedModel], specs: list[str], scratch_dir: str,
-               energy_key: str | None = None) -> FrameSet | None:
+def frames_for(
+    trained: list[TrainedModel], specs: list[str], scratch_dir: str, energy_key: str | None = None
+) -> FrameSet | None:
     """The frames of ``specs``, checked before any homology (``_checked_frames``), with the diagrams every model
     needs; under MPI the diagrams are computed on all ranks (``distribute.run``) and the frames returned on rank 0
     only (None elsewhere)."""
@@ -89,10 +90,14 @@ def _summary(out: dict, ref: np.ndarray) -> dict:
     (``out``: ``TrainedModel.apply``; ``ref``: reference energies per atom, NaN where unknown)."""
     density = out["density"]
     reasons = dict(sorted(collections.Counter(r for rs in out["reasons"] for r in rs.split(";") if r).items()))
-    s = {"n_frames": int(len(ref)), "n_out_of_domain": int(np.sum(~out["in_domain"])),
-         "out_of_domain_reasons": reasons, "n_with_reference": int(np.sum(np.isfinite(ref))),
-         "n_atoms": sorted({int(n) for n in out["n_atoms"]}),
-         "density_g_cm3": [float(np.min(density)), float(np.max(density))] if len(density) else None}
+    s = {
+        "n_frames": int(len(ref)),
+        "n_out_of_domain": int(np.sum(~out["in_domain"])),
+        "out_of_domain_reasons": reasons,
+        "n_with_reference": int(np.sum(np.isfinite(ref))),
+        "n_atoms": sorted({int(n) for n in out["n_atoms"]}),
+        "density_g_cm3": [float(np.min(density)), float(np.max(density))] if len(density) else None,
+    }
     has = np.isfinite(ref)
     if has.any():
         pred = out["energy_per_atom"]
@@ -104,8 +109,9 @@ def _summary(out: dict, ref: np.ndarray) -> dict:
     return s
 
 
-def predict(*, model: str, frames: list[str], output: str, energy_key: str | None = None,
-            forces: str | None = None) -> int:
+def predict(
+    *, model: str, frames: list[str], output: str, energy_key: str | None = None, forces: str | None = None
+) -> int:
     """``topoamorph predict``: one model on the frames of ``frames`` (``path`` or ``path@start:stop``);
     ``forces``: also an extxyz file of the frames with the model's energy and analytic forces (models on
     persistence images; computed by rank 0)."""
@@ -126,15 +132,29 @@ def predict(*, model: str, frames: list[str], output: str, energy_key: str | Non
         _write_forces(tm, fs, out, forces)
     s = _summary(out, ref)
     n_out = s["n_out_of_domain"]
-    log.info("%s: %d frames predicted by %s; %d out of the training domain%s", output, len(fs), tm.path, n_out,
-             f" ({', '.join(f'{k}: {v}' for k, v in s['out_of_domain_reasons'].items())})" if n_out else "")
+    log.info(
+        "%s: %d frames predicted by %s; %d out of the training domain%s",
+        output,
+        len(fs),
+        tm.path,
+        n_out,
+        f" ({', '.join(f'{k}: {v}' for k, v in s['out_of_domain_reasons'].items())})" if n_out else "",
+    )
     if n_out:
-        log.warning("%d of %d frames lie outside the model's training domain: their predictions and sigma are "
-                    "extrapolations", n_out, len(fs))
+        log.warning(
+            "%d of %d frames lie outside the model's training domain: their predictions and sigma are extrapolations",
+            n_out,
+            len(fs),
+        )
     if "all" in s:
         e = s["all"]
-        log.info("against the reference energies (%s) of %d frames: MAE %.2f, RMSE %.2f meV/atom", energy_key,
-                 e["n"], e["mae_mev_per_atom"], e["rmse_mev_per_atom"])
+        log.info(
+            "against the reference energies (%s) of %d frames: MAE %.2f, RMSE %.2f meV/atom",
+            energy_key,
+            e["n"],
+            e["mae_mev_per_atom"],
+            e["rmse_mev_per_atom"],
+        )
     return 0
 
 
@@ -148,8 +168,14 @@ def _write_forces(tm: TrainedModel, fs: FrameSet, out: dict, path: str) -> None:
         a.calc = None
         # the model's results under keys that never read as a reference (energy, forces): predicting on this file
         # must not score the model against itself
-        a.info = {"source": fs.sources[k], "frame": fs.indices[k], "model": tm.path, "model_energy": energy,
-                  "model_energy_sigma": float(out["sigma"][k]) * len(a), "in_domain": bool(out["in_domain"][k])}
+        a.info = {
+            "source": fs.sources[k],
+            "frame": fs.indices[k],
+            "model": tm.path,
+            "model_energy": energy,
+            "model_energy_sigma": float(out["sigma"][k]) * len(a),
+            "in_domain": bool(out["in_domain"][k]),
+        }
         for key in [name for name in a.arrays if name not in ("numbers", "positions")]:
             a.arrays.pop(key)
         a.arrays["model_forces"] = np.asarray(f, dtype=float)
@@ -181,18 +207,37 @@ def explain(*, model: str, frames: list[str], output: str, pairs: str | None = N
         a.arrays["contribution"] = ex["contribution"]
         for dim, v in ex["by_dim"].items():
             a.arrays[f"contribution_h{dim}"] = v
-        a.info.update(source=fs.sources[k], frame=fs.indices[k], model=tm.path, predicted_energy=ex["energy"],
-                      baseline_energy=ex["baseline"], attribution_residual=ex["residual"],
-                      attribution=("exact (linear model)" if ex["complete"] else "gradient x input (first order)"))
+        a.info.update(
+            source=fs.sources[k],
+            frame=fs.indices[k],
+            model=tm.path,
+            predicted_energy=ex["energy"],
+            baseline_energy=ex["baseline"],
+            attribution_residual=ex["residual"],
+            attribution=("exact (linear model)" if ex["complete"] else "gradient x input (first order)"),
+        )
         if tm.delta:  # Δ-learning: the contributions explain the correction; the engine gives the rest
             engine_energy = float(tm.engine_results(FrameSet([atoms]))[0][0]) * len(atoms)
-            a.info.update(explained="correction to the engine", delta_engine=tm.delta["described"],
-                          engine_energy=engine_energy, predicted_total_energy=engine_energy + ex["energy"])
+            a.info.update(
+                explained="correction to the engine",
+                delta_engine=tm.delta["described"],
+                engine_energy=engine_energy,
+                predicted_total_energy=engine_energy + ex["energy"],
+            )
         out.append(a)
-        rows += [dict(r, source=fs.sources[k], frame=fs.indices[k], contribution_ev=r["contribution_eV"])
-                 for r in ex["pairs"]]
-        log.info("%s frame %d: E %.6f eV = baseline %.6f + contributions %.6f + residual %.2e", fs.sources[k],
-                 fs.indices[k], ex["energy"], ex["baseline"], float(ex["contribution"].sum()), ex["residual"])
+        rows += [
+            dict(r, source=fs.sources[k], frame=fs.indices[k], contribution_ev=r["contribution_eV"])
+            for r in ex["pairs"]
+        ]
+        log.info(
+            "%s frame %d: E %.6f eV = baseline %.6f + contributions %.6f + residual %.2e",
+            fs.sources[k],
+            fs.indices[k],
+            ex["energy"],
+            ex["baseline"],
+            float(ex["contribution"].sum()),
+            ex["residual"],
+        )
     # both files are complete before either is renamed into place: a killed run never leaves a new explained
     # file beside an older run's pairs
     from contextlib import ExitStack
@@ -218,8 +263,17 @@ def validate_evaluation(*, frames: str, selection: str, manifest: str, energy_ke
     return m
 
 
-def evaluate(*, frames: str, selection: str, manifest: str, model_files: list[str], names: list[str],
-             predictions: list[str], metrics: str, energy_key: str) -> dict:
+def evaluate(
+    *,
+    frames: str,
+    selection: str,
+    manifest: str,
+    model_files: list[str],
+    names: list[str],
+    predictions: list[str],
+    metrics: str,
+    energy_key: str,
+) -> dict:
     """Every model of ``model_files`` (named ``names``) on one evaluation file (``frames`` + ``selection``): a
     predictions file per model and one metrics file (a section per model)."""
     trained = [load_model(f) for f in model_files]
@@ -235,9 +289,14 @@ def evaluate(*, frames: str, selection: str, manifest: str, model_files: list[st
         write_applied(pred_out, res, fs.sources, fs.indices, ref, dict(provenance.record(), model=tm.path))
         out["models"][name] = _summary(res, ref)
         e = out["models"][name].get("all")
-        log.info("%s on %s: %s; %d of %d frames out of domain", name, frames,
-                 f"MAE {e['mae_mev_per_atom']:.2f} meV/atom" if e else "no reference energies",
-                 out["models"][name]["n_out_of_domain"], len(fs))
+        log.info(
+            "%s on %s: %s; %d of %d frames out of domain",
+            name,
+            frames,
+            f"MAE {e['mae_mev_per_atom']:.2f} meV/atom" if e else "no reference energies",
+            out["models"][name]["n_out_of_domain"],
+            len(fs),
+        )
     out["provenance"] = provenance.record()
     write_json(metrics, out)
     return out
@@ -280,9 +339,15 @@ def select(*, model: str, frames: list[str], n: int, output: str, table: str | N
     chosen = []
     for rank, k in enumerate(picked):
         a = fs.atoms[k].copy()
-        a.info.update(selected_rank=rank, selected_from=fs.sources[k], selected_frame=fs.indices[k],
-                      model=tm.path, predicted_energy_per_atom_ev=float(out["energy_per_atom"][k]),
-                      sigma_ev_per_atom=float(out["sigma"][k]), in_domain=bool(out["in_domain"][k]))
+        a.info.update(
+            selected_rank=rank,
+            selected_from=fs.sources[k],
+            selected_frame=fs.indices[k],
+            model=tm.path,
+            predicted_energy_per_atom_ev=float(out["energy_per_atom"][k]),
+            sigma_ev_per_atom=float(out["sigma"][k]),
+            in_domain=bool(out["in_domain"][k]),
+        )
         chosen.append(a)
     write_frames(output, chosen)
     if table:
@@ -292,9 +357,24 @@ def select(*, model: str, frames: list[str], n: int, output: str, table: str | N
             w = csv.writer(fh)
             w.writerow(["source", "frame", "sigma_ev_per_atom", "energy_per_atom_ev", "in_domain", "selected_rank"])
             for k in range(len(fs)):
-                w.writerow([fs.sources[k], fs.indices[k], f"{out['sigma'][k]:.9f}", f"{out['energy_per_atom'][k]:.9f}",
-                            int(out["in_domain"][k]), rank_of.get(k, "")])
-    log.info("%s: %d of %d frames picked by %s (sigma %.1f-%.1f meV/atom; pool median %.1f)", output, len(picked),
-             len(fs), tm.path, 1000 * out["sigma"][picked].min(), 1000 * out["sigma"][picked].max(),
-             1000 * np.median(out["sigma"]))
+                w.writerow(
+                    [
+                        fs.sources[k],
+                        fs.indices[k],
+                        f"{out['sigma'][k]:.9f}",
+                        f"{out['energy_per_atom'][k]:.9f}",
+                        int(out["in_domain"][k]),
+                        rank_of.get(k, ""),
+                    ]
+                )
+    log.info(
+        "%s: %d of %d frames picked by %s (sigma %.1f-%.1f meV/atom; pool median %.1f)",
+        output,
+        len(picked),
+        len(fs),
+        tm.path,
+        1000 * out["sigma"][picked].min(),
+        1000 * out["sigma"][picked].max(),
+        1000 * np.median(out["sigma"]),
+    )
     return 0

@@ -6,8 +6,14 @@ from .. import distribute
 from ..settings import HomologySettings
 
 
-def homology(*, frames: list[str], diagrams: str, settings: HomologySettings, energy_key: str | None = None,
-             manifest: str | None = None) -> int:
+def homology(
+    *,
+    frames: list[str],
+    diagrams: str,
+    settings: HomologySettings,
+    energy_key: str | None = None,
+    manifest: str | None = None,
+) -> int:
     """``frames``: ``path`` or ``path@start:stop`` specs; ``diagrams``: the batch's output file; ``manifest``:
     the import manifest the files are checked against (imported data). Run under ``mpiexec -n N`` (or
     ``srun``) to spread the frames over N ranks; returns the exit status."""

@@ -8,9 +8,9 @@ import numpy as np
 
 from .. import report as rep
 from .. import structure
+from ..errors import InputFileError
 from ..formats.dataset import Dataset
 from ..formats.diagrams import count_diagrams, read_diagrams
-from ..errors import InputFileError
 from ..formats.frames import checked_frame, index_frames, parse_spec, read_rows
 from ..importer import unchanged_while_read
 from ..settings import ReportSettings
@@ -18,13 +18,38 @@ from ..settings import ReportSettings
 log = logging.getLogger(__name__)
 
 
-def report(*, metrics: list[str], predictions: list[str], ridge_model: str, curve: str, dataset: str,
-           diagrams: list[str], structures: list[str], traces: list[str], models: list[str], runs: list,
-           settings: dict, table: str, table_csv: str, parity: str, diagram_examples: str, ridge_map: str,
-           energy_density: str, structure_png: str, structure_csv: str, learning_curve: str, per_density: str,
-           calibration: str, explanations: str, explanations_csv: str, evaluation_predictions: list[str] = (),
-           evaluations: list[str] = (),
-           evaluation: list[str] = (), trace: str | None = None, manifest: str | None = None) -> None:
+def report(
+    *,
+    metrics: list[str],
+    predictions: list[str],
+    ridge_model: str,
+    curve: str,
+    dataset: str,
+    diagrams: list[str],
+    structures: list[str],
+    traces: list[str],
+    models: list[str],
+    runs: list,
+    settings: dict,
+    table: str,
+    table_csv: str,
+    parity: str,
+    diagram_examples: str,
+    ridge_map: str,
+    energy_density: str,
+    structure_png: str,
+    structure_csv: str,
+    learning_curve: str,
+    per_density: str,
+    calibration: str,
+    explanations: str,
+    explanations_csv: str,
+    evaluation_predictions: list[str] = (),
+    evaluations: list[str] = (),
+    evaluation: list[str] = (),
+    trace: str | None = None,
+    manifest: str | None = None,
+) -> None:
     """``metrics`` and ``predictions``: one file per model of ``models``, in that order; ``traces``: one per
     run of ``runs`` ((density, run) pairs; none for imported data, and then no ``trace`` figure);
     ``evaluation_predictions``: per evaluation file of ``evaluations``, one file per model (file-major), and
@@ -43,15 +68,23 @@ def report(*, metrics: list[str], predictions: list[str], ridge_model: str, curv
     rep.parity_plots(prediction_files, parity, s.dpi)
     rep.calibration_plot(prediction_files, calibration, s.dpi)
     for k, (name, out) in enumerate(zip(evaluations, evaluation)):
-        files = evaluation_predictions[k * len(models):(k + 1) * len(models)]
+        files = evaluation_predictions[k * len(models) : (k + 1) * len(models)]
         rep.evaluation_plot(name, dict(zip(models, files)), out, s.dpi)
     rep.per_density_errors(metrics_files, per_density, s.dpi)
     rep.learning_curve(curve, learning_curve, s.dpi)
     with Dataset(dataset) as ds:
         meta, y, attrs = ds.meta, ds.y, ds.attrs
     units = str(attrs["units"])
-    rep.ridge_map(ridge_model, list(attrs["dims"]), list(attrs["range"]), list(attrs["y_range"]), ridge_map, s.dpi,
-                  axes=str(attrs["axes"]), units=units)
+    rep.ridge_map(
+        ridge_model,
+        list(attrs["dims"]),
+        list(attrs["range"]),
+        list(attrs["y_range"]),
+        ridge_map,
+        s.dpi,
+        axes=str(attrs["axes"]),
+        units=units,
+    )
     picks = rep.example_frames(meta, s.example_frames)
     rep.diagram_examples(meta, picks, diagrams_of_rows(diagrams, picks), diagram_examples, s.dpi, units=units)
     _explanations(ridge_model, meta, diagrams, structures, manifest, explanations, explanations_csv, s.dpi)
@@ -84,15 +117,23 @@ def _explanations(ridge_model, meta, diagram_files, structure_files, manifest, o
     stored = results_of_rows(diagram_files, picks)
     stored = stored if all(r.pairs is not None for r in stored) else None
     explained = rep.explain_frames(model, atoms, stored)
-    frames = [{"density": float(meta["density"][i]), "stage": str(meta["stage"][i]), "source": src, "frame": idx}
-              for i, src, idx in zip(picks, sources, indices)]
+    frames = [
+        {"density": float(meta["density"][i]), "stage": str(meta["stage"][i]), "source": src, "frame": idx}
+        for i, src, idx in zip(picks, sources, indices)
+    ]
     rows = rep.environment_statistics(explained, frames)
     rep.write_explanation_table(rows, out_csv)
     rep.explanations_figure(explained, atoms, frames, rows, out_png, dpi)
     for r in rows:
         if r["environment"] != "all":
-            log.info("explained %.2f g/cm3 frame: %s atoms %d (%.0f%%), mean contribution %+.1f meV", r["density"],
-                     r["environment"], r["atoms"], 100 * r["fraction"], r["mean_contribution_meV"])
+            log.info(
+                "explained %.2f g/cm3 frame: %s atoms %d (%.0f%%), mean contribution %+.1f meV",
+                r["density"],
+                r["environment"],
+                r["atoms"],
+                100 * r["fraction"],
+                r["mean_contribution_meV"],
+            )
     log.info("explanations from %s simplices", "the diagram files' stored" if stored else "recomputed")
 
 
@@ -128,8 +169,10 @@ def sampled_frames(spec: str, per_file: int) -> list:
     if stop <= start:
         raise InputFileError(path, "no frames")
     picks = np.unique(np.linspace(start, stop - 1, min(per_file, stop - start)).round().astype(int))
-    return [checked_frame(atoms, path, int(i), require_energy=False)
-            for atoms, i in zip(read_rows([path] * len(picks), picks), picks)]
+    return [
+        checked_frame(atoms, path, int(i), require_energy=False)
+        for atoms, i in zip(read_rows([path] * len(picks), picks), picks)
+    ]
 
 
 def _structure_report(structure_files, out_png, out_csv, dpi, per_file: int) -> dict:
@@ -148,12 +191,17 @@ def _structure_report(structure_files, out_png, out_csv, dpi, per_file: int) -> 
     trend = rep.sp3_trend(rows)
     if trend is not None:
         (log.info if trend > 0 else log.warning)(
-            "sp3 fraction vs density in the last stage: Spearman %+.2f (%s)", trend,
-            "rises, as for amorphous carbon" if trend > 0 else "does not rise: check the engine and protocol")
+            "sp3 fraction vs density in the last stage: Spearman %+.2f (%s)",
+            trend,
+            "rises, as for amorphous carbon" if trend > 0 else "does not rise: check the engine and protocol",
+        )
     final_stage = rows[-1]["stage"] if rows else ""
     for density in sorted(finals):
         sel = [r["sp3"] for r in rows if r["stage"] == final_stage and round(r["density"], 2) == density]
         log.info("sp3 fraction at %.2f g/cm3 (%s): %.3f", density, final_stage, float(np.mean(sel)) if sel else np.nan)
     cryst = np.array([r["crystalline"] for r in rows])
-    return {"frames": len(rows), "crystalline_frames": float(np.mean(cryst > structure.CRYSTALLINE_FRAME)),
-            "crystalline_atoms": float(np.mean(cryst))}
+    return {
+        "frames": len(rows),
+        "crystalline_frames": float(np.mean(cryst > structure.CRYSTALLINE_FRAME)),
+        "crystalline_atoms": float(np.mean(cryst)),
+    }

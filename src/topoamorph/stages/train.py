@@ -16,9 +16,9 @@ from ..formats.delta import read_delta_energies
 from ..formats.features import read_features
 from ..formats.predictions import write_predictions
 from ..io import read_json, write_json
+from ..models import group_residuals_gram, group_residuals_primal, shift_groups
 from ..settings import HomologySettings, SplitSettings
 from ..trained import TrainedModel
-from ..models import group_residuals_gram, group_residuals_primal, shift_groups
 from ..uncertainty import ApplicabilityDomain, Calibration, bootstrap_indices, coverage
 
 log = logging.getLogger(__name__)
@@ -37,15 +37,22 @@ def split(*, dataset: str, split: str, settings: dict, seed: int) -> dict:
     s["duplicates"] = {"identical_groups": len(groups), "across_parts": [[int(i) for i in g] for g in crossing]}
     if crossing:
         where = ", ".join(f"{src[i]} frame {idx[i]} ({part_of[i]})" for i in crossing[0][:3])
-        msg = (f"{len(crossing)} groups of identical frames (same descriptor and energy) lie in two parts of the "
-               f"split, e.g. {where}: test frames leak into training")
+        msg = (
+            f"{len(crossing)} groups of identical frames (same descriptor and energy) lie in two parts of the "
+            f"split, e.g. {where}: test frames leak into training"
+        )
         if opts.duplicates == "refuse":
             raise InputFileError(dataset, msg + " (train.split.duplicates: refuse)")
         log.warning("%s; set train.split.duplicates: refuse to stop here", msg)
     s["provenance"] = provenance.record(settings, seed)
     write_json(split, s)
-    log.info("split: %d train, %d validation, %d test frames (by %s)", len(s["train"]), len(s["validation"]),
-             len(s["test"]), s["by"])
+    log.info(
+        "split: %d train, %d validation, %d test frames (by %s)",
+        len(s["train"]),
+        len(s["validation"]),
+        len(s["test"]),
+        s["by"],
+    )
     return s
 
 
@@ -55,7 +62,7 @@ def _identical_rows(ds: Dataset, chunk: int = 1024) -> list[list[int]]:
 
     seen: dict = {}
     for start in range(0, len(ds), chunk):
-        X = np.ascontiguousarray(ds.X[start:start + chunk])
+        X = np.ascontiguousarray(ds.X[start : start + chunk])
         for k, row in enumerate(X):
             i = start + k
             key = hashlib.blake2b(row.tobytes() + np.float64(ds.y[i]).tobytes(), digest_size=16).digest()
@@ -100,13 +107,26 @@ def _load(dataset: str, split_file: str, delta: str | None = None, delta_engine:
         energy, described = read_delta_energies(delta, meta, delta_engine)
         target = DeltaTarget(energy, dict(delta_engine or {}), described)
         y = y - energy
-        log.info("Δ-learning on %s: the models learn E_reference - E_engine, %.4f..%.4f eV/atom", described,
-                 y.min(), y.max())
+        log.info(
+            "Δ-learning on %s: the models learn E_reference - E_engine, %.4f..%.4f eV/atom", described, y.min(), y.max()
+        )
     return y, meta, parts, target
 
 
-def _finish(name, y, pred, meta, parts, hyper, prov, metrics_out, predictions_out, extra=None, sigma=None,
-            delta: DeltaTarget | None = None) -> dict:
+def _finish(
+    name,
+    y,
+    pred,
+    meta,
+    parts,
+    hyper,
+    prov,
+    metrics_out,
+    predictions_out,
+    extra=None,
+    sigma=None,
+    delta: DeltaTarget | None = None,
+) -> dict:
     """Metrics and predictions of the energy per atom (with Δ-learning, the engine's energy added back to the
     target and the prediction: the errors are the same, the reported energies are totals)."""
     if delta is not None:
@@ -116,9 +136,13 @@ def _finish(name, y, pred, meta, parts, hyper, prov, metrics_out, predictions_ou
     out.update(extra or {})
     write_predictions(predictions_out, y, pred, meta, parts, prov, sigma=sigma)
     write_json(metrics_out, out)
-    log.info("%s: MAE train %.2f, validation %s, test %.2f meV/atom", name, out["train"]["mae_mev_per_atom"],
-             "-" if out["validation"]["mae_mev_per_atom"] is None else f"{out['validation']['mae_mev_per_atom']:.2f}",
-             out["test"]["mae_mev_per_atom"])
+    log.info(
+        "%s: MAE train %.2f, validation %s, test %.2f meV/atom",
+        name,
+        out["train"]["mae_mev_per_atom"],
+        "-" if out["validation"]["mae_mev_per_atom"] is None else f"{out['validation']['mae_mev_per_atom']:.2f}",
+        out["test"]["mae_mev_per_atom"],
+    )
     return out
 
 
@@ -136,20 +160,43 @@ def _distance_calibration(cal: Calibration, ad: ApplicabilityDomain, shift, meta
         why = "no descriptor" if not len(ad.basis_) else "fewer than 3 densities or runs in the train part"
         return cal, {"by": "none", "note": f"no distance term: {why}"}
     distances = [ad.distances_between(g, np.setdiff1d(np.arange(len(tr)), g)) for g in groups]
-    cal = cal.fit_distance(np.concatenate(distances), np.concatenate(residuals), ad.reference_distance_,
-                           f"held-out {what} groups of the train part")
+    cal = cal.fit_distance(
+        np.concatenate(distances),
+        np.concatenate(residuals),
+        ad.reference_distance_,
+        f"held-out {what} groups of the train part",
+    )
     rows = []
     for g, r, d in zip(groups, residuals, distances):
         dens = np.asarray(meta["density"], float)[tr[g]]
-        label = str(np.asarray(meta["source"])[tr[g[0]]]) if what != "density" else (
-            f"{dens.min():.3f}" if np.ptp(dens) < 1e-3 else f"{dens.min():.3f}-{dens.max():.3f}")
-        rows.append({"group": label, "n": int(len(g)), "mae_mev_per_atom": float(1000 * np.mean(np.abs(r))),
-                     "median_excess": float(np.median(cal.excess(d)))})
+        label = (
+            str(np.asarray(meta["source"])[tr[g[0]]])
+            if what != "density"
+            else (f"{dens.min():.3f}" if np.ptp(dens) < 1e-3 else f"{dens.min():.3f}-{dens.max():.3f}")
+        )
+        rows.append(
+            {
+                "group": label,
+                "n": int(len(g)),
+                "mae_mev_per_atom": float(1000 * np.mean(np.abs(r))),
+                "median_excess": float(np.median(cal.excess(d))),
+            }
+        )
     return cal, {"by": what, "groups": rows}
 
 
-def _product(tm: TrainedModel, X, y, meta, parts, uncertainty: dict, model_out: str, prov: dict, shift=None,
-             delta: DeltaTarget | None = None):
+def _product(
+    tm: TrainedModel,
+    X,
+    y,
+    meta,
+    parts,
+    uncertainty: dict,
+    model_out: str,
+    prov: dict,
+    shift=None,
+    delta: DeltaTarget | None = None,
+):
     """Calibrate the model's spread on the validation part, fit its applicability domain on the train part and
     σ's distance term on the held-out groups ``shift`` (``_distance_calibration``), record them (and its errors,
     and with Δ-learning the engine to add back) in the model file and save it; return (predictions of the target,
@@ -160,40 +207,75 @@ def _product(tm: TrainedModel, X, y, meta, parts, uncertainty: dict, model_out: 
     va, te, tr = parts["validation"], parts["test"], parts["train"]
     ad = ApplicabilityDomain(uncertainty["domain_percentile"], uncertainty["domain_components"])
     width = tm.domain_features(src.rows(tr[:1])).shape[1]
-    ad.fit_blocks(lambda: ((pos, tm.domain_features(b)) for pos, b in src.blocks(tr, models.PREDICT_ROWS)), width,
-                  meta["density"][tr], meta["n_atoms"][tr])
+    ad.fit_blocks(
+        lambda: ((pos, tm.domain_features(b)) for pos, b in src.blocks(tr, models.PREDICT_ROWS)),
+        width,
+        meta["density"][tr],
+        meta["n_atoms"][tr],
+    )
     point, spread, distance = np.zeros(len(y)), np.zeros(len(y)), np.zeros(len(y))
     for pos, block in src.blocks(np.arange(len(y)), models.PREDICT_ROWS):  # one pass: prediction and distance
         point[pos], spread[pos] = tm.predict_inputs(block)
         distance[pos] = ad.check(tm.domain_features(block), meta["density"][pos], meta["n_atoms"][pos])[
-            "descriptor_distance"]
+            "descriptor_distance"
+        ]
     if len(va) >= 2:
         cal = Calibration.fit(spread[va], point[va] - y[va])
     else:  # nothing to calibrate on: the raw spread, with the training RMS error as a floor (optimistic)
-        cal = Calibration(scale=1.0, floor=float(np.sqrt(np.mean((point[tr] - y[tr]) ** 2))),
-                          fitted_on="train residuals (no validation part)")
+        cal = Calibration(
+            scale=1.0,
+            floor=float(np.sqrt(np.mean((point[tr] - y[tr]) ** 2))),
+            fitted_on="train residuals (no validation part)",
+        )
     cal, shift_record = _distance_calibration(cal, ad, shift, meta, tr)
     sigma = cal.sigma(spread, distance)
-    tm.header.update(calibration=cal.to_dict(), domain=ad.to_header(), provenance=prov,
-                     training={"n_train": int(len(tr)), "n_validation": int(len(va)), "n_test": int(len(te)),
-                               "errors": {p: models.errors(y[i], point[i]) for p, i in parts.items()}})
+    tm.header.update(
+        calibration=cal.to_dict(),
+        domain=ad.to_header(),
+        provenance=prov,
+        training={
+            "n_train": int(len(tr)),
+            "n_validation": int(len(va)),
+            "n_test": int(len(te)),
+            "errors": {p: models.errors(y[i], point[i]) for p, i in parts.items()},
+        },
+    )
     tm.arrays.update(ad.to_arrays())
     tm.save(model_out)
-    cal_metrics = dict(cal.to_dict(), members=tm.n_members, shift=shift_record,
-                       **{p: coverage(point[parts[p]] - y[parts[p]], sigma[parts[p]]) for p in ("validation", "test")})
+    cal_metrics = dict(
+        cal.to_dict(),
+        members=tm.n_members,
+        shift=shift_record,
+        **{p: coverage(point[parts[p]] - y[parts[p]], sigma[parts[p]]) for p in ("validation", "test")},
+    )
     if len(va) < 2:
-        cal_metrics["note"] = ("fewer than 2 validation frames: sigma is the raw ensemble spread with the training RMS "
-                               "error as a floor (uncalibrated, optimistic)")
-    log.info("%s: %d members, sigma = sqrt((%.3g x spread)^2 + (%.2f meV/atom)^2 + (%.2f meV/atom x excess)^2); test "
-             "within 1 sigma %s, 2 sigma %s, rank correlation with |error| %s", tm.name, tm.n_members, cal.scale,
-             1000 * cal.floor, 1000 * cal.distance_scale, cal_metrics["test"]["within_1sigma"],
-             cal_metrics["test"]["within_2sigma"], cal_metrics["test"]["spearman_sigma_abs_error"])
+        cal_metrics["note"] = (
+            "fewer than 2 validation frames: sigma is the raw ensemble spread with the training RMS "
+            "error as a floor (uncalibrated, optimistic)"
+        )
+    log.info(
+        "%s: %d members, sigma = sqrt((%.3g x spread)^2 + (%.2f meV/atom)^2 + (%.2f meV/atom x excess)^2); test "
+        "within 1 sigma %s, 2 sigma %s, rank correlation with |error| %s",
+        tm.name,
+        tm.n_members,
+        cal.scale,
+        1000 * cal.floor,
+        1000 * cal.distance_scale,
+        cal_metrics["test"]["within_1sigma"],
+        cal_metrics["test"]["within_2sigma"],
+        cal_metrics["test"]["spearman_sigma_abs_error"],
+    )
     return point, sigma, cal_metrics
 
 
 def _header(name: str, estimator: str, inputs: dict, species, hyper: dict) -> dict:
-    return {"name": name, "estimator": estimator, "target": "energy per atom (eV/atom)",
-            "inputs": dict(inputs, species=sorted(set(species)), pbc=[True, True, True]), "hyperparameters": hyper}
+    return {
+        "name": name,
+        "estimator": estimator,
+        "target": "energy per atom (eV/atom)",
+        "inputs": dict(inputs, species=sorted(set(species)), pbc=[True, True, True]),
+        "hyperparameters": hyper,
+    }
 
 
 def _persistence_inputs(dataset: str, homology: dict) -> dict:
@@ -201,13 +283,18 @@ def _persistence_inputs(dataset: str, homology: dict) -> dict:
     ``homology.compute``, ``HomologySettings.compute_options()``), vectoriser parameters, units."""
     with Dataset(dataset) as ds:
         attrs = ds.attrs
-    return {"kind": "persistence", "homology": HomologySettings.from_compute_options(homology).compute_options(),
-            "descriptors": json.loads(str(attrs["params"])), "units": str(attrs["units"]),
-            "descriptor_dtype": "float32"}
+    return {
+        "kind": "persistence",
+        "homology": HomologySettings.from_compute_options(homology).compute_options(),
+        "descriptors": json.loads(str(attrs["params"])),
+        "units": str(attrs["units"]),
+        "descriptor_dtype": "float32",
+    }
 
 
-def _linear_model(name: str, inputs: dict, species, hyper: dict, coef, intercept, members=None, x_mean=None,
-                  x_scale=None) -> TrainedModel:
+def _linear_model(
+    name: str, inputs: dict, species, hyper: dict, coef, intercept, members=None, x_mean=None, x_scale=None
+) -> TrainedModel:
     arrays = {"coef": np.asarray(coef, float).reshape(-1), "intercept": np.float64(intercept)}
     if members is not None:
         arrays.update(members_coef=np.asarray(members[0], float), members_intercept=np.asarray(members[1], float))
@@ -216,9 +303,21 @@ def _linear_model(name: str, inputs: dict, species, hyper: dict, coef, intercept
     return TrainedModel(_header(name, "linear", inputs, species, hyper), arrays)
 
 
-def train_ridge(*, dataset: str, split: str, metrics: str, predictions: str, model: str, ridge: dict,
-                uncertainty: dict, homology: dict, species: list, seed: int, delta: str | None = None,
-                delta_engine: dict | None = None) -> dict:
+def train_ridge(
+    *,
+    dataset: str,
+    split: str,
+    metrics: str,
+    predictions: str,
+    model: str,
+    ridge: dict,
+    uncertainty: dict,
+    homology: dict,
+    species: list,
+    seed: int,
+    delta: str | None = None,
+    delta_engine: dict | None = None,
+) -> dict:
     """Ridge regression, the regularisation chosen by cross-validation on the train part; a bootstrap
     ensemble at that regularisation gives the spread. Large datasets are never held: the Gram matrix of the
     training frames and the coefficients are streamed from the dataset file (``RidgeModel``, ``solver``)."""
@@ -244,14 +343,16 @@ def train_ridge(*, dataset: str, split: str, metrics: str, predictions: str, mod
             residuals = group_residuals_primal(X, y[tr], m.alpha_, groups)
             del X
         hyper = dict(ridge, alpha=m.alpha_, cv_folds_used=m.cv_folds_used_)
-        tm = _linear_model("ridge", _persistence_inputs(dataset, homology), species, hyper, m.coef_, m.intercept_,
-                           members)
+        tm = _linear_model(
+            "ridge", _persistence_inputs(dataset, homology), species, hyper, m.coef_, m.intercept_, members
+        )
         tm.header["image_shape"] = list(ds.X.shape[1:])
         tm.arrays.update(alphas=m.alphas_, cv_rmse=m.cv_rmse_)
         prov = provenance.record(ridge, seed)
         pred, sigma, cal = _product(tm, ds, y, meta, parts, uncertainty, model, prov, (what, groups, residuals), target)
-    return _finish("ridge", y, pred, meta, parts, hyper, prov, metrics, predictions, {"calibration": cal}, sigma,
-                   target)
+    return _finish(
+        "ridge", y, pred, meta, parts, hyper, prov, metrics, predictions, {"calibration": cal}, sigma, target
+    )
 
 
 def _cnn_fit(X, y, parts, params: dict, seed: int, train_index=None):
@@ -279,9 +380,22 @@ def surrogate_group_residuals(ds, y, tr, groups, seed: int) -> list[np.ndarray]:
     return group_residuals_primal(X, y[tr], m.alpha_, groups)
 
 
-def train_cnn(*, dataset: str, split: str, metrics: str, predictions: str, model: str, cnn: dict, uncertainty: dict,
-              homology: dict, species: list, seed: int, threads: int = 1, delta: str | None = None,
-              delta_engine: dict | None = None) -> dict:
+def train_cnn(
+    *,
+    dataset: str,
+    split: str,
+    metrics: str,
+    predictions: str,
+    model: str,
+    cnn: dict,
+    uncertainty: dict,
+    homology: dict,
+    species: list,
+    seed: int,
+    threads: int = 1,
+    delta: str | None = None,
+    delta_engine: dict | None = None,
+) -> dict:
     """An ensemble of small CNNs on the descriptor images (seeds seed, seed+1, ...), each early-stopped on the
     validation part; the prediction is the members' mean, their spread the uncertainty. The images are streamed
     from the dataset file: memory holds a shuffle buffer, not the training set."""
@@ -299,19 +413,42 @@ def train_cnn(*, dataset: str, split: str, metrics: str, predictions: str, model
             arrays.update({f"m{j}.{k}": v for k, v in m.state_arrays().items()})
             fits.append(m)
         first = fits[0]
-        hyper = dict(cnn, best_epoch=[f.best_epoch_ for f in fits], epochs_run=[len(f.history_) for f in fits],
-                     device_used=first.device_, members=len(fits),
-                     seconds={k: round(sum(f.timing_[k] for f in fits), 1) for k in first.timing_})
+        hyper = dict(
+            cnn,
+            best_epoch=[f.best_epoch_ for f in fits],
+            epochs_run=[len(f.history_) for f in fits],
+            device_used=first.device_,
+            members=len(fits),
+            seconds={k: round(sum(f.timing_[k] for f in fits), 1) for k in first.timing_},
+        )
         header = _header("cnn", "cnn", _persistence_inputs(dataset, homology), species, hyper)
-        header["cnn"] = {"members": len(fits), "in_channels": int(ds.X.shape[1]), "bins": int(ds.X.shape[2]),
-                         "channels": list(first.channels), "hidden": int(first.hidden), "pool": first.pool}
+        header["cnn"] = {
+            "members": len(fits),
+            "in_channels": int(ds.X.shape[1]),
+            "bins": int(ds.X.shape[2]),
+            "channels": list(first.channels),
+            "hidden": int(first.hidden),
+            "pool": first.pool,
+        }
         tm = TrainedModel(header, arrays)
         prov = provenance.record(cnn, seed)
         what, groups = shift_groups(meta, parts["train"])
         shift = (what, groups, surrogate_group_residuals(ds, y, parts["train"], groups, seed))
         pred, sigma, cal = _product(tm, ds, y, meta, parts, uncertainty, model, prov, shift, target)
-    return _finish("cnn", y, pred, meta, parts, hyper, prov, metrics, predictions,
-                   {"history": first.history_, "calibration": cal}, sigma, target)
+    return _finish(
+        "cnn",
+        y,
+        pred,
+        meta,
+        parts,
+        hyper,
+        prov,
+        metrics,
+        predictions,
+        {"history": first.history_, "calibration": cal},
+        sigma,
+        target,
+    )
 
 
 def _baseline_model(name, y, meta, feats, tr, seed, species, params, resamples=()) -> tuple[TrainedModel, dict]:
@@ -319,23 +456,38 @@ def _baseline_model(name, y, meta, feats, tr, seed, species, params, resamples=(
     trained model; its inputs for every row are ``_baseline_inputs``."""
     if name == "mean":
         boot = [float(np.mean(y[tr][r])) for r in resamples]
-        tm = _linear_model(name, {"kind": "none"}, species, {}, np.zeros(0), y[tr].mean(),
-                           (np.zeros((len(boot), 0)), boot))
+        tm = _linear_model(
+            name, {"kind": "none"}, species, {}, np.zeros(0), y[tr].mean(), (np.zeros((len(boot), 0)), boot)
+        )
         return tm, {}
     if name == "density":
         b = models.DensityBaseline().fit(meta["density"][tr], y[tr])
         Z = (models.density_features(meta["density"][tr]) - b.mean_) / b.scale_
         members = models.ridge_members(Z, y[tr], b.alpha_, resamples)
-        tm = _linear_model(name, {"kind": "density"}, species, {"alpha": b.alpha_}, b.coef_, b.intercept_, members,
-                           b.mean_, b.scale_)
+        tm = _linear_model(
+            name, {"kind": "density"}, species, {"alpha": b.alpha_}, b.coef_, b.intercept_, members, b.mean_, b.scale_
+        )
         return tm, {"alpha": b.alpha_}
     m = models.ScaledRidge(seed=seed).fit(feats[name][tr], y[tr])
     Z = (feats[name][tr] - m.mean_) / m.scale_
     members = models.ridge_members(Z, y[tr], m.ridge_.alpha_, resamples)
-    hyper = {"alpha": m.ridge_.alpha_, "cv_folds_used": m.ridge_.cv_folds_used_, "features": int(feats[name].shape[1]),
-             "descriptor": params}
-    tm = _linear_model(name, {"kind": name, "params": params}, species, hyper, m.ridge_.coef_, m.ridge_.intercept_,
-                       members, m.mean_, m.scale_)
+    hyper = {
+        "alpha": m.ridge_.alpha_,
+        "cv_folds_used": m.ridge_.cv_folds_used_,
+        "features": int(feats[name].shape[1]),
+        "descriptor": params,
+    }
+    tm = _linear_model(
+        name,
+        {"kind": name, "params": params},
+        species,
+        hyper,
+        m.ridge_.coef_,
+        m.ridge_.intercept_,
+        members,
+        m.mean_,
+        m.scale_,
+    )
     return tm, hyper
 
 
@@ -343,9 +495,22 @@ def _baseline_inputs(name, y, meta, feats):
     return {"mean": np.zeros((len(y), 0)), "density": meta["density"]}.get(name, feats.get(name))
 
 
-def train_baselines(*, dataset: str, split: str, features: str, metrics: list[str], predictions: list[str],
-                    model_files: list[str], names: list[str], baselines: dict, uncertainty: dict, species: list,
-                    seed: int, delta: str | None = None, delta_engine: dict | None = None) -> None:
+def train_baselines(
+    *,
+    dataset: str,
+    split: str,
+    features: str,
+    metrics: list[str],
+    predictions: list[str],
+    model_files: list[str],
+    names: list[str],
+    baselines: dict,
+    uncertainty: dict,
+    species: list,
+    seed: int,
+    delta: str | None = None,
+    delta_engine: dict | None = None,
+) -> None:
     """The baselines ``names`` (mean, density, soap, rdf) on the same split; ``metrics``, ``predictions`` and
     ``model_files``: one file each per name, in the same order."""
     y, meta, parts, target = _load(dataset, split, delta, delta_engine)
@@ -363,8 +528,9 @@ def train_baselines(*, dataset: str, split: str, features: str, metrics: list[st
             Z = (np.asarray(feats[name][tr], float) - tm.arrays["x_mean"]) / tm.arrays["x_scale"]
             shift = (what, groups, group_residuals_primal(Z, y[tr], hyper["alpha"], groups))
         pred, sigma, cal = _product(tm, X, y, meta, parts, uncertainty, model_out, prov, shift, target)
-        _finish(name, y, pred, meta, parts, hyper, prov, metrics_out, predictions_out, {"calibration": cal}, sigma,
-                target)
+        _finish(
+            name, y, pred, meta, parts, hyper, prov, metrics_out, predictions_out, {"calibration": cal}, sigma, target
+        )
 
 
 def _ridge_curve(ds, y, tr, subsets, ridge: dict, seed: int) -> list[np.ndarray]:
@@ -405,8 +571,12 @@ def cnn_budget(cnn: dict, n_full: int, n_subset: int, budget: str = "steps") -> 
     if scale == 1:
         return dict(cnn)
     # validated about as often as the full-size training is (once per its epoch), not once per short epoch
-    return dict(cnn, epochs=int(math.ceil(cnn["epochs"] * scale)), patience=int(math.ceil(cnn["patience"] * scale)),
-                validate_every=max(1, int(round(scale))))
+    return dict(
+        cnn,
+        epochs=int(math.ceil(cnn["epochs"] * scale)),
+        patience=int(math.ceil(cnn["patience"] * scale)),
+        validate_every=max(1, int(round(scale))),
+    )
 
 
 def curve_subsets(train, fractions, seed: int) -> list[np.ndarray]:
@@ -415,8 +585,19 @@ def curve_subsets(train, fractions, seed: int) -> list[np.ndarray]:
     return [np.sort(order[: max(2, int(round(f * len(train))))]) for f in fractions]
 
 
-def learning_curve(*, dataset: str, split: str, features: str, curve: str, settings: dict, models_params: dict,
-                   seed: int, threads: int = 1, delta: str | None = None, delta_engine: dict | None = None) -> dict:
+def learning_curve(
+    *,
+    dataset: str,
+    split: str,
+    features: str,
+    curve: str,
+    settings: dict,
+    models_params: dict,
+    seed: int,
+    threads: int = 1,
+    delta: str | None = None,
+    delta_engine: dict | None = None,
+) -> dict:
     """Test and validation error against training-set size: nested random subsets of the train part
     (fractions ``settings["fractions"]``), each model of ``settings["models"]`` refitted on each
     (``models_params``: the ridge and cnn blocks of the PH models among them)."""
@@ -444,13 +625,22 @@ def learning_curve(*, dataset: str, split: str, features: str, curve: str, setti
                     pred = tm.predict_inputs(_baseline_inputs(name, y, meta, feats))[0]
                 row = {"fraction": f, "n_train": int(len(sub))}
                 if name == "cnn":
-                    row.update(epochs=params["epochs"], patience=params["patience"], epochs_run=len(m.history_),
-                               best_epoch=int(m.best_epoch_), validate_every=params.get("validate_every", 1))
+                    row.update(
+                        epochs=params["epochs"],
+                        patience=params["patience"],
+                        epochs_run=len(m.history_),
+                        best_epoch=int(m.best_epoch_),
+                        validate_every=params.get("validate_every", 1),
+                    )
                 for part in ("validation", "test"):
                     row[part] = models.errors(y[parts[part]], pred[parts[part]])
                 rows.append(row)
-                log.info("learning curve %-7s n_train=%5d test MAE %.2f meV/atom", name, len(sub),
-                         row["test"]["mae_mev_per_atom"])
+                log.info(
+                    "learning curve %-7s n_train=%5d test MAE %.2f meV/atom",
+                    name,
+                    len(sub),
+                    row["test"]["mae_mev_per_atom"],
+                )
             out["models"][name] = rows
     if target is not None:  # errors are those of the energy: the same as of the correction the models learn
         out["delta"] = target.header()
