@@ -2,8 +2,8 @@
 
     python benchmarks/accuracy.py [FILE.extxyz ...] [--reps 3] [--folds 5] [--cnn] [--diagram crystal|torus]
 
-Default files: ../shared/data/gap20_{LD_iter1,diamond}.extxyz when present, else the copy of
-gap20_LD_iter1 in tests/data/gap20. Every file is one data set (labels are never mixed across
+Default file: the copy of gap20_LD_iter1 in tests/data/gap20 (the docs' tables also used GAP-20's
+diamond and liquid sets: give them as FILE arguments). Every file is one data set (labels are never mixed across
 files); "combined" pools them all when more than one is given. Prints a table of CV MAE in
 meV/atom per data set and model. Results and what they taught are in docs/accuracy.md.
 """
@@ -94,12 +94,7 @@ def main(argv=None) -> int:
     ap.add_argument("--diagram", choices=["crystal", "torus"], help="the alpha diagrams (default: homology.diagram)")
     a = ap.parse_args(argv)
     logging.disable(logging.WARNING)
-    shared = ROOT.parent / "shared" / "data"
-    files = a.files or (
-        [str(shared / f"gap20_{n}.extxyz") for n in ("LD_iter1", "diamond")]
-        if shared.exists()
-        else [str(ROOT / "tests" / "data" / "gap20" / "gap20_LD_iter1.extxyz")]
-    )
+    files = a.files or [str(ROOT / "tests" / "data" / "gap20" / "gap20_LD_iter1.extxyz")]
     sets = {Path(f).stem: load(f, a.diagram) for f in files}
     if len(sets) > 1:
         sets["combined"] = [r for rows in list(sets.values()) for r in rows]

@@ -4,7 +4,7 @@ of bond-length values, and atom-centred local PH. Ridge, 5-fold CV x 3, MAE meV/
 
     python benchmarks/accuracy_variants.py [--reps 3]
 
-Uses ../shared/data/gap20_{LD_iter1,diamond}.extxyz (read-only reference data beside the repository).
+Usage: python benchmarks/accuracy_variants.py LD.extxyz DIAMOND.extxyz (GAP-20's LD_iter1 and diamond sets).
 """
 
 from __future__ import annotations
@@ -73,11 +73,12 @@ def local_ph(rows, r_cut, bins=40, sigma=0.1):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("ld", help="GAP-20's gap20_LD_iter1.extxyz")
+    ap.add_argument("diamond", help="GAP-20's gap20_diamond.extxyz")
     ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args(argv)
     logging.disable(logging.WARNING)
-    shared = accuracy.ROOT.parent / "shared" / "data"
-    sets = {n: accuracy.load(shared / f"gap20_{n}.extxyz") for n in ("LD_iter1", "diamond")}
+    sets = {"LD_iter1": accuracy.load(a.ld), "diamond": accuracy.load(a.diamond)}
     sets["combined"] = sets["LD_iter1"] + sets["diamond"]
 
     def cv(X, rows):

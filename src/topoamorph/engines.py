@@ -51,7 +51,7 @@ SERIAL, PYTHON_MPI, COMMAND = "serial", "python-mpi", "command"
 @dataclass(frozen=True)
 class StepCost:
     """Rough planning cost of one MD step (or single point): ``seconds_64`` for 64 atoms on 2 cores
-    (measured, ../shared/notes/engines.md), scaled by (natoms / 64) ** ``size_power`` / ranks ** 0.9."""
+    (measured on 2 cores: docs/measurements.md), scaled by (natoms / 64) ** ``size_power`` / ranks ** 0.9."""
 
     seconds_64: float
     size_power: float
@@ -370,7 +370,7 @@ def _gpaw_probe() -> None:
 # --- cp2k ---------------------------------------------------------------------------------------
 
 # Diagonalisation with Fermi-Dirac smearing and Broyden mixing: OT did not converge on hot amorphous
-# carbon cells (../shared/notes/engines.md).
+# carbon cells (docs/engines.md).
 _CP2K_SCF = """&FORCE_EVAL
   &DFT
     &SCF
@@ -652,7 +652,7 @@ class Espresso(Engine):
 class UniversalModel:
     """One pretrained universal potential: the package that ships it, its weights file inside that package
     (looked up without importing it: importing torch costs seconds at every planning), its name in that
-    package and its measured CPU cost (64 atoms, one thread; ../shared/notes/engines.md)."""
+    package and its measured CPU cost (64 atoms, one thread; docs/engines.md)."""
 
     package: str
     weights: str
