@@ -33,10 +33,11 @@ from .errors import HomologyError
 from .formats.frames import cell_heights, cell_problem
 from .persistence import PersistenceResult, split_essential  # noqa: F401 (split_essential: public here too)
 from .settings import HomologySettings
+from .units import ALPHA_UNIT, LENGTH
 
 log = logging.getLogger(__name__)
 
-UNITS = {"alpha": "angstrom^2 (squared radius)", "rips": "angstrom (edge length)"}
+UNITS = {"alpha": f"{ALPHA_UNIT} (squared radius)", "rips": f"{LENGTH} (edge length)"}
 ZERO_PERSISTENCE = 1e-9  # Å²: pairs closer than this to the diagonal are dropped
 #: Coordinates go onto an integer grid of this spacing (Å), cell vectors too, so that every periodic
 #: translate of an atom is bit-exact and CGAL's exact predicates (with their symbolic perturbation)

@@ -18,6 +18,7 @@ from .formats.predictions import read_applied, read_predictions  # noqa: E402
 from .formats.trace import read_trace  # noqa: E402
 from .io import atomic_path, read_json  # noqa: E402
 from .provenance import csv_header, record  # noqa: E402
+from .units import ALPHA_UNIT  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +353,7 @@ def example_frames(dataset_meta: dict, n_examples=4) -> np.ndarray:
     return order[np.linspace(0, len(order) - 1, min(n_examples, len(order))).round().astype(int)]
 
 
-def diagram_examples(dataset_meta: dict, picks, diagrams: list, out, dpi=110, units="angstrom^2") -> None:
+def diagram_examples(dataset_meta: dict, picks, diagrams: list, out, dpi=110, units=ALPHA_UNIT) -> None:
     """PD0–PD2 of the dataset rows ``picks`` (``example_frames``); ``diagrams``: theirs, in that order."""
     rho = np.asarray(dataset_meta["density"])
     stage = np.asarray(dataset_meta["stage"])
@@ -378,7 +379,7 @@ def _unit_label(units: str) -> str:
     return "Å²" if u.startswith("angstrom^2") else ("Å" if u.startswith("angstrom") else u)
 
 
-def ridge_map(coef_file, dims, x_range, y_range, out, dpi=110, axes="birth_death", units="angstrom^2") -> None:
+def ridge_map(coef_file, dims, x_range, y_range, out, dpi=110, axes="birth_death", units=ALPHA_UNIT) -> None:
     """Ridge coefficients on the (birth, death) or (birth, persistence) plane: red raises the energy,
     blue lowers it."""
     from .trained import load_model

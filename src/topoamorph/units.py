@@ -18,12 +18,11 @@ from ase.data import atomic_masses, atomic_numbers
 #: Avogadro's number times 1e-24 (cm³ per Å³): g/mol / Å³  ->  g/cm³ is  (M / V) / AVOGADRO_CM3
 AVOGADRO_CM3 = 0.602214076  # N_A * 1e-24
 
-ENERGY = "eV"
+#: the unit strings files carry (diagrams, datasets, Δ-energies, metrics)
 ENERGY_PER_ATOM = "eV/atom"
 ERROR_UNIT = "meV/atom"
 LENGTH = "angstrom"
 ALPHA_UNIT = "angstrom^2"
-DENSITY = "g/cm^3"
 
 
 def molar_mass(element: str) -> float:

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from ..io import atomic_path, decode_strings, read_hdf5
+from ..units import ENERGY_PER_ATOM
 
 FORMAT = "topoamorph-delta-energies/1"
 
@@ -24,7 +25,7 @@ def write_delta_energies(
             format=FORMAT,
             engine=json.dumps(engine, sort_keys=True),
             described=described,
-            units="eV/atom",
+            units=ENERGY_PER_ATOM,
             provenance=json.dumps(provenance or {}, sort_keys=True),
         )
         h.create_dataset("energy_per_atom", data=np.asarray(energy_per_atom, dtype=np.float64))

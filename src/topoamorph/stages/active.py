@@ -16,6 +16,7 @@ from ..formats.frames import read_rows, write_frames
 from ..importer import unchanged_while_read
 from ..io import read_json, write_json
 from ..uncertainty import coverage
+from ..units import ERROR_UNIT
 from .train import _linear_model, _parts, _persistence_inputs
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ def active_round(
         **err,
         "calibration": dict(rnd.calibration.to_dict(), test=coverage(rnd.pred[te] - y[te], rnd.sigma[te])),
         "pool_sigma_median_ev_per_atom": float(np.median(rnd.sigma[parts["train"]])),
-        "error_units": "meV/atom",
+        "error_units": ERROR_UNIT,
         "provenance": provenance.record({"strategy": strategy, "ridge": ridge}, seed),
     }
     write_json(record, out)
@@ -198,7 +199,7 @@ def active_curve(*, rounds: list[str], curve: str, figure: str, table: str, dpi:
     ``curve`` (JSON), ``figure`` and ``table`` (the report's active.png and active.md)."""
     from ..report import active_curve as draw
 
-    out: dict = {"strategies": {}, "error_units": "meV/atom"}
+    out: dict = {"strategies": {}, "error_units": ERROR_UNIT}
     for path in rounds:
         r = read_json(path)
         out["strategies"].setdefault(r["strategy"], []).append(

@@ -18,6 +18,7 @@ from ..formats.diagrams import count_diagrams, read_diagrams
 from ..formats.features import KINDS, write_features
 from ..formats.frames import read_rows
 from ..importer import unchanged_while_read
+from ..units import ENERGY_PER_ATOM
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def descriptors(*, diagrams: list[str], dataset: str, descriptors: dict) -> dict
             y_range=[float(vec.y_edges_[0]), float(vec.y_edges_[-1])],
             params=json.dumps(descriptors, sort_keys=True),
             normalize=vec.normalize,
-            y_units="eV/atom",
+            y_units=ENERGY_PER_ATOM,
             out_of_range_fraction=outside,
         )
         out.finish(y, cols, attrs, provenance.record(descriptors))
